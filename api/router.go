@@ -1,0 +1,165 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-playground/validator/v10"
+
+	"github.com/roomcast/roomcast/internal/hub"
+)
+
+// Streams serves an SSE stream (implemented by sse.Server). It returns an
+// error only when it wrote nothing, so that the API can answer a problem.
+type Streams interface {
+	Serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, resume *hub.Position, token string) error
+}
+
+// Namespace is a declared namespace's HTTP settings.
+type Namespace struct {
+	Name    string
+	MaxBody int64
+}
+
+// Config wires the API.
+type Config struct {
+	Hub        *hub.Hub
+	Streams    Streams
+	Namespaces []Namespace
+	// Ready reports whether the engine can take publishes (/readyz).
+	Ready  func(ctx context.Context) error
+	Spec   []byte       // openapi.yaml, served at /openapi.yaml
+	Web    http.Handler // the browser app, served at /
+	Logger *slog.Logger
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	cfg      Config
+	logger   *slog.Logger
+	validate *validator.Validate
+}
+
+// New returns the router serving the whole HTTP surface.
+func New(cfg Config) (http.Handler, error) {
+	a := &API{cfg: cfg, logger: cfg.Logger, validate: newValidator()}
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, a.accessLog, middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, Problem{Type: "about:blank", Title: "not found", Status: http.StatusNotFound,
+			Detail: "no such endpoint; see /openapi.yaml", Instance: r.URL.Path, RequestID: middleware.GetReqID(r.Context())})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, Problem{Type: "about:blank", Title: "method not allowed", Status: http.StatusMethodNotAllowed,
+			Detail: r.Method + " is not allowed here; see /openapi.yaml", Instance: r.URL.Path, RequestID: middleware.GetReqID(r.Context())})
+	})
+
+	r.Get("/healthz", a.healthz)
+	r.Get("/readyz", a.readyz)
+	r.Get("/openapi.yaml", a.spec)
+	r.Get("/ns", a.listNamespaces)
+	if cfg.Web != nil {
+		r.Handle("/*", cfg.Web)
+	}
+
+	// One route group per declared namespace, each with its own middleware
+	// stack; chi matches these static prefixes before the catch-all below.
+	for _, nc := range cfg.Namespaces {
+		ns, err := cfg.Hub.Namespace(nc.Name)
+		if err != nil {
+			return nil, err
+		}
+		h := &nsAPI{API: a, ns: ns, maxBody: nc.MaxBody}
+		r.Route("/ns/"+nc.Name, func(r chi.Router) {
+			r.Use(noSniff)
+			// SSE: no timeout or throttle middleware (it would kill or pin
+			// long-lived streams).
+			r.Get("/events", h.connect)
+			r.Get("/rooms/{room}/events", h.roomEvents)
+
+			r.Post("/messages", h.publish)
+			r.Get("/rooms", h.listRooms)
+			r.Get("/rooms/{room}", h.getRoom)
+			r.Post("/rooms/{room}/messages", h.publishRoom)
+			r.Get("/rooms/{room}/messages", h.history)
+			r.Get("/rooms/{room}/members", h.listMembers)
+			r.Put("/rooms/{room}/members/{id}", h.join)
+			r.Delete("/rooms/{room}/members/{id}", h.leave)
+			r.Get("/connections/{id}", h.getConnection)
+			r.Delete("/connections/{id}", h.disconnect)
+			r.Post("/connections/{id}/messages", h.publishConn)
+		})
+	}
+	r.HandleFunc("/ns/{ns}", a.unknownNamespace)
+	r.HandleFunc("/ns/{ns}/*", a.unknownNamespace)
+	return r, nil
+}
+
+func noSniff(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// accessLog writes one line per request (at its end, so SSE streams log
+// their whole duration). Query strings are not logged: last_event_id
+// carries a connection token.
+func (a *API) accessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		start := time.Now()
+		next.ServeHTTP(ww, r)
+		a.logger.Debug("request", "request_id", middleware.GetReqID(r.Context()), "method", r.Method,
+			"path", r.URL.Path, "status", ww.Status(), "bytes", ww.BytesWritten(),
+			"duration", time.Since(start).Round(time.Microsecond).String(), "remote", r.RemoteAddr)
+	})
+}
+
+func (a *API) unknownNamespace(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "ns")
+	if !hub.ValidNamespace(name) {
+		writeError(w, r, a.logger, invalidParam("ns", "must be 1–64 of A-Z a-z 0-9 _ -"))
+		return
+	}
+	writeError(w, r, a.logger, notFound("namespace "+name+" is not declared"))
+}
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(ctx); err != nil {
+			writeError(w, r, a.logger, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (a *API) spec(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(a.cfg.Spec)
+}
+
+type namespaceInfo struct {
+	Name        string `json:"name"`
+	Connections int    `json:"connections"`
+	Rooms       int    `json:"rooms"`
+}
+
+func (a *API) listNamespaces(w http.ResponseWriter, _ *http.Request) {
+	out := []namespaceInfo{}
+	for _, ns := range a.cfg.Hub.Namespaces() {
+		out = append(out, namespaceInfo{Name: ns.Name(), Connections: ns.ConnCount(), Rooms: len(ns.Rooms())})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"namespaces": out})
+}

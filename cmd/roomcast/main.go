@@ -1,0 +1,169 @@
+// Command roomcast serves the roomcast API: SSE subscriptions, a REST API for
+// publish, join and leave, stored and resumable messages on an embedded NATS
+// JetStream engine. main is wiring only: config → logger → engine → hub →
+// HTTP server, and signals.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/roomcast/roomcast"
+	"github.com/roomcast/roomcast/api"
+	"github.com/roomcast/roomcast/internal/config"
+	"github.com/roomcast/roomcast/internal/engine"
+	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/sse"
+	"github.com/roomcast/roomcast/web"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "roomcast:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program; it returns when ctx ends (after a graceful
+// shutdown) or on a start-up error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			args = args[1:]
+		case "version":
+			fmt.Fprintln(stdout, "roomcast", version)
+			return nil
+		}
+	}
+	cfg, err := config.Load(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+
+	maxWindow := time.Duration(0)
+	for _, n := range cfg.Namespaces {
+		maxWindow = max(maxWindow, n.RecoveryWindow)
+	}
+	eng, err := engine.Open(ctx, engine.Config{
+		DataDir: cfg.Data, URL: cfg.NATSURL, NodeName: cfg.NodeName,
+		SyncInterval: cfg.SyncInterval, SyncAlways: cfg.SyncAlways, SessionTTL: maxWindow,
+	}, logger)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	h := hub.New(eng, eng, logger, hub.Config{ResumeBuffer: cfg.ResumeBuffer})
+	var nsAPI []api.Namespace
+	for _, n := range cfg.Namespaces {
+		st, err := eng.EnsureNamespace(ctx, n.Name, engine.Retention{
+			MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, MaxMsgsPerRoom: n.MaxMsgsPerRoom, Duplicates: n.DedupeWindow,
+		})
+		if err != nil {
+			return err
+		}
+		ns, err := h.AddNamespace(n.Name, hub.NamespaceConfig{
+			RecoveryWindow: n.RecoveryWindow, MaxRoomsPerConn: n.MaxRoomsPerConn, HistoryLimit: n.HistoryLimit,
+		}, st.Epoch, st.Last)
+		if err != nil {
+			return err
+		}
+		if err := eng.Follow(ctx, n.Name, st.Last, ns.Apply); err != nil {
+			return err
+		}
+		nsAPI = append(nsAPI, api.Namespace{Name: n.Name, MaxBody: n.MaxBody})
+	}
+
+	streams := sse.New(sse.Config{
+		QueueSize: cfg.QueueSize, Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
+	}, logger)
+	hbCtx, hbCancel := context.WithCancel(context.Background())
+	go streams.Run(hbCtx)
+	defer func() { hbCancel(); streams.Close() }()
+
+	handler, err := api.New(api.Config{
+		Hub: h, Streams: streams, Namespaces: nsAPI, Ready: eng.Ready,
+		Spec: roomcast.OpenAPI, Web: web.Handler(), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		// No WriteTimeout: it would cut healthy SSE streams. Each SSE write
+		// has its own deadline (sse.Config.WriteTimeout).
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "roomcast listening on http://%s\n", ln.Addr())
+	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", len(nsAPI), "version", version)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+
+	// Graceful shutdown: stop accepting, end every stream (clients
+	// reconnect after the retry delay and resume from Last-Event-ID; their
+	// sessions are saved), wait for handlers, then flush and stop the engine
+	// (deferred).
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(sctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		h.Close() // again each tick: a stream may have registered meanwhile
+		select {
+		case err := <-done:
+			<-serveErr
+			if err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,396 @@
+// Package config turns defaults, an optional YAML file, ROOMCAST_*
+// environment variables and command-line flags (in that order of
+// precedence, last wins) into a typed Config. It is pure: no global state,
+// no I/O but reading the named file; table-tested.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	Addr       string
+	Data       string
+	ConfigFile string
+	LogLevel   string
+	LogFormat  string
+
+	NATSURL      string
+	NodeName     string
+	SyncInterval time.Duration
+	SyncAlways   bool
+
+	Heartbeat         time.Duration
+	Retry             time.Duration
+	WriteTimeout      time.Duration
+	ReadHeaderTimeout time.Duration
+	ShutdownTimeout   time.Duration
+	QueueSize         int
+	ResumeBuffer      int
+
+	// Defaults are the namespace settings of namespaces that do not set
+	// their own (flags and env set these).
+	Defaults Namespace
+	// Namespaces are the declared namespaces (from the file); with none
+	// declared, one open namespace "default".
+	Namespaces []Namespace
+}
+
+// Namespace is one namespace's settings.
+type Namespace struct {
+	Name            string
+	MaxBody         int64
+	RecoveryWindow  time.Duration
+	MaxRoomsPerConn int
+	HistoryLimit    int
+	MaxAge          time.Duration
+	MaxBytes        int64
+	MaxMsgsPerRoom  int64
+	DedupeWindow    time.Duration
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		Addr: ":8080", Data: "./data", LogLevel: "info", LogFormat: "text",
+		NodeName: "roomcast", SyncInterval: time.Second,
+		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
+		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
+		QueueSize: 256, ResumeBuffer: 1024,
+		Defaults: Namespace{
+			MaxBody: 64 << 10, RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
+			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgsPerRoom: 10000, DedupeWindow: 2 * time.Minute,
+		},
+	}
+}
+
+type setting struct {
+	name  string // flag name; env is ROOMCAST_ + upper snake; YAML key is snake
+	usage string
+	// exactly one of global / ns is set
+	global func(c *Config) any
+	ns     func(n *Namespace) any
+}
+
+// settings lists every setting once: flags, env, file and --help come from it.
+var settings = []setting{
+	{name: "addr", usage: "HTTP listen address", global: func(c *Config) any { return &c.Addr }},
+	{name: "data", usage: "data directory of the embedded engine", global: func(c *Config) any { return &c.Data }},
+	{name: "config", usage: "optional YAML file declaring namespaces and settings", global: func(c *Config) any { return &c.ConfigFile }},
+	{name: "log-level", usage: "debug, info, warn or error", global: func(c *Config) any { return &c.LogLevel }},
+	{name: "log-format", usage: "text or json", global: func(c *Config) any { return &c.LogFormat }},
+	{name: "nats-url", usage: "external NATS cluster URL (no embedded server starts)", global: func(c *Config) any { return &c.NATSURL }},
+	{name: "node-name", usage: "this node's name in the engine", global: func(c *Config) any { return &c.NodeName }},
+	{name: "sync-interval", usage: "how often the store is fsynced (a 2xx publish survives kill -9 at any value; this bounds OS-crash loss)", global: func(c *Config) any { return &c.SyncInterval }},
+	{name: "sync-always", usage: "fsync every message before answering (survives power loss, much slower)", global: func(c *Config) any { return &c.SyncAlways }},
+	{name: "heartbeat", usage: "interval of SSE keep-alive comments", global: func(c *Config) any { return &c.Heartbeat }},
+	{name: "retry", usage: "reconnection delay advised to SSE clients", global: func(c *Config) any { return &c.Retry }},
+	{name: "write-timeout", usage: "deadline of each write to an SSE client", global: func(c *Config) any { return &c.WriteTimeout }},
+	{name: "read-header-timeout", usage: "time allowed to read request headers", global: func(c *Config) any { return &c.ReadHeaderTimeout }},
+	{name: "shutdown-timeout", usage: "grace period on SIGINT/SIGTERM", global: func(c *Config) any { return &c.ShutdownTimeout }},
+	{name: "queue-size", usage: "events queued per connection before it is closed as a slow consumer", global: func(c *Config) any { return &c.QueueSize }},
+	{name: "resume-buffer", usage: "live messages held per connection while its replay runs", global: func(c *Config) any { return &c.ResumeBuffer }},
+	{name: "max-body", usage: "largest request body in bytes (413 beyond)", ns: func(n *Namespace) any { return &n.MaxBody }},
+	{name: "recovery-window", usage: "how long a disconnected connection's id and rooms are kept for resume", ns: func(n *Namespace) any { return &n.RecoveryWindow }},
+	{name: "max-rooms-per-conn", usage: "rooms one connection may be in", ns: func(n *Namespace) any { return &n.MaxRoomsPerConn }},
+	{name: "history-limit", usage: "most messages one history page returns", ns: func(n *Namespace) any { return &n.HistoryLimit }},
+	{name: "max-age", usage: "retention: age after which messages are removed", ns: func(n *Namespace) any { return &n.MaxAge }},
+	{name: "max-bytes", usage: "retention: bytes stored per namespace", ns: func(n *Namespace) any { return &n.MaxBytes }},
+	{name: "max-msgs-per-room", usage: "retention: messages kept per room (also per direct, multi-room and namespace-wide subject); -1 unlimited", ns: func(n *Namespace) any { return &n.MaxMsgsPerRoom }},
+	{name: "dedupe-window", usage: "idempotency window of publish ids", ns: func(n *Namespace) any { return &n.DedupeWindow }},
+}
+
+func (s setting) target(c *Config) any {
+	if s.global != nil {
+		return s.global(c)
+	}
+	return s.ns(&c.Defaults)
+}
+
+func (s setting) env() string {
+	return "ROOMCAST_" + strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))
+}
+
+func (s setting) key() string { return strings.ReplaceAll(s.name, "-", "_") }
+
+// set parses v into the field p points to.
+func set(p any, v string) error {
+	switch p := p.(type) {
+	case *string:
+		*p = v
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", v)
+		}
+		*p = n
+	case *int64:
+		n, err := parseBytes(v)
+		if err != nil {
+			return err
+		}
+		*p = n
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("want a duration like 30s or 2m, got %q", v)
+		}
+		*p = d
+	default:
+		return fmt.Errorf("unsupported setting type %T", p)
+	}
+	return nil
+}
+
+// parseBytes accepts a plain integer or one with a KiB/MiB/GiB suffix.
+func parseBytes(v string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSuffix(v, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("want an integer, optionally with KiB, MiB or GiB, got %q", v)
+	}
+	return n * mult, nil
+}
+
+func show(p any) string {
+	switch p := p.(type) {
+	case *string:
+		return *p
+	case *bool:
+		return strconv.FormatBool(*p)
+	case *int:
+		return strconv.Itoa(*p)
+	case *int64:
+		return strconv.FormatInt(*p, 10)
+	case *time.Duration:
+		return p.String()
+	}
+	return ""
+}
+
+// Load builds the configuration from args (without the program name),
+// getenv and the optional file. With -h/--help it writes the usage to out
+// and returns flag.ErrHelp.
+func Load(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	cfg := Default()
+	fs := flag.NewFlagSet("roomcast", flag.ContinueOnError)
+	fs.SetOutput(out)
+	values := map[string]*string{}
+	for _, s := range settings {
+		values[s.name] = fs.String(s.name, show(s.target(&cfg)), s.usage+" (env "+s.env()+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: roomcast [serve] [flags]\n\nEvery flag has an environment twin (ROOMCAST_*) and a YAML key in --config (snake_case);\nflags win over the environment, which wins over the file. Namespace settings in the\nfile's namespaces list override these defaults per namespace.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	visited := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { visited[f.Name] = true })
+
+	// Which file: flag, then env.
+	file := getenv("ROOMCAST_CONFIG")
+	if visited["config"] {
+		file = *values["config"]
+	}
+	var nsEntries []map[string]any
+	if file != "" {
+		var err error
+		if nsEntries, err = loadFile(&cfg, file); err != nil {
+			return Config{}, err
+		}
+		cfg.ConfigFile = file
+	}
+	for _, s := range settings {
+		if v := getenv(s.env()); v != "" {
+			if err := set(s.target(&cfg), v); err != nil {
+				return Config{}, fmt.Errorf("%s: %w", s.env(), err)
+			}
+		}
+	}
+	for _, s := range settings {
+		if visited[s.name] {
+			if err := set(s.target(&cfg), *values[s.name]); err != nil {
+				return Config{}, fmt.Errorf("--%s: %w", s.name, err)
+			}
+		}
+	}
+	ns, err := namespaces(cfg.Defaults, nsEntries)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.Namespaces = ns
+	return cfg, cfg.validate()
+}
+
+func loadFile(cfg *Config, path string) ([]map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	var top map[string]any
+	if err := yaml.Unmarshal(b, &top); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	byKey := map[string]setting{}
+	for _, s := range settings {
+		byKey[s.key()] = s
+	}
+	var entries []map[string]any
+	keys := make([]string, 0, len(top))
+	for k := range top {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := top[k]
+		if k == "namespaces" {
+			list, ok := v.([]any)
+			if !ok {
+				return nil, fmt.Errorf("config file %s: namespaces must be a list", path)
+			}
+			for i, item := range list {
+				m, ok := item.(map[string]any)
+				if !ok {
+					return nil, fmt.Errorf("config file %s: namespaces[%d] must be a mapping", path, i)
+				}
+				entries = append(entries, m)
+			}
+			continue
+		}
+		s, ok := byKey[k]
+		if !ok || k == "config" {
+			return nil, fmt.Errorf("config file %s: unknown key %q", path, k)
+		}
+		if err := set(s.target(cfg), fmt.Sprint(v)); err != nil {
+			return nil, fmt.Errorf("config file %s: %s: %w", path, k, err)
+		}
+	}
+	return entries, nil
+}
+
+func namespaces(defaults Namespace, entries []map[string]any) ([]Namespace, error) {
+	if len(entries) == 0 {
+		n := defaults
+		n.Name = "default"
+		return []Namespace{n}, nil
+	}
+	byKey := map[string]setting{}
+	for _, s := range settings {
+		if s.ns != nil {
+			byKey[s.key()] = s
+		}
+	}
+	seen := map[string]bool{}
+	out := make([]Namespace, 0, len(entries))
+	for i, e := range entries {
+		n := defaults
+		name, _ := e["name"].(string)
+		if name == "" {
+			return nil, fmt.Errorf("namespaces[%d]: name is required", i)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("namespaces[%d]: %q declared twice", i, name)
+		}
+		seen[name] = true
+		n.Name = name
+		keys := make([]string, 0, len(e))
+		for k := range e {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if k == "name" {
+				continue
+			}
+			s, ok := byKey[k]
+			if !ok {
+				return nil, fmt.Errorf("namespace %q: unknown key %q", name, k)
+			}
+			if err := set(s.ns(&n), fmt.Sprint(e[k])); err != nil {
+				return nil, fmt.Errorf("namespace %q: %s: %w", name, k, err)
+			}
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Data == "" && c.NATSURL == "" {
+		errs = append(errs, errors.New("data: a data directory is required for the embedded engine"))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log-format: want text or json, got %q", c.LogFormat))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level: want debug, info, warn or error, got %q", c.LogLevel))
+	}
+	for name, d := range map[string]time.Duration{
+		"heartbeat": c.Heartbeat, "retry": c.Retry, "write-timeout": c.WriteTimeout,
+		"read-header-timeout": c.ReadHeaderTimeout, "shutdown-timeout": c.ShutdownTimeout, "sync-interval": c.SyncInterval,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
+		}
+	}
+	if c.QueueSize < 1 || c.ResumeBuffer < 1 {
+		errs = append(errs, errors.New("queue-size and resume-buffer must be at least 1"))
+	}
+	for _, n := range c.Namespaces {
+		if !validNamespace(n.Name) {
+			errs = append(errs, fmt.Errorf("namespace %q: want 1–64 of A-Z a-z 0-9 _ -", n.Name))
+		}
+		if n.MaxBody < 64 || n.RecoveryWindow <= 0 || n.MaxRoomsPerConn < 1 || n.HistoryLimit < 1 || n.MaxAge <= 0 || n.MaxBytes <= 0 || n.DedupeWindow <= 0 || n.MaxMsgsPerRoom == 0 || n.MaxMsgsPerRoom < -1 {
+			errs = append(errs, fmt.Errorf("namespace %q: limits must be positive (max-msgs-per-room may be -1), max-body at least 64", n.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validNamespace(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

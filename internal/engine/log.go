@@ -1,0 +1,254 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomcast/roomcast/internal/hub"
+)
+
+// Headers carrying a message's routing; the body is the client envelope.
+const (
+	hdrEvent  = "Rc-Event"
+	hdrRooms  = "Rc-Rooms"
+	hdrFrom   = "Rc-From"
+	hdrExcept = "Rc-Except"
+)
+
+func subjectOf(ns string, o *hub.Outgoing) string {
+	switch {
+	case o.To != "":
+		return "rc." + ns + ".c." + string(o.To)
+	case len(o.Rooms) == 1:
+		return "rc." + ns + ".r." + o.Rooms[0]
+	case len(o.Rooms) > 1:
+		return "rc." + ns + ".m"
+	default:
+		return "rc." + ns + ".a"
+	}
+}
+
+// maxFilterSubjects: past this many rooms a read filters in memory instead.
+const maxFilterSubjects = 64
+
+func filterSubjects(ns string, f hub.Filter) []string {
+	if len(f.Rooms) > maxFilterSubjects {
+		return []string{"rc." + ns + ".>"}
+	}
+	subs := make([]string, 0, len(f.Rooms)+3)
+	subs = append(subs, "rc."+ns+".a", "rc."+ns+".m")
+	for _, r := range f.Rooms {
+		subs = append(subs, "rc."+ns+".r."+r)
+	}
+	if f.Conn != "" {
+		subs = append(subs, "rc."+ns+".c."+string(f.Conn))
+	}
+	return subs
+}
+
+// Publish implements hub.Log.
+func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.Position, bool, error) {
+	s, err := e.ns(ns)
+	if err != nil {
+		return hub.Position{}, false, err
+	}
+	msg := nats.NewMsg(subjectOf(ns, o))
+	msg.Header.Set(hdrEvent, o.Event)
+	if len(o.Rooms) > 1 {
+		msg.Header.Set(hdrRooms, strings.Join(o.Rooms, ","))
+	}
+	if o.From != "" {
+		msg.Header.Set(hdrFrom, string(o.From))
+	}
+	if len(o.Except) > 0 {
+		msg.Header.Set(hdrExcept, strings.Join(o.Except, ","))
+	}
+	msg.Data = o.Body
+	var opts []jetstream.PublishOpt
+	opts = append(opts, jetstream.WithExpectStream(s.name))
+	if o.Key != "" {
+		opts = append(opts, jetstream.WithMsgID(o.Key))
+	}
+	ack, err := e.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return hub.Position{}, false, fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, err)
+		}
+		return hub.Position{}, false, fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, err)
+	}
+	return hub.Position{Epoch: s.epoch, Seq: ack.Sequence}, ack.Duplicate, nil
+}
+
+type metaMsg interface {
+	Metadata() (*jetstream.MsgMetadata, error)
+}
+
+// decode turns a stored NATS message into a hub.Message.
+func (e *Engine) decode(s *nsStream, ns, subject string, h nats.Header, data []byte, mm metaMsg) (*hub.Message, error) {
+	md, err := mm.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	return decodeAt(s, ns, subject, h, data, md.Sequence.Stream, md.Timestamp)
+}
+
+func decodeAt(s *nsStream, ns, subject string, h nats.Header, data []byte, seq uint64, ts time.Time) (*hub.Message, error) {
+	prefix := "rc." + ns + "."
+	rest, ok := strings.CutPrefix(subject, prefix)
+	if !ok {
+		return nil, fmt.Errorf("subject %q outside namespace %s", subject, ns)
+	}
+	m := &hub.Message{Pos: hub.Position{Epoch: s.epoch, Seq: seq}, Time: ts, Event: h.Get(hdrEvent)}
+	switch {
+	case rest == "a":
+	case rest == "m":
+		m.Rooms = strings.Split(h.Get(hdrRooms), ",")
+	case strings.HasPrefix(rest, "r."):
+		m.Rooms = []string{rest[2:]}
+	case strings.HasPrefix(rest, "c."):
+		m.To = hub.ConnID(rest[2:])
+	default:
+		return nil, fmt.Errorf("subject %q: unknown kind", subject)
+	}
+	m.From = hub.ConnID(h.Get(hdrFrom))
+	if ex := h.Get(hdrExcept); ex != "" {
+		m.Except = strings.Split(ex, ",")
+	}
+	if len(data) < 2 || data[0] != '{' || !json.Valid(data) {
+		return nil, fmt.Errorf("seq %d: body is not a JSON object", seq)
+	}
+	m.Body = hub.WithID(data, m.Pos.String())
+	return m, nil
+}
+
+// Read implements hub.Log with an ephemeral consumer deleted after use.
+func (e *Engine) Read(ctx context.Context, ns string, from, to uint64, f hub.Filter, fn func(*hub.Message) bool) error {
+	s, err := e.ns(ns)
+	if err != nil {
+		return err
+	}
+	if to == 0 {
+		st, err := e.State(ctx, ns)
+		if err != nil {
+			return err
+		}
+		to = st.Last
+	}
+	if from == 0 {
+		from = 1
+	}
+	if from > to {
+		return nil
+	}
+	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       from,
+		FilterSubjects:    filterSubjects(ns, f),
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: read %s: %w: %w", ns, hub.ErrUnavailable, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch, err := cons.FetchNoWait(256)
+		if err != nil {
+			return fmt.Errorf("engine: read %s: %w", ns, err)
+		}
+		n, done := 0, false
+		for msg := range batch.Messages() {
+			n++
+			if done {
+				continue // drain the batch
+			}
+			md, err := msg.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.Sequence.Stream > to {
+				done = true
+				continue
+			}
+			m, err := decodeAt(s, ns, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
+			if err != nil {
+				e.logger.Error("skip undecodable message", "ns", ns, "err", err)
+			} else if !fn(m) {
+				done = true
+				continue
+			}
+			if md.Sequence.Stream == to || md.NumPending == 0 {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			return fmt.Errorf("engine: read %s: %w", ns, err)
+		}
+		if done || n == 0 {
+			return nil
+		}
+	}
+}
+
+// Gap implements hub.Log. Retention removes a namespace's oldest messages
+// (max age, max bytes) and a subject's oldest beyond MaxMsgsPerRoom; a gap is
+// reported when either may have removed a message after `after`. The
+// per-subject test is conservative: a subject at its limit whose oldest kept
+// message is later than after+1 counts as a gap.
+func (e *Engine) Gap(ctx context.Context, ns string, after uint64, f hub.Filter) (bool, error) {
+	s, err := e.ns(ns)
+	if err != nil {
+		return false, err
+	}
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("engine: stream info %s: %w: %w", ns, hub.ErrUnavailable, err)
+	}
+	st := info.State
+	if st.LastSeq > after && st.FirstSeq > after+1 {
+		return true, nil
+	}
+	if s.retention.MaxMsgsPerRoom <= 0 || st.LastSeq <= after {
+		return false, nil
+	}
+	for _, subj := range filterSubjects(ns, f) {
+		if strings.HasSuffix(subj, ">") {
+			// Too many rooms to check one by one: any subject at its limit
+			// could have lost something.
+			return uint64(st.Msgs) < st.LastSeq-st.FirstSeq+1, nil
+		}
+		sinfo, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+		if err != nil {
+			return false, fmt.Errorf("engine: subject info %s: %w: %w", subj, hub.ErrUnavailable, err)
+		}
+		if int64(sinfo.State.Subjects[subj]) < s.retention.MaxMsgsPerRoom {
+			continue
+		}
+		first, err := s.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			return false, fmt.Errorf("engine: first of %s: %w: %w", subj, hub.ErrUnavailable, err)
+		}
+		if first.Sequence > after+1 {
+			return true, nil
+		}
+	}
+	return false, nil
+}

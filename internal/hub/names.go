@@ -1,0 +1,98 @@
+package hub
+
+import (
+	"fmt"
+	"unicode/utf8"
+)
+
+// Names become NATS subject tokens and HTTP path segments, so they are
+// checked against an allow-list, never a deny-list: a '.', '*', '>' or space
+// in a namespace would let one namespace subscribe to another's subjects, and
+// CR/LF would let a publisher forge SSE frames.
+
+// MaxNameLen bounds namespace and room names.
+const MaxNameLen = 128
+
+func isTokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '-' || c == ':' || c == '@' || c == '='
+}
+
+// ValidNamespace reports whether s is a namespace name: 1–64 of [A-Za-z0-9_-].
+func ValidNamespace(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidRoom reports whether s is a room name: 1–128 characters of
+// [A-Za-z0-9_:@=-], optionally in dot-separated segments ("orders.eu"),
+// no empty segment.
+func ValidRoom(s string) bool {
+	if len(s) == 0 || len(s) > MaxNameLen {
+		return false
+	}
+	prevDot := true // a leading dot is an empty segment
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '.' {
+			if prevDot {
+				return false
+			}
+			prevDot = true
+			continue
+		}
+		if !isTokenByte(c) {
+			return false
+		}
+		prevDot = false
+	}
+	return !prevDot
+}
+
+// ValidConnID reports whether s has the shape of a connection id.
+func ValidConnID(s string) bool {
+	if len(s) != idLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Reserved event names are sent by the server itself; a publisher may not
+// forge them.
+var reservedEvents = map[string]bool{"connected": true, "reset": true, "error": true, "message": false}
+
+// ValidEvent checks an application event name: 1–128 bytes of valid UTF-8,
+// no control character (so CR, LF and NUL can never reach an `event:` line),
+// not a reserved name.
+func ValidEvent(s string) error {
+	switch {
+	case len(s) == 0:
+		return fmt.Errorf("event is empty: %w", ErrInvalid)
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("event is longer than %d bytes: %w", MaxNameLen, ErrInvalid)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("event is not valid UTF-8: %w", ErrInvalid)
+	case reservedEvents[s]:
+		return fmt.Errorf("event %q is reserved: %w", s, ErrInvalid)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
+			return fmt.Errorf("event contains a control character: %w", ErrInvalid)
+		}
+	}
+	return nil
+}

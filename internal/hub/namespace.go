@@ -1,0 +1,548 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Namespace is a Socket.IO namespace: its own rooms, connections and log.
+type Namespace struct {
+	name  string
+	cfg   NamespaceConfig
+	hub   *Hub
+	epoch string
+
+	// applied is the sequence of the last message fanned out. It is written
+	// by Apply under mu.RLock (one Apply goroutine) and read under mu.Lock
+	// by registration and join, which is what makes "every message after
+	// the one applied at join" exact.
+	applied atomic.Uint64
+
+	mu     sync.RWMutex
+	conns  map[ConnID]*Conn
+	tokens map[[32]byte]*Conn
+	rooms  map[string]map[*Conn]struct{}
+}
+
+// Name returns the namespace's name.
+func (ns *Namespace) Name() string { return ns.name }
+
+// Config returns the namespace's settings.
+func (ns *Namespace) Config() NamespaceConfig { return ns.cfg }
+
+// Epoch returns the epoch of the namespace's log.
+func (ns *Namespace) Epoch() string { return ns.epoch }
+
+// Applied returns the position of the last message fanned out on this node.
+func (ns *Namespace) Applied() Position {
+	return Position{Epoch: ns.epoch, Seq: ns.applied.Load()}
+}
+
+// Apply fans m out to the local connections that are to receive it. It must
+// be called in sequence order from a single goroutine.
+func (ns *Namespace) Apply(m *Message) {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	switch {
+	case m.To != "":
+		if c := ns.conns[m.To]; c != nil && !excluded(c.ID, c.rooms, m.Except) {
+			c.deliver(m)
+		}
+	case len(m.Rooms) > 0:
+		for i, r := range m.Rooms {
+			for c := range ns.rooms[r] {
+				if inAny(c.rooms, m.Rooms[:i]) || excluded(c.ID, c.rooms, m.Except) {
+					continue // got it through an earlier room, or excluded
+				}
+				c.deliver(m)
+			}
+		}
+	default:
+		for _, c := range ns.conns {
+			if !excluded(c.ID, c.rooms, m.Except) {
+				c.deliver(m)
+			}
+		}
+	}
+	ns.applied.Store(m.Pos.Seq)
+}
+
+func inAny(rooms map[string]uint64, names []string) bool {
+	for _, n := range names {
+		if _, ok := rooms[n]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// ConnectRequest opens a connection.
+type ConnectRequest struct {
+	// Rooms to join at once (from the URL).
+	Rooms []string
+	// Resume is the Last-Event-ID position, if any.
+	Resume *Position
+	// Token is the previous connection's token from a Last-Event-ID, if any:
+	// its id and rooms are restored when still within the recovery window.
+	Token  string
+	Remote string
+	Sink   Sink
+}
+
+// Start tells the SSE layer how to begin a new connection's stream.
+type Start struct {
+	Conn *Conn
+	// Restored is true when a previous connection's id and rooms came back.
+	Restored bool
+	// At is the position the stream starts from (the `connected` event's id).
+	At Position
+	// ReplayTo is the last sequence to replay from At (0: nothing to replay).
+	ReplayTo uint64
+	// Reset is non-empty when the asked-for position cannot be honoured:
+	// the client missed messages and must refetch state.
+	Reset string
+}
+
+// Connect registers a new connection, or restores a previous one, and says
+// what to replay. The caller then sends `connected`, calls Conn.Replay when
+// Start.ReplayTo > 0, and Conn.GoLive.
+func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, error) {
+	for _, r := range req.Rooms {
+		if !ValidRoom(r) {
+			return Start{}, fmt.Errorf("room %q: %w", clip(r), ErrInvalid)
+		}
+	}
+	if len(req.Rooms) > ns.cfg.MaxRoomsPerConn {
+		return Start{}, fmt.Errorf("%d rooms, at most %d: %w", len(req.Rooms), ns.cfg.MaxRoomsPerConn, ErrLimit)
+	}
+	var st Start
+	c := &Conn{ns: ns, sink: req.Sink, Remote: req.Remote, Connected: time.Now(), rooms: map[string]uint64{}}
+
+	var restored map[string]uint64
+	if req.Token != "" {
+		id, rooms, ok, err := ns.reclaim(ctx, req.Token)
+		if err != nil {
+			return Start{}, err
+		}
+		if ok {
+			c.ID, c.Token, restored, st.Restored = id, req.Token, rooms, true
+		}
+	}
+	if c.ID == "" {
+		c.ID, c.Token = ConnID(newID()), newID()
+	}
+	c.hash = tokenHash(c.Token)
+
+	ns.mu.Lock()
+	h := ns.applied.Load()
+	for r, s := range restored {
+		c.rooms[r] = s
+	}
+	for _, r := range req.Rooms {
+		if _, ok := c.rooms[r]; !ok {
+			c.rooms[r] = h
+		}
+	}
+	if len(c.rooms) > ns.cfg.MaxRoomsPerConn {
+		ns.mu.Unlock()
+		return Start{}, fmt.Errorf("%d rooms, at most %d: %w", len(c.rooms), ns.cfg.MaxRoomsPerConn, ErrLimit)
+	}
+	ns.addLocked(c)
+	ns.mu.Unlock()
+
+	st.Conn = c
+	st.At = Position{Epoch: ns.epoch, Seq: h}
+	if req.Resume == nil {
+		return st, nil
+	}
+	switch {
+	case req.Resume.Epoch != ns.epoch:
+		st.Reset = "the message store was recreated since that position"
+	case req.Resume.Seq > h:
+		st.Reset = "that position is ahead of this server's log"
+	case req.Token != "" && !st.Restored:
+		st.Reset = "the connection is past its recovery window; its rooms and direct messages are gone"
+	default:
+		gap, err := ns.hub.log.Gap(ctx, ns.name, req.Resume.Seq, ns.filterOf(c))
+		if err != nil {
+			ns.Disconnect(c, false)
+			return Start{}, err
+		}
+		if gap {
+			st.Reset = "messages after that position were removed by retention"
+			break
+		}
+		st.At = *req.Resume
+		st.ReplayTo = h
+	}
+	return st, nil
+}
+
+func (ns *Namespace) filterOf(c *Conn) Filter {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	f := Filter{Conn: c.ID, Rooms: make([]string, 0, len(c.rooms))}
+	for r := range c.rooms {
+		f.Rooms = append(f.Rooms, r)
+	}
+	return f
+}
+
+// reclaim finds the connection that token belonged to: still attached on
+// this node (its client reconnected before the old stream noticed it was
+// dead: the old one is replaced) or saved in Sessions after a disconnect.
+func (ns *Namespace) reclaim(ctx context.Context, token string) (ConnID, map[string]uint64, bool, error) {
+	hash := tokenHash(token)
+	ns.mu.Lock()
+	if old := ns.tokens[hash]; old != nil {
+		rooms := old.rooms
+		ns.removeLocked(old)
+		ns.mu.Unlock()
+		old.Close(ErrReplaced)
+		return old.ID, rooms, true, nil
+	}
+	ns.mu.Unlock()
+	s, ok, err := ns.hub.sess.Take(ctx, sessionKey(ns.name, token))
+	if err != nil {
+		return "", nil, false, fmt.Errorf("restore session: %w", err)
+	}
+	if !ok || s.NS != ns.name || time.Since(s.Saved) > ns.cfg.RecoveryWindow {
+		return "", nil, false, nil
+	}
+	return s.ID, s.Rooms, true, nil
+}
+
+func (ns *Namespace) addLocked(c *Conn) {
+	ns.conns[c.ID] = c
+	ns.tokens[c.hash] = c
+	for r := range c.rooms {
+		ns.joinLocked(c, r)
+	}
+	c.registered = true
+}
+
+func (ns *Namespace) joinLocked(c *Conn, room string) {
+	m := ns.rooms[room]
+	if m == nil {
+		m = map[*Conn]struct{}{}
+		ns.rooms[room] = m
+	}
+	m[c] = struct{}{}
+}
+
+func (ns *Namespace) removeLocked(c *Conn) {
+	if !c.registered {
+		return
+	}
+	c.registered = false
+	delete(ns.conns, c.ID)
+	delete(ns.tokens, c.hash)
+	for r := range c.rooms {
+		ns.leaveLocked(c, r)
+	}
+}
+
+func (ns *Namespace) leaveLocked(c *Conn, room string) {
+	if m := ns.rooms[room]; m != nil {
+		delete(m, c)
+		if len(m) == 0 {
+			delete(ns.rooms, room)
+		}
+	}
+}
+
+// Disconnect removes c from the namespace. With recoverable set (the client
+// went away, it did not ask to leave), its id and rooms are saved for the
+// recovery window so that a reconnect with Last-Event-ID restores them.
+func (ns *Namespace) Disconnect(c *Conn, recoverable bool) error {
+	c.Close(ErrClosed)
+	ns.mu.Lock()
+	was := c.registered
+	ns.removeLocked(c)
+	rooms := make(map[string]uint64, len(c.rooms))
+	for r, s := range c.rooms {
+		rooms[r] = s
+	}
+	ns.mu.Unlock()
+	if !was || !recoverable {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s := Session{NS: ns.name, ID: c.ID, Rooms: rooms, Saved: time.Now()}
+	if err := ns.hub.sess.Save(ctx, sessionKey(ns.name, c.Token), s, ns.cfg.RecoveryWindow); err != nil {
+		return fmt.Errorf("save session of %s/%s: %w", ns.name, c.ID, err)
+	}
+	return nil
+}
+
+func (ns *Namespace) closeAll(err error) {
+	ns.mu.RLock()
+	conns := make([]*Conn, 0, len(ns.conns))
+	for _, c := range ns.conns {
+		conns = append(conns, c)
+	}
+	ns.mu.RUnlock()
+	for _, c := range conns {
+		c.Close(err)
+	}
+}
+
+// Authenticate returns the local connection whose token is token.
+func (ns *Namespace) Authenticate(token string) (*Conn, error) {
+	if !validToken(token) {
+		return nil, fmt.Errorf("connection token: %w", ErrUnauthorized)
+	}
+	ns.mu.RLock()
+	c := ns.tokens[tokenHash(token)]
+	ns.mu.RUnlock()
+	if c == nil {
+		return nil, fmt.Errorf("connection token: unknown or expired: %w", ErrUnauthorized)
+	}
+	return c, nil
+}
+
+// Conn returns the local connection id.
+func (ns *Namespace) Conn(id ConnID) (*Conn, error) {
+	ns.mu.RLock()
+	c := ns.conns[id]
+	ns.mu.RUnlock()
+	if c == nil {
+		return nil, fmt.Errorf("connection %q: %w", clip(string(id)), ErrNotFound)
+	}
+	return c, nil
+}
+
+// Join adds connection c to room (idempotent). It reports whether c was not
+// in the room before.
+func (ns *Namespace) Join(c *Conn, room string) (bool, error) {
+	if !ValidRoom(room) {
+		return false, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if !c.registered {
+		return false, fmt.Errorf("connection %s: %w", c.ID, ErrNotFound)
+	}
+	if _, ok := c.rooms[room]; ok {
+		return false, nil
+	}
+	if len(c.rooms) >= ns.cfg.MaxRoomsPerConn {
+		return false, fmt.Errorf("connection %s is in %d rooms, the most allowed: %w", c.ID, len(c.rooms), ErrLimit)
+	}
+	c.rooms[room] = ns.applied.Load()
+	ns.joinLocked(c, room)
+	return true, nil
+}
+
+// Leave removes connection c from room (idempotent).
+func (ns *Namespace) Leave(c *Conn, room string) (bool, error) {
+	if !ValidRoom(room) {
+		return false, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
+	}
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	if !c.registered {
+		return false, fmt.Errorf("connection %s: %w", c.ID, ErrNotFound)
+	}
+	if _, ok := c.rooms[room]; !ok {
+		return false, nil
+	}
+	delete(c.rooms, room)
+	ns.leaveLocked(c, room)
+	return true, nil
+}
+
+// ConnInfo describes a connection.
+type ConnInfo struct {
+	ID        ConnID
+	Rooms     []string
+	Connected time.Time
+}
+
+// Info describes c.
+func (ns *Namespace) Info(c *Conn) ConnInfo {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	info := ConnInfo{ID: c.ID, Connected: c.Connected, Rooms: make([]string, 0, len(c.rooms))}
+	for r := range c.rooms {
+		info.Rooms = append(info.Rooms, r)
+	}
+	sort.Strings(info.Rooms)
+	return info
+}
+
+// RoomInfo describes a room and its member count.
+type RoomInfo struct {
+	Name    string
+	Members int
+}
+
+// Rooms lists the rooms that have members, by name.
+func (ns *Namespace) Rooms() []RoomInfo {
+	ns.mu.RLock()
+	out := make([]RoomInfo, 0, len(ns.rooms))
+	for r, m := range ns.rooms {
+		out = append(out, RoomInfo{Name: r, Members: len(m)})
+	}
+	ns.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Members lists the connections in room, oldest first.
+func (ns *Namespace) Members(room string) ([]ConnInfo, error) {
+	if !ValidRoom(room) {
+		return nil, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
+	}
+	ns.mu.RLock()
+	out := make([]ConnInfo, 0, len(ns.rooms[room]))
+	for c := range ns.rooms[room] {
+		out = append(out, ConnInfo{ID: c.ID, Connected: c.Connected})
+	}
+	ns.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Connected.Equal(out[j].Connected) {
+			return out[i].Connected.Before(out[j].Connected)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// ConnCount returns the number of local connections.
+func (ns *Namespace) ConnCount() int {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return len(ns.conns)
+}
+
+// Publish validates o, encodes its envelope once and stores it. The message
+// reaches connections when the log's consumer hands it to Apply.
+func (ns *Namespace) Publish(ctx context.Context, o *Outgoing) (Position, bool, error) {
+	if err := ValidEvent(o.Event); err != nil {
+		return Position{}, false, err
+	}
+	for _, r := range o.Rooms {
+		if !ValidRoom(r) {
+			return Position{}, false, fmt.Errorf("room %q: %w", clip(r), ErrInvalid)
+		}
+	}
+	for _, e := range o.Except {
+		if !ValidRoom(e) {
+			return Position{}, false, fmt.Errorf("except %q: %w", clip(e), ErrInvalid)
+		}
+	}
+	if o.To != "" && !ValidConnID(string(o.To)) {
+		return Position{}, false, fmt.Errorf("connection %q: %w", clip(string(o.To)), ErrInvalid)
+	}
+	o.Rooms = dedupe(o.Rooms)
+	o.Except = dedupe(o.Except)
+	body, err := EncodeBody(ns.name, o, time.Now())
+	if err != nil {
+		return Position{}, false, fmt.Errorf("encode: %w: %w", ErrInvalid, err)
+	}
+	o.Body = body
+	pos, dup, err := ns.hub.log.Publish(ctx, ns.name, o)
+	if err != nil {
+		return Position{}, false, fmt.Errorf("publish to %s: %w", ns.name, err)
+	}
+	return pos, dup, nil
+}
+
+func dedupe(s []string) []string {
+	if len(s) < 2 {
+		return s
+	}
+	seen := make(map[string]struct{}, len(s))
+	out := s[:0:0]
+	for _, v := range s {
+		if _, ok := seen[v]; !ok {
+			seen[v] = struct{}{}
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// HistoryPage is a page of a room's history.
+type HistoryPage struct {
+	Messages []*Message
+	// Truncated is true when `after` is older than what retention kept:
+	// messages between it and the first one returned are gone.
+	Truncated bool
+}
+
+// History returns what a connection joined to room alone would have
+// received: messages to the room (alone or among others) and to the whole
+// namespace, oldest first. With after, the limit messages following it;
+// without, the latest limit messages.
+func (ns *Namespace) History(ctx context.Context, room string, after *Position, limit int) (HistoryPage, error) {
+	if !ValidRoom(room) {
+		return HistoryPage{}, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
+	}
+	if limit <= 0 || limit > ns.cfg.HistoryLimit {
+		limit = min(100, ns.cfg.HistoryLimit)
+	}
+	rooms := map[string]uint64{room: 0}
+	f := Filter{Rooms: []string{room}}
+	st, err := ns.hub.log.State(ctx, ns.name)
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	var page HistoryPage
+	if after != nil {
+		if after.Epoch != st.Epoch {
+			return HistoryPage{}, fmt.Errorf("position %s is from another epoch of the store: %w", after, ErrResumeExpired)
+		}
+		page.Truncated = st.First > after.Seq+1 && st.Last >= st.First
+		if !page.Truncated {
+			if page.Truncated, err = ns.hub.log.Gap(ctx, ns.name, after.Seq, f); err != nil {
+				return HistoryPage{}, err
+			}
+		}
+		err = ns.hub.log.Read(ctx, ns.name, after.Seq+1, st.Last, f, func(m *Message) bool {
+			if matches("", rooms, m) {
+				page.Messages = append(page.Messages, m)
+			}
+			return len(page.Messages) < limit
+		})
+		return page, err
+	}
+	// Latest `limit`: read growing windows back from the end. The scan is
+	// bounded so that a quiet room in a busy namespace cannot cost more
+	// than maxScan reads.
+	const maxScan = 1 << 17
+	if st.Last == 0 || st.Last < st.First {
+		return page, nil
+	}
+	window := uint64(max(limit*4, 256))
+	for {
+		from := st.First
+		if st.Last-st.First+1 > window {
+			from = st.Last - window + 1
+		}
+		var got []*Message
+		err := ns.hub.log.Read(ctx, ns.name, from, st.Last, f, func(m *Message) bool {
+			if matches("", rooms, m) {
+				got = append(got, m)
+			}
+			return true
+		})
+		if err != nil {
+			return HistoryPage{}, err
+		}
+		if len(got) >= limit || from == st.First || window >= maxScan {
+			if len(got) > limit {
+				got = got[len(got)-limit:]
+			}
+			page.Messages = got
+			return page, nil
+		}
+		window *= 4
+	}
+}

@@ -1,0 +1,335 @@
+package sse
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	r3sse "github.com/r3labs/sse/v2"
+
+	"github.com/roomcast/roomcast/internal/hub"
+)
+
+// Config holds the SSE bounds. Zero values take the documented defaults.
+type Config struct {
+	// QueueSize is each connection's outbound queue in events (default 256);
+	// a connection whose queue overflows is closed and resumes.
+	QueueSize int
+	// Heartbeat is the interval of the keep-alive comment (default 15s).
+	Heartbeat time.Duration
+	// Retry is the reconnection delay advised to clients (default 2s).
+	Retry time.Duration
+	// WriteTimeout bounds each write to a client (default 10s).
+	WriteTimeout time.Duration
+}
+
+// Server serves SSE streams for the hub's namespaces.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	r3     *r3sse.Server
+
+	starts  sync.Map // stream id → *stream waiting for r3labs' OnSubscribe
+	streams sync.Map // stream id → *stream, for heartbeats
+	active  atomic.Int64
+
+	heartbeat *r3sse.Event
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// New returns a Server; Run must be called for heartbeats.
+func New(cfg Config, logger *slog.Logger) *Server {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 256
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = 2 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	s := &Server{
+		cfg: cfg, logger: logger,
+		// An event with neither data nor comment ends r3labs streams: the
+		// heartbeat must carry a comment.
+		heartbeat: &r3sse.Event{Comment: []byte("heartbeat")},
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	// r3sse.New, not a literal: CreateStream needs the map New makes.
+	s.r3 = r3sse.New()
+	s.r3.BufferSize = cfg.QueueSize
+	s.r3.AutoStream = false
+	s.r3.AutoReplay = false // resume comes from the engine; r3labs' log would grow forever
+	s.r3.Headers = map[string]string{
+		"X-Accel-Buffering": "no",
+		"Cache-Control":     "no-cache, no-transform",
+		"Referrer-Policy":   "no-referrer",
+	}
+	s.r3.OnSubscribe = s.onSubscribe
+	return s
+}
+
+// Run sends heartbeats until ctx ends or Close.
+func (s *Server) Run(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.streams.Range(func(k, _ any) bool {
+				// A full queue skips the heartbeat: the next message will
+				// find the queue full too and close the connection.
+				s.r3.TryPublish(k.(string), s.heartbeat)
+				return true
+			})
+		}
+	}
+}
+
+// Close stops the heartbeat loop started by Run and waits for it.
+func (s *Server) Close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+}
+
+// Active returns the number of open streams.
+func (s *Server) Active() int64 { return s.active.Load() }
+
+// Serve opens a connection and streams to it until the client goes away or
+// the connection is closed. It returns an error only when nothing was
+// written yet (the caller answers with a problem), nil otherwise.
+// rooms are joined at once; resume and token come from Last-Event-ID
+// (header or last_event_id), already parsed.
+func (s *Server) Serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, resume *hub.Position, token string) error {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx}
+	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, func(err error) { st.Close(err) })
+
+	start, err := ns.Connect(ctx, hub.ConnectRequest{
+		Rooms: rooms, Resume: resume, Token: token, Remote: r.RemoteAddr, Sink: st,
+	})
+	if err != nil {
+		return err
+	}
+	conn := start.Conn
+	st.token = conn.Token
+	st.start = start
+	st.started = make(chan struct{})
+	began := time.Now()
+	s.logger.Info("connect", "ns", ns.Name(), "conn_id", conn.ID, "remote", r.RemoteAddr,
+		"rooms", len(rooms), "restored", start.Restored, "resume", resume != nil, "reset", start.Reset != "")
+
+	s.r3.CreateStream(st.id)
+	s.starts.Store(st.id, st)
+	s.streams.Store(st.id, st)
+	s.active.Add(1)
+
+	// r3labs reads the stream id from the query and insists on a numeric
+	// Last-Event-ID: hand it a clean request.
+	r2 := r.Clone(ctx)
+	r2.Header.Del("Last-Event-ID")
+	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: url.Values{"stream": {st.id}}.Encode()}
+	s.r3.ServeHTTP(st.w, r2)
+
+	// The stream has ended: its subscriber is gone, so removing the stream
+	// leaks nothing, and unblocks a replay still waiting in Publish.
+	cancel()
+	s.streams.Delete(st.id)
+	s.r3.RemoveStream(st.id)
+	if _, waiting := s.starts.LoadAndDelete(st.id); !waiting {
+		<-st.started // the start goroutine ran: wait for it
+	}
+	s.active.Add(-1)
+
+	reason := st.reason()
+	recoverable := !errors.Is(reason, hub.ErrDisconnected) && !errors.Is(reason, hub.ErrReplaced)
+	if err := ns.Disconnect(conn, recoverable); err != nil {
+		s.logger.Warn("save session", "ns", ns.Name(), "conn_id", conn.ID, "err", err)
+	}
+	s.logger.Info("disconnect", "ns", ns.Name(), "conn_id", conn.ID, "remote", r.RemoteAddr,
+		"reason", reasonText(reason), "duration", time.Since(began).Round(time.Millisecond).String())
+	return nil
+}
+
+func reasonText(err error) string {
+	switch {
+	case err == nil:
+		return "client gone"
+	case errors.Is(err, hub.ErrSlowConsumer):
+		return "slow consumer"
+	case errors.Is(err, hub.ErrClosed):
+		return "server closing"
+	default:
+		return err.Error()
+	}
+}
+
+func (s *Server) onSubscribe(id string, _ *r3sse.Subscriber) {
+	v, ok := s.starts.LoadAndDelete(id)
+	if !ok {
+		return
+	}
+	st := v.(*stream)
+	defer close(st.started)
+	st.begin()
+}
+
+func newStreamID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// stream is one connection's outbound side: the hub's Sink.
+type stream struct {
+	srv     *Server
+	id      string
+	token   string
+	ctx     context.Context // the request's, cancelled on Close
+	cancel  context.CancelFunc
+	w       *deadlineWriter
+	start   hub.Start
+	started chan struct{}
+
+	closeOnce sync.Once
+	err       atomic.Pointer[error]
+}
+
+var _ hub.Sink = (*stream)(nil)
+
+// frame is a message's encoded event, shared by every connection.
+type frame struct {
+	event []byte
+	data  []byte
+	pos   []byte
+}
+
+func buildFrame(m *hub.Message) any {
+	return &frame{event: []byte(m.Event), data: m.Body, pos: []byte(m.Pos.String())}
+}
+
+func (st *stream) event(m *hub.Message) *r3sse.Event {
+	f := m.Frame(buildFrame).(*frame)
+	id := make([]byte, 0, len(f.pos)+1+len(st.token))
+	id = append(append(append(id, f.pos...), '.'), st.token...)
+	return &r3sse.Event{ID: id, Event: f.event, Data: f.data}
+}
+
+// Send implements hub.Sink.
+func (st *stream) Send(m *hub.Message) bool {
+	return st.srv.r3.TryPublish(st.id, st.event(m))
+}
+
+// SendWait implements hub.Sink.
+func (st *stream) SendWait(ctx context.Context, m *hub.Message) error {
+	return st.publish(ctx, st.event(m))
+}
+
+func (st *stream) publish(ctx context.Context, ev *r3sse.Event) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := st.ctx.Err(); err != nil {
+		return errStreamClosed
+	}
+	st.srv.r3.Publish(st.id, ev) // returns when queued or when the stream is removed
+	return st.ctx.Err()
+}
+
+// Close implements hub.Sink.
+func (st *stream) Close(err error) {
+	st.closeOnce.Do(func() {
+		st.err.Store(&err)
+		st.w.kill()
+		st.cancel()
+	})
+}
+
+func (st *stream) reason() error {
+	if p := st.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+type connectedData struct {
+	ID       hub.ConnID `json:"id"`
+	Token    string     `json:"token"`
+	NS       string     `json:"ns"`
+	Rooms    []string   `json:"rooms"`
+	Restored bool       `json:"restored"`
+}
+
+type resetData struct {
+	Reason   string `json:"reason"`
+	Position string `json:"position"`
+}
+
+// begin runs once the r3labs subscriber is registered (events published
+// earlier would be lost): `connected`, then `reset` or the replay, then live.
+func (st *stream) begin() {
+	start := st.start
+	conn := start.Conn
+	ns := conn.Namespace()
+	info := ns.Info(conn)
+	data, _ := json.Marshal(connectedData{ID: conn.ID, Token: conn.Token, NS: ns.Name(), Rooms: info.Rooms, Restored: start.Restored})
+	connected := &r3sse.Event{
+		ID:    []byte(hub.ResumeID(start.At, conn.Token)),
+		Event: []byte("connected"),
+		Data:  data,
+		Retry: []byte(strconv.FormatInt(st.srv.cfg.Retry.Milliseconds(), 10)),
+	}
+	if st.publish(st.ctx, connected) != nil {
+		return
+	}
+	reset := start.Reset
+	if reset == "" && start.ReplayTo > 0 {
+		err := conn.Replay(st.ctx, start.At.Seq, start.ReplayTo)
+		switch {
+		case errors.Is(err, hub.ErrResumeExpired):
+			reset = "messages after that position were removed by retention while resuming"
+		case err != nil:
+			st.Close(err)
+			return
+		}
+	}
+	if reset != "" {
+		// Live messages after the registration point are held in the
+		// connection's queue and follow this event: the reset's id must be
+		// that point, or a drop right after it would skip them.
+		at := start.At
+		if start.ReplayTo > 0 {
+			at.Seq = start.ReplayTo
+		}
+		data, _ := json.Marshal(resetData{Reason: reset, Position: at.String()})
+		ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, conn.Token)), Event: []byte("reset"), Data: data}
+		if st.publish(st.ctx, ev) != nil {
+			return
+		}
+	}
+	_ = conn.GoLive()
+}
