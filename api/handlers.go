@@ -99,7 +99,7 @@ func (h *nsAPI) connect(w http.ResponseWriter, r *http.Request) {
 			rooms = append(rooms, room)
 		}
 	}
-	h.stream(w, r, rooms)
+	h.stream(w, r, rooms, nil)
 }
 
 func (h *nsAPI) roomEvents(w http.ResponseWriter, r *http.Request) {
@@ -109,13 +109,27 @@ func (h *nsAPI) roomEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Query().Has("group") {
-		h.fail(w, r, invalidParam("group", "consumer groups are not available in this version"))
+		g := r.URL.Query().Get("group")
+		if !hub.ValidGroup(g) {
+			h.fail(w, r, invalidParam("group", "must be 1–64 characters of A-Z a-z 0-9 _ -"))
+			return
+		}
+		gs, ok := h.cfg.Streams.(GroupStreams)
+		if !ok {
+			h.fail(w, r, fmt.Errorf("consumer groups are not enabled: %w", hub.ErrUnavailable))
+			return
+		}
+		h.stream(w, r, nil, func(resume *hub.Position, token string) error {
+			return gs.ServeGroup(w, r, h.ns, room, g, resume, token)
+		})
 		return
 	}
-	h.stream(w, r, []string{room})
+	h.stream(w, r, []string{room}, nil)
 }
 
-func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string) {
+// stream parses Last-Event-ID and serves the stream (serve, when set,
+// serves a group member instead).
+func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string, serve func(*hub.Position, string) error) {
 	last := r.Header.Get("Last-Event-ID")
 	if last == "" {
 		last = r.URL.Query().Get("last_event_id")
@@ -130,7 +144,12 @@ func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string) {
 		}
 		resume, token = &pos, tok
 	}
-	if err := h.cfg.Streams.Serve(w, r, h.ns, rooms, resume, token); err != nil {
+	if serve == nil {
+		serve = func(resume *hub.Position, token string) error {
+			return h.cfg.Streams.Serve(w, r, h.ns, rooms, resume, token)
+		}
+	}
+	if err := serve(resume, token); err != nil {
 		h.fail(w, r, err)
 	}
 }

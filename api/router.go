@@ -92,6 +92,17 @@ func New(cfg Config) (http.Handler, error) {
 			r.Get("/connections/{id}", h.getConnection)
 			r.Delete("/connections/{id}", h.disconnect)
 			r.Post("/connections/{id}/messages", h.publishConn)
+
+			r.Get("/rooms/{room}/groups", h.listGroups)
+			r.Get("/rooms/{room}/groups/{group}", h.getGroup)
+			r.Put("/rooms/{room}/groups/{group}", h.putGroup)
+			r.Delete("/rooms/{room}/groups/{group}", h.deleteGroup)
+			r.Get("/rooms/{room}/groups/{group}/messages", h.groupMessages)
+			r.Post("/rooms/{room}/groups/{group}/acks", h.ack)
+			r.Post("/rooms/{room}/groups/{group}/nacks", h.nack)
+			r.Get("/rooms/{room}/groups/{group}/dead", h.listDead)
+			r.Post("/rooms/{room}/groups/{group}/dead/{seq}/replay", h.replayDead)
+			r.Delete("/rooms/{room}/groups/{group}/dead/{seq}", h.dropDead)
 		})
 	}
 	r.HandleFunc("/ns/{ns}", a.unknownNamespace)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/go-playground/validator/v10"
 
@@ -34,6 +35,10 @@ func newValidator() *validator.Validate {
 	must(v.RegisterValidation("room", func(fl validator.FieldLevel) bool { return hub.ValidRoom(fl.Field().String()) }))
 	must(v.RegisterValidation("event", func(fl validator.FieldLevel) bool { return hub.ValidEvent(fl.Field().String()) == nil }))
 	must(v.RegisterValidation("connid", func(fl validator.FieldLevel) bool { return hub.ValidConnID(fl.Field().String()) }))
+	must(v.RegisterValidation("duration", func(fl validator.FieldLevel) bool {
+		d, err := time.ParseDuration(fl.Field().String())
+		return err == nil && d >= 100*time.Millisecond && d <= 24*time.Hour
+	}))
 	must(v.RegisterValidation("json", func(fl validator.FieldLevel) bool {
 		b, ok := fl.Field().Interface().(json.RawMessage)
 		return ok && (len(b) == 0 || json.Valid(b))
@@ -47,6 +52,7 @@ var tagMessages = map[string]string{
 	"event":      "must be 1–128 bytes of UTF-8 without control characters, and not connected, reset or error",
 	"connid":     "must be a connection id (22 characters of A-Z a-z 0-9 _ -)",
 	"printascii": "must be printable ASCII",
+	"duration":   "must be a duration from 100ms to 24h, like 30s or 5m",
 }
 
 func fieldErrors(err error) error {
@@ -103,6 +109,20 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, limit int64, dst an
 		return fieldErrors(err)
 	}
 	return nil
+}
+
+// decodeOptional is decode for bodies that may be empty (all fields
+// optional): an empty body leaves dst as it is.
+func (a *API) decodeOptional(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
+	if err != nil {
+		return fmt.Errorf("body is larger than 16 KiB: %w", errTooLarge)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return a.decode(w, r, int64(len(body))+1, dst)
 }
 
 func jsonErr(err error) string {

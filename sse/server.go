@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -124,9 +125,27 @@ func (s *Server) Active() int64 { return s.active.Load() }
 // rooms are joined at once; resume and token come from Last-Event-ID
 // (header or last_event_id), already parsed.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, resume *hub.Position, token string) error {
+	return s.serve(w, r, ns, rooms, "", "", resume, token)
+}
+
+// ServeGroup opens a connection that is a member of consumer group group of
+// room: it receives the group's deliveries (each message to one member)
+// instead of the room's broadcast, plus its direct and namespace-wide
+// messages.
+func (s *Server) ServeGroup(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, room, group string, resume *hub.Position, token string) error {
+	if ns.Groups() == nil {
+		return fmt.Errorf("consumer groups: %w", hub.ErrUnavailable)
+	}
+	if _, err := ns.Groups().EnsureGroup(r.Context(), ns.Name(), room, group, hub.GroupConfig{}, false); err != nil {
+		return err
+	}
+	return s.serve(w, r, ns, nil, room, group, resume, token)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, groupRoom, group string, resume *hub.Position, token string) error {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx}
+	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx, groupRoom: groupRoom, group: group}
 	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, func(err error) { st.Close(err) })
 
 	start, err := ns.Connect(ctx, hub.ConnectRequest{
@@ -141,7 +160,7 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace
 	st.started = make(chan struct{})
 	began := time.Now()
 	s.logger.Info("connect", "ns", ns.Name(), "conn_id", conn.ID, "remote", r.RemoteAddr,
-		"rooms", len(rooms), "restored", start.Restored, "resume", resume != nil, "reset", start.Reset != "")
+		"rooms", len(rooms), "group", group, "restored", start.Restored, "resume", resume != nil, "reset", start.Reset != "")
 
 	s.r3.CreateStream(st.id)
 	s.starts.Store(st.id, st)
@@ -214,12 +233,18 @@ type stream struct {
 	w       *deadlineWriter
 	start   hub.Start
 	started chan struct{}
+	// groupRoom and group name the consumer group this connection joins
+	// once live (empty: none).
+	groupRoom, group string
 
 	closeOnce sync.Once
 	err       atomic.Pointer[error]
 }
 
-var _ hub.Sink = (*stream)(nil)
+var (
+	_ hub.Sink      = (*stream)(nil)
+	_ hub.GroupSink = (*stream)(nil)
+)
 
 // frame is a message's encoded event, shared by every connection.
 type frame struct {
@@ -242,6 +267,24 @@ func (st *stream) event(m *hub.Message) *r3sse.Event {
 // Send implements hub.Sink.
 func (st *stream) Send(m *hub.Message) bool {
 	return st.srv.r3.TryPublish(st.id, st.event(m))
+}
+
+// SendGroup implements hub.GroupSink: the envelope gains ack_id and
+// delivery, and the event's id is the connection's position.
+func (st *stream) SendGroup(m *hub.Message, ackID string, count uint64, at hub.Position) bool {
+	pos := m.Pos.String()
+	rest := m.Body[len(`{"id":"`)+len(pos)+1:] // after the id member: `,…}` or `}`
+	data := make([]byte, 0, len(m.Body)+len(ackID)+40)
+	data = append(data, `{"id":"`...)
+	data = append(data, pos...)
+	data = append(data, `","ack_id":"`...)
+	data = append(data, ackID...)
+	data = append(data, `","delivery":`...)
+	data = strconv.AppendUint(data, count, 10)
+	data = append(data, rest...)
+	f := m.Frame(buildFrame).(*frame)
+	ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, st.token)), Event: f.event, Data: data}
+	return st.srv.r3.TryPublish(st.id, ev)
 }
 
 // SendWait implements hub.Sink.
@@ -331,5 +374,10 @@ func (st *stream) begin() {
 			return
 		}
 	}
-	_ = conn.GoLive()
+	if conn.GoLive() != nil || st.group == "" {
+		return
+	}
+	if err := ns.JoinGroup(st.ctx, conn, st.groupRoom, st.group); err != nil {
+		st.Close(err)
+	}
 }

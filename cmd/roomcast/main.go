@@ -75,6 +75,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer eng.Close()
 
 	h := hub.New(eng, eng, logger, hub.Config{ResumeBuffer: cfg.ResumeBuffer})
+	ackKey, err := eng.AckKey(ctx)
+	if err != nil {
+		return err
+	}
+	h.EnableGroups(eng, ackKey)
+	defer h.Stop() // group loops, after the handlers (deferred before eng.Close runs)
 	var nsAPI []api.Namespace
 	for _, n := range cfg.Namespaces {
 		st, err := eng.EnsureNamespace(ctx, n.Name, engine.Retention{

@@ -39,6 +39,9 @@ type Config struct {
 	// MaxConsumers bounds consumers per stream (default 10000): replays and
 	// history reads each hold one briefly.
 	MaxConsumers int
+	// GroupIdle removes a consumer group nobody consumed for this long
+	// (default 7 days); its pending messages are then no longer kept for it.
+	GroupIdle time.Duration
 }
 
 // Retention is a namespace's storage limits.
@@ -76,9 +79,11 @@ type Engine struct {
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 
-	mu      sync.Mutex
-	streams map[string]*nsStream
-	follows []jetstream.ConsumeContext
+	mu        sync.Mutex
+	streams   map[string]*nsStream
+	follows   []jetstream.ConsumeContext
+	consumers map[string]jetstream.Consumer // group consumers by ns/name
+	dead      jetstream.Stream
 }
 
 type nsStream struct {
@@ -108,7 +113,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 	if cfg.MaxConsumers <= 0 {
 		cfg.MaxConsumers = 10000
 	}
-	e := &Engine{cfg: cfg, logger: logger, streams: map[string]*nsStream{}}
+	if cfg.GroupIdle <= 0 {
+		cfg.GroupIdle = 7 * 24 * time.Hour
+	}
+	e := &Engine{cfg: cfg, logger: logger, streams: map[string]*nsStream{}, consumers: map[string]jetstream.Consumer{}}
 	var opts []nats.Option
 	opts = append(opts, nats.Name("roomcast "+cfg.NodeName), nats.MaxReconnects(-1))
 	url := cfg.URL

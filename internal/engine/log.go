@@ -114,6 +114,9 @@ func decodeAt(s *nsStream, ns, subject string, h nats.Header, data []byte, seq u
 		m.Rooms = []string{rest[2:]}
 	case strings.HasPrefix(rest, "c."):
 		m.To = hub.ConnID(rest[2:])
+	case strings.HasPrefix(rest, "g."):
+		m.GroupOnly = true
+		m.Rooms = []string{h.Get(hdrRooms)}
 	default:
 		return nil, fmt.Errorf("subject %q: unknown kind", subject)
 	}

@@ -35,6 +35,35 @@ type Conn struct {
 	last    uint64     // sequence of the last message handed to the sink
 	pending []*Message // live messages held while starting
 	err     error      // why it closed
+	groups  []*group   // consumer groups it is a member of
+}
+
+// GroupSink is the optional capability of a Sink to carry consumer group
+// deliveries.
+type GroupSink interface {
+	// SendGroup enqueues a group delivery without blocking. at is the
+	// connection's current position, used as the event's resume id (a
+	// group delivery may be a redelivery of an older message and must not
+	// move the client's Last-Event-ID backwards).
+	SendGroup(m *Message, ackID string, count uint64, at Position) bool
+}
+
+// deliverGroup hands a group delivery to a live connection.
+func (c *Conn) deliverGroup(m *Message, ackID string, count uint64) bool {
+	gs, ok := c.sink.(GroupSink)
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateLive {
+		return false
+	}
+	if !gs.SendGroup(m, ackID, count, Position{Epoch: c.ns.epoch, Seq: c.last}) {
+		c.closeLocked(ErrSlowConsumer)
+		return false
+	}
+	return true
 }
 
 // Namespace returns the connection's namespace.
@@ -173,6 +202,8 @@ func (c *Conn) Replay(ctx context.Context, from, to uint64) error {
 // by live fan-out, replay and history alike.
 func matches(id ConnID, rooms map[string]uint64, m *Message) bool {
 	switch {
+	case m.GroupOnly:
+		return false
 	case m.To != "":
 		if m.To != id {
 			return false

@@ -100,8 +100,26 @@ type Hub struct {
 	logger *slog.Logger
 	cfg    Config
 
+	groups Groups // nil: consumer groups unavailable
+	ackKey []byte
+
 	mu         sync.RWMutex
 	namespaces map[string]*Namespace
+}
+
+// EnableGroups turns consumer groups on, with the engine's groups and the
+// cluster-wide key that binds ack ids to connections.
+func (h *Hub) EnableGroups(g Groups, ackKey []byte) {
+	h.groups = g
+	h.ackKey = ackKey
+}
+
+// Stop stops every consumer group loop on this node and waits for them.
+// Call it after the connections' handlers have returned.
+func (h *Hub) Stop() {
+	for _, ns := range h.Namespaces() {
+		ns.stopGroups()
+	}
 }
 
 // New returns a hub storing through log and keeping sessions in sess.
@@ -130,6 +148,7 @@ func (h *Hub) AddNamespace(name string, cfg NamespaceConfig, epoch string, appli
 	ns := &Namespace{
 		name: name, cfg: cfg, hub: h, epoch: epoch,
 		conns: map[ConnID]*Conn{}, tokens: map[[32]byte]*Conn{}, rooms: map[string]map[*Conn]struct{}{},
+		groups: map[string]*group{},
 	}
 	ns.applied.Store(applied)
 	h.mu.Lock()

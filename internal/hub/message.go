@@ -89,6 +89,9 @@ type Message struct {
 	Body []byte
 	// Time is when the message was stored.
 	Time time.Time
+	// GroupOnly marks a dead letter replayed to one consumer group: no
+	// connection receives it through rooms, replay or history.
+	GroupOnly bool
 
 	frameOnce sync.Once
 	frame     any

@@ -26,6 +26,9 @@ type Namespace struct {
 	conns  map[ConnID]*Conn
 	tokens map[[32]byte]*Conn
 	rooms  map[string]map[*Conn]struct{}
+
+	gmu    sync.Mutex        // guards groups; never held with mu
+	groups map[string]*group // by room + "\x00" + name, while they have local members
 }
 
 // Name returns the namespace's name.
@@ -48,6 +51,7 @@ func (ns *Namespace) Apply(m *Message) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
 	switch {
+	case m.GroupOnly:
 	case m.To != "":
 		if c := ns.conns[m.To]; c != nil && !excluded(c.ID, c.rooms, m.Except) {
 			c.deliver(m)
@@ -139,6 +143,9 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 
 	ns.mu.Lock()
 	h := ns.applied.Load()
+	// Everything up to h was fanned out before this registration: the
+	// connection's position starts there (group deliveries carry it as id).
+	c.last = h
 	for r, s := range restored {
 		c.rooms[r] = s
 	}
@@ -260,6 +267,7 @@ func (ns *Namespace) leaveLocked(c *Conn, room string) {
 // recovery window so that a reconnect with Last-Event-ID restores them.
 func (ns *Namespace) Disconnect(c *Conn, recoverable bool) error {
 	c.Close(ErrClosed)
+	ns.leaveGroups(c)
 	ns.mu.Lock()
 	was := c.registered
 	ns.removeLocked(c)
@@ -545,4 +553,21 @@ func (ns *Namespace) History(ctx context.Context, room string, after *Position, 
 		}
 		window *= 4
 	}
+}
+
+// RoomMessages returns up to limit messages addressed to room (alone or
+// among others; not namespace-wide ones) stored after sequence after: what a
+// consumer group of the room has to process.
+func (ns *Namespace) RoomMessages(ctx context.Context, room string, after uint64, limit int) ([]*Message, error) {
+	if !ValidRoom(room) {
+		return nil, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
+	}
+	var out []*Message
+	err := ns.hub.log.Read(ctx, ns.name, after+1, 0, Filter{Rooms: []string{room}}, func(m *Message) bool {
+		if !m.GroupOnly && contains(m.Rooms, room) {
+			out = append(out, m)
+		}
+		return len(out) < limit
+	})
+	return out, err
 }

@@ -1,0 +1,453 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomcast/roomcast/internal/hub"
+)
+
+var _ hub.Groups = (*Engine)(nil)
+
+// Consumer groups are durable pull consumers on the namespace stream,
+// filtered on the room's subject, the multi-room subject (deliveries not
+// addressed to the room are terminated) and the group's own subject
+// rc.<ns>.g.<consumer> (dead letters replayed to this group alone).
+// Dead letters live in the stream roomcast_dead, subject dead.<ns>.<consumer>.
+
+const (
+	deadStream   = "roomcast_dead"
+	mdRoom       = "roomcast_room"
+	mdGroup      = "roomcast_group"
+	mdMaxDeliver = "roomcast_max_deliver"
+	mdInFlight   = "roomcast_max_in_flight"
+	hdrOrigSeq   = "Rc-Orig-Seq"
+	hdrDelivered = "Rc-Deliveries"
+	hdrRoom      = "Rc-Room"
+)
+
+// consumerName maps (room, group) to a durable name: room names may hold
+// characters consumer names may not ('.'), so the room is hashed.
+func consumerName(room, group string) string {
+	h := sha256.Sum256([]byte(room))
+	return "g_" + hex.EncodeToString(h[:8]) + "_" + group
+}
+
+func (e *Engine) ensureDeadStream(ctx context.Context) (jetstream.Stream, error) {
+	e.mu.Lock()
+	s := e.dead
+	e.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        deadStream,
+		Description: "roomcast: consumer groups' dead letters",
+		Subjects:    []string{"dead.>"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      30 * 24 * time.Hour,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: dead letter stream: %w: %w", hub.ErrUnavailable, err)
+	}
+	e.mu.Lock()
+	e.dead = s
+	e.mu.Unlock()
+	return s, nil
+}
+
+func groupConfigOf(c jetstream.ConsumerConfig) hub.GroupConfig {
+	cfg := hub.GroupConfig{AckWait: c.AckWait}
+	cfg.MaxDeliver, _ = strconv.Atoi(c.Metadata[mdMaxDeliver])
+	cfg.MaxInFlight, _ = strconv.Atoi(c.Metadata[mdInFlight])
+	return cfg
+}
+
+func fillGroupConfig(cfg *hub.GroupConfig) {
+	d := hub.DefaultGroupConfig
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = d.AckWait
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = d.MaxDeliver
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = d.MaxInFlight
+	}
+}
+
+// EnsureGroup implements hub.Groups.
+func (e *Engine) EnsureGroup(ctx context.Context, ns, room, group string, cfg hub.GroupConfig, update bool) (hub.GroupConfig, error) {
+	s, err := e.ns(ns)
+	if err != nil {
+		return hub.GroupConfig{}, err
+	}
+	name := consumerName(room, group)
+	if c, err := s.stream.Consumer(ctx, name); err == nil {
+		cur := groupConfigOf(c.CachedInfo().Config)
+		if !update {
+			fillGroupConfig(&cur)
+			e.cacheConsumer(ns, name, c)
+			return cur, nil
+		}
+		if cfg.AckWait <= 0 {
+			cfg.AckWait = cur.AckWait
+		}
+		if cfg.MaxDeliver <= 0 {
+			cfg.MaxDeliver = cur.MaxDeliver
+		}
+		if cfg.MaxInFlight <= 0 {
+			cfg.MaxInFlight = cur.MaxInFlight
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return hub.GroupConfig{}, fmt.Errorf("engine: group %s: %w: %w", group, hub.ErrUnavailable, err)
+	}
+	fillGroupConfig(&cfg)
+	c, err := s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:     name,
+		Description: "roomcast group " + group + " of room " + room,
+		FilterSubjects: []string{
+			"rc." + ns + ".r." + room, "rc." + ns + ".m", "rc." + ns + ".g." + name,
+		},
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    -1,    // parked by the hub after its own max_deliver, so that it can keep a copy
+		MaxAckPending: 10000, // flow control is per member, in the hub
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+		// A group nobody consumes for this long is removed.
+		InactiveThreshold: e.cfg.GroupIdle,
+		Metadata: map[string]string{
+			mdRoom: room, mdGroup: group,
+			mdMaxDeliver: strconv.Itoa(cfg.MaxDeliver), mdInFlight: strconv.Itoa(cfg.MaxInFlight),
+		},
+	})
+	if err != nil {
+		return hub.GroupConfig{}, fmt.Errorf("engine: create group %s: %w: %w", group, hub.ErrUnavailable, err)
+	}
+	e.cacheConsumer(ns, name, c)
+	return cfg, nil
+}
+
+func (e *Engine) cacheConsumer(ns, name string, c jetstream.Consumer) {
+	e.mu.Lock()
+	e.consumers[ns+"/"+name] = c
+	e.mu.Unlock()
+}
+
+func (e *Engine) consumer(ctx context.Context, ns, room, group string) (jetstream.Consumer, error) {
+	name := consumerName(room, group)
+	e.mu.Lock()
+	c := e.consumers[ns+"/"+name]
+	e.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	s, err := e.ns(ns)
+	if err != nil {
+		return nil, err
+	}
+	c, err = s.stream.Consumer(ctx, name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("group %s of room %s: %w", group, room, hub.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: group %s: %w: %w", group, hub.ErrUnavailable, err)
+	}
+	e.cacheConsumer(ns, name, c)
+	return c, nil
+}
+
+// DeleteGroup implements hub.Groups.
+func (e *Engine) DeleteGroup(ctx context.Context, ns, room, group string) error {
+	s, err := e.ns(ns)
+	if err != nil {
+		return err
+	}
+	name := consumerName(room, group)
+	e.mu.Lock()
+	delete(e.consumers, ns+"/"+name)
+	e.mu.Unlock()
+	if err := s.stream.DeleteConsumer(ctx, name); err != nil {
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("group %s of room %s: %w", group, room, hub.ErrNotFound)
+		}
+		return fmt.Errorf("engine: delete group %s: %w: %w", group, hub.ErrUnavailable, err)
+	}
+	if dead, err := e.ensureDeadStream(ctx); err == nil {
+		_ = dead.Purge(ctx, jetstream.WithPurgeSubject("dead."+ns+"."+name))
+	}
+	return nil
+}
+
+// ListGroups implements hub.Groups.
+func (e *Engine) ListGroups(ctx context.Context, ns, room string) ([]string, error) {
+	s, err := e.ns(ns)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	l := s.stream.ListConsumers(ctx)
+	for info := range l.Info() {
+		if info.Config.Metadata[mdRoom] == room && info.Config.Metadata[mdGroup] != "" {
+			out = append(out, info.Config.Metadata[mdGroup])
+		}
+	}
+	if err := l.Err(); err != nil {
+		return nil, fmt.Errorf("engine: list groups: %w: %w", hub.ErrUnavailable, err)
+	}
+	return out, nil
+}
+
+// Fetch implements hub.Groups.
+func (e *Engine) Fetch(ctx context.Context, ns, room, group string, max int, wait time.Duration) ([]hub.Delivery, error) {
+	s, err := e.ns(ns)
+	if err != nil {
+		return nil, err
+	}
+	c, err := e.consumer(ctx, ns, room, group)
+	if err != nil {
+		return nil, err
+	}
+	batch, err := c.Fetch(max, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			e.mu.Lock()
+			delete(e.consumers, ns+"/"+consumerName(room, group))
+			e.mu.Unlock()
+		}
+		return nil, fmt.Errorf("engine: fetch %s: %w", group, err)
+	}
+	var out []hub.Delivery
+	for msg := range batch.Messages() {
+		md, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		m, err := decodeAt(s, ns, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
+		if err != nil {
+			_ = msg.Term()
+			continue
+		}
+		out = append(out, hub.Delivery{Msg: m, Count: md.NumDelivered, Reply: msg.Reply(), Raw: msg.Data()})
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && len(out) == 0 {
+		return nil, fmt.Errorf("engine: fetch %s: %w", group, err)
+	}
+	return out, nil
+}
+
+// Settle implements hub.Groups. It waits for the server's confirmation, so
+// an acknowledged 204 means the ack is recorded.
+func (e *Engine) Settle(ctx context.Context, reply string, op hub.Settle) error {
+	if !strings.HasPrefix(reply, "$JS.ACK.") || strings.ContainsAny(reply, " \t\r\n*>") {
+		return fmt.Errorf("not a delivery handle: %w", hub.ErrInvalid)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := e.nc.RequestWithContext(ctx, reply, []byte(op)); err != nil {
+		return fmt.Errorf("engine: settle: %w: %w", hub.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Owns implements hub.Groups: the reply subject names the stream and the
+// consumer ($JS.ACK.<stream>.<consumer>.… or, with a domain,
+// $JS.ACK.<domain>.<account>.<stream>.<consumer>.…).
+func (e *Engine) Owns(ns, room, group, reply string) bool {
+	t := strings.Split(reply, ".")
+	var stream, cons string
+	switch {
+	case len(t) == 9 && t[0] == "$JS" && t[1] == "ACK":
+		stream, cons = t[2], t[3]
+	case len(t) >= 11 && t[0] == "$JS" && t[1] == "ACK":
+		stream, cons = t[4], t[5]
+	default:
+		return false
+	}
+	return stream == streamName(ns) && cons == consumerName(room, group)
+}
+
+// GroupState implements hub.Groups.
+func (e *Engine) GroupState(ctx context.Context, ns, room, group string) (hub.GroupState, error) {
+	c, err := e.consumer(ctx, ns, room, group)
+	if err != nil {
+		return hub.GroupState{}, err
+	}
+	info, err := c.Info(ctx)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return hub.GroupState{}, fmt.Errorf("group %s of room %s: %w", group, room, hub.ErrNotFound)
+	}
+	if err != nil {
+		return hub.GroupState{}, fmt.Errorf("engine: group %s: %w: %w", group, hub.ErrUnavailable, err)
+	}
+	st := hub.GroupState{
+		Room: room, Group: group, Config: groupConfigOf(info.Config),
+		Pending: info.NumPending, InFlight: info.NumAckPending, Redelivered: info.NumRedelivered,
+		AckFloor: info.AckFloor.Stream,
+	}
+	fillGroupConfig(&st.Config)
+	if dead, err := e.ensureDeadStream(ctx); err == nil {
+		subj := "dead." + ns + "." + info.Name
+		if di, err := dead.Info(ctx, jetstream.WithSubjectFilter(subj)); err == nil {
+			st.DeadLetters = di.State.Subjects[subj]
+		}
+	}
+	return st, nil
+}
+
+// Park implements hub.Groups: a copy of the message goes to the dead
+// letter stream with its delivery count.
+func (e *Engine) Park(ctx context.Context, ns, room, group string, d hub.Delivery) error {
+	dead, err := e.ensureDeadStream(ctx)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg("dead." + ns + "." + consumerName(room, group))
+	msg.Header.Set(hdrEvent, d.Msg.Event)
+	msg.Header.Set(hdrRoom, room)
+	msg.Header.Set(hdrRooms, strings.Join(d.Msg.Rooms, ","))
+	if d.Msg.From != "" {
+		msg.Header.Set(hdrFrom, string(d.Msg.From))
+	}
+	msg.Header.Set(hdrOrigSeq, strconv.FormatUint(d.Msg.Pos.Seq, 10))
+	msg.Header.Set(hdrDelivered, strconv.FormatUint(d.Count-1, 10))
+	msg.Data = d.Raw
+	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(dead.CachedInfo().Config.Name)); err != nil {
+		return fmt.Errorf("engine: park: %w: %w", hub.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// DeadLetters implements hub.Groups.
+func (e *Engine) DeadLetters(ctx context.Context, ns, room, group string, limit int) ([]hub.DeadLetter, error) {
+	s, err := e.ns(ns)
+	if err != nil {
+		return nil, err
+	}
+	dead, err := e.ensureDeadStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	subj := "dead." + ns + "." + consumerName(room, group)
+	cons, err := dead.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject: subj, AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: dead letters: %w: %w", hub.ErrUnavailable, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = dead.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	out := []hub.DeadLetter{}
+	for len(out) < limit {
+		batch, err := cons.FetchNoWait(min(256, limit-len(out)))
+		if err != nil {
+			return nil, fmt.Errorf("engine: dead letters: %w", err)
+		}
+		n := 0
+		last := false
+		for msg := range batch.Messages() {
+			n++
+			md, err := msg.Metadata()
+			if err != nil {
+				continue
+			}
+			h := msg.Headers()
+			orig, _ := strconv.ParseUint(h.Get(hdrOrigSeq), 10, 64)
+			count, _ := strconv.ParseUint(h.Get(hdrDelivered), 10, 64)
+			m := &hub.Message{Pos: hub.Position{Epoch: s.epoch, Seq: orig}, Event: h.Get(hdrEvent), From: hub.ConnID(h.Get(hdrFrom)), Time: md.Timestamp}
+			if r := h.Get(hdrRooms); r != "" {
+				m.Rooms = strings.Split(r, ",")
+			}
+			m.Body = hub.WithID(msg.Data(), m.Pos.String())
+			out = append(out, hub.DeadLetter{Seq: md.Sequence.Stream, Msg: m, Deliveries: count, Parked: md.Timestamp})
+			if md.NumPending == 0 {
+				last = true
+			}
+		}
+		if n == 0 || last {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) deadMsg(ctx context.Context, ns, room, group string, seq uint64) (jetstream.Stream, *jetstream.RawStreamMsg, error) {
+	dead, err := e.ensureDeadStream(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := dead.GetMsg(ctx, seq)
+	if err != nil || raw.Subject != "dead."+ns+"."+consumerName(room, group) {
+		return nil, nil, fmt.Errorf("dead letter %d of group %s: %w", seq, group, hub.ErrNotFound)
+	}
+	return dead, raw, nil
+}
+
+// ReplayDead implements hub.Groups.
+func (e *Engine) ReplayDead(ctx context.Context, ns, room, group string, seq uint64) error {
+	dead, raw, err := e.deadMsg(ctx, ns, room, group, seq)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg("rc." + ns + ".g." + consumerName(room, group))
+	msg.Header.Set(hdrEvent, raw.Header.Get(hdrEvent))
+	msg.Header.Set(hdrRooms, room)
+	if f := raw.Header.Get(hdrFrom); f != "" {
+		msg.Header.Set(hdrFrom, f)
+	}
+	msg.Data = raw.Data
+	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(streamName(ns))); err != nil {
+		return fmt.Errorf("engine: replay dead letter: %w: %w", hub.ErrUnavailable, err)
+	}
+	if err := dead.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("engine: remove replayed dead letter: %w: %w", hub.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// DropDead implements hub.Groups.
+func (e *Engine) DropDead(ctx context.Context, ns, room, group string, seq uint64) error {
+	dead, _, err := e.deadMsg(ctx, ns, room, group, seq)
+	if err != nil {
+		return err
+	}
+	if err := dead.DeleteMsg(ctx, seq); err != nil {
+		return fmt.Errorf("engine: drop dead letter: %w: %w", hub.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// AckKey returns the key shared by every node to bind ack ids to
+// connections, creating it on first use.
+func (e *Engine) AckKey(ctx context.Context) ([]byte, error) {
+	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: "roomcast_meta", Description: "roomcast: cluster-wide settings", History: 1, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: meta bucket: %w", err)
+	}
+	var key [32]byte
+	_, _ = rand.Read(key[:])
+	if _, err := kv.Create(ctx, "ack_key", key[:]); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("engine: ack key: %w", err)
+	}
+	entry, err := kv.Get(ctx, "ack_key")
+	if err != nil {
+		return nil, fmt.Errorf("engine: ack key: %w", err)
+	}
+	return entry.Value(), nil
+}

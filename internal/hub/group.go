@@ -1,0 +1,466 @@
+package hub
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// GroupConfig is a consumer group's delivery policy.
+type GroupConfig struct {
+	// AckWait is how long a delivery may stay unacknowledged before it is
+	// redelivered (default 30s).
+	AckWait time.Duration `json:"ack_wait"`
+	// MaxDeliver is how many times a message is delivered before it is
+	// parked as a dead letter (default 5).
+	MaxDeliver int `json:"max_deliver"`
+	// MaxInFlight bounds the unacknowledged deliveries one member holds
+	// (default 10): no member is flooded, the others take the rest.
+	MaxInFlight int `json:"max_in_flight"`
+}
+
+func (c *GroupConfig) defaults(d GroupConfig) {
+	if c.AckWait <= 0 {
+		c.AckWait = d.AckWait
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = d.MaxDeliver
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = d.MaxInFlight
+	}
+}
+
+// DefaultGroupConfig is used where neither the namespace nor the group sets
+// a value.
+var DefaultGroupConfig = GroupConfig{AckWait: 30 * time.Second, MaxDeliver: 5, MaxInFlight: 10}
+
+// Delivery is one message handed out by a group's durable consumer.
+type Delivery struct {
+	Msg *Message
+	// Count is how many times it has been delivered (1 the first time).
+	Count uint64
+	// Reply is the engine's acknowledgement handle; it works from any node.
+	Reply string
+	// Raw is the stored body (envelope without id), kept for parking.
+	Raw []byte
+}
+
+// GroupState is a group's state as the engine knows it.
+type GroupState struct {
+	Room        string
+	Group       string
+	Config      GroupConfig
+	Pending     uint64 // waiting for a member
+	InFlight    int    // delivered, not yet acknowledged
+	Redelivered int
+	AckFloor    uint64 // every message up to this sequence is acknowledged
+	DeadLetters uint64
+}
+
+// DeadLetter is a message parked after MaxDeliver deliveries.
+type DeadLetter struct {
+	Seq        uint64 // its sequence among the dead letters
+	Msg        *Message
+	Deliveries uint64
+	Parked     time.Time
+}
+
+// Settle is what to do with a delivery.
+type Settle string
+
+// Settle operations.
+const (
+	Ack  Settle = "+ACK"
+	Nak  Settle = "-NAK"
+	Term Settle = "+TERM"
+)
+
+// Groups is the engine side of consumer groups: durable consumers and their
+// dead letters. Every method is safe for concurrent use.
+type Groups interface {
+	// EnsureGroup creates the group if missing (with cfg) or updates its
+	// config when update is set; it returns the config in force.
+	EnsureGroup(ctx context.Context, ns, room, group string, cfg GroupConfig, update bool) (GroupConfig, error)
+	DeleteGroup(ctx context.Context, ns, room, group string) error
+	// ListGroups lists the groups of a room.
+	ListGroups(ctx context.Context, ns, room string) ([]string, error)
+	// Fetch returns up to max deliveries, waiting at most wait for the first.
+	Fetch(ctx context.Context, ns, room, group string, max int, wait time.Duration) ([]Delivery, error)
+	// Settle acknowledges, naks or terminates a delivery by its reply handle.
+	Settle(ctx context.Context, reply string, op Settle) error
+	// Owns reports whether reply is a delivery of this group.
+	Owns(ns, room, group, reply string) bool
+	GroupState(ctx context.Context, ns, room, group string) (GroupState, error)
+	Park(ctx context.Context, ns, room, group string, d Delivery) error
+	DeadLetters(ctx context.Context, ns, room, group string, limit int) ([]DeadLetter, error)
+	// ReplayDead redelivers a dead letter to the group (only) and removes it.
+	ReplayDead(ctx context.Context, ns, room, group string, seq uint64) error
+	DropDead(ctx context.Context, ns, room, group string, seq uint64) error
+}
+
+// ValidGroup reports whether s is a group name: 1–64 of [A-Za-z0-9_-].
+func ValidGroup(s string) bool { return ValidNamespace(s) }
+
+// group runs one consumer group's deliveries to its members on this node.
+type group struct {
+	ns          *Namespace
+	room, name  string
+	cfg         GroupConfig
+	engine      Groups
+	logger      *slog.Logger
+	wake        chan struct{}
+	cancel      context.CancelFunc
+	done        chan struct{}
+	mu          sync.Mutex
+	members     []*Conn
+	flights     map[string]*flight // ack id → flight
+	perConn     map[*Conn]int
+	stopping    bool
+	lastRefresh time.Time
+}
+
+type flight struct {
+	conn     *Conn
+	reply    string
+	deadline time.Time
+}
+
+func (g *group) key() string { return g.room + "\x00" + g.name }
+
+// run fetches as many deliveries as the members can take, hands each to the
+// member holding the fewest, and sweeps flights past their ack wait.
+func (g *group) run(ctx context.Context) {
+	defer close(g.done)
+	for ctx.Err() == nil {
+		capacity := g.capacity()
+		if capacity == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-g.wake:
+			case <-time.After(g.cfg.AckWait / 4):
+				g.sweep()
+			}
+			continue
+		}
+		ds, err := g.engine.Fetch(ctx, g.ns.name, g.room, g.name, min(capacity, 256), time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			g.logger.Warn("group fetch", "ns", g.ns.name, "room", g.room, "group", g.name, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		for _, d := range ds {
+			g.dispatch(ctx, d)
+		}
+		g.sweep()
+	}
+}
+
+func (g *group) capacity() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, m := range g.members {
+		n += max(0, g.cfg.MaxInFlight-g.perConn[m])
+	}
+	return n
+}
+
+func (g *group) dispatch(ctx context.Context, d Delivery) {
+	m := d.Msg
+	if !m.GroupOnly && !contains(m.Rooms, g.room) {
+		// A multi-room message not addressed to this room.
+		_ = g.engine.Settle(ctx, d.Reply, Term)
+		return
+	}
+	if d.Count > uint64(g.cfg.MaxDeliver) {
+		if err := g.engine.Park(ctx, g.ns.name, g.room, g.name, d); err != nil {
+			g.logger.Error("park dead letter", "ns", g.ns.name, "room", g.room, "group", g.name, "err", err)
+			_ = g.engine.Settle(ctx, d.Reply, Nak)
+			return
+		}
+		_ = g.engine.Settle(ctx, d.Reply, Term)
+		return
+	}
+	g.mu.Lock()
+	var target *Conn
+	best := g.cfg.MaxInFlight
+	for _, c := range g.members {
+		if n := g.perConn[c]; n < best {
+			target, best = c, n
+		}
+	}
+	if target == nil {
+		g.mu.Unlock()
+		_ = g.engine.Settle(ctx, d.Reply, Nak)
+		return
+	}
+	ackID := g.ns.hub.ackID(target.ID, d.Reply)
+	g.perConn[target]++
+	g.flights[ackID] = &flight{conn: target, reply: d.Reply, deadline: time.Now().Add(g.cfg.AckWait)}
+	g.mu.Unlock()
+	if !target.deliverGroup(m, ackID, d.Count) {
+		g.release(ackID)
+		_ = g.engine.Settle(ctx, d.Reply, Nak)
+	}
+}
+
+// sweep forgets flights past their ack wait: the engine redelivers them,
+// and an ack received by another node never reaches this one.
+func (g *group) sweep() {
+	now := time.Now()
+	g.mu.Lock()
+	for id, f := range g.flights {
+		if now.After(f.deadline) {
+			delete(g.flights, id)
+			g.perConn[f.conn]--
+		}
+	}
+	g.mu.Unlock()
+}
+
+// release forgets a flight (acked, nacked or failed) and returns it.
+func (g *group) release(ackID string) *flight {
+	g.mu.Lock()
+	f := g.flights[ackID]
+	if f != nil {
+		delete(g.flights, ackID)
+		g.perConn[f.conn]--
+	}
+	g.mu.Unlock()
+	if f != nil {
+		g.poke()
+	}
+	return f
+}
+
+func (g *group) poke() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// ackID binds a delivery's reply handle to the connection that received it,
+// so that only that connection's token can settle it, on any node: the MAC
+// key is shared by all nodes through the engine.
+func (h *Hub) ackID(conn ConnID, reply string) string {
+	mac := hmac.New(sha256.New, h.ackKey)
+	mac.Write([]byte(conn))
+	mac.Write([]byte{0})
+	mac.Write([]byte(reply))
+	return base64.RawURLEncoding.EncodeToString([]byte(reply)) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// parseAckID returns the reply handle of ackID if it was issued to conn.
+func (h *Hub) parseAckID(conn ConnID, ackID string) (string, bool) {
+	enc, _, ok := strings.Cut(ackID, ".")
+	if !ok || len(ackID) > 1024 {
+		return "", false
+	}
+	reply, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return "", false
+	}
+	return string(reply), hmac.Equal([]byte(h.ackID(conn, string(reply))), []byte(ackID))
+}
+
+// SetAckKey sets the key that binds ack ids to connections; every node of a
+// cluster must use the same (the engine stores one).
+func (h *Hub) SetAckKey(key []byte) { h.ackKey = key }
+
+// JoinGroup makes c a member of group name of room and starts the group's
+// delivery loop on this node if it is the first local member.
+func (ns *Namespace) JoinGroup(ctx context.Context, c *Conn, room, name string) error {
+	if !ValidRoom(room) || !ValidGroup(name) {
+		return fmt.Errorf("group %q of room %q: %w", clip(name), clip(room), ErrInvalid)
+	}
+	gs := ns.hub.groups
+	if gs == nil {
+		return fmt.Errorf("consumer groups: %w", ErrUnavailable)
+	}
+	cfg, err := gs.EnsureGroup(ctx, ns.name, room, name, GroupConfig{}, false)
+	if err != nil {
+		return err
+	}
+	ns.gmu.Lock()
+	k := room + "\x00" + name
+	g := ns.groups[k]
+	if g == nil {
+		gctx, cancel := context.WithCancel(context.Background())
+		g = &group{ns: ns, room: room, name: name, cfg: cfg, engine: gs, logger: ns.hub.logger,
+			wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
+			flights: map[string]*flight{}, perConn: map[*Conn]int{}}
+		ns.groups[k] = g
+		go g.run(gctx)
+	}
+	g.mu.Lock()
+	g.members = append(g.members, c)
+	g.mu.Unlock()
+	ns.gmu.Unlock()
+	// Record the membership on the connection unless it closed meanwhile:
+	// Disconnect closes first and then leaves c.groups, so either it sees
+	// this group or we see it closed and leave ourselves.
+	c.mu.Lock()
+	closed := c.state == stateClosed
+	if !closed {
+		c.groups = append(c.groups, g)
+	}
+	c.mu.Unlock()
+	if closed {
+		g.mu.Lock()
+		g.removeLocked(c)
+		g.mu.Unlock()
+		ns.stopGroupIfEmpty(g)
+		return fmt.Errorf("connection %s: %w", c.ID, ErrClosed)
+	}
+	g.poke()
+	return nil
+}
+
+func (g *group) removeLocked(c *Conn) {
+	for i, m := range g.members {
+		if m == c {
+			g.members = append(g.members[:i], g.members[i+1:]...)
+			break
+		}
+	}
+}
+
+// leaveGroups removes c from its groups; its unacknowledged deliveries are
+// redelivered at once (at-least-once: it may have processed them, but it
+// can no longer acknowledge them). A group left with no local member stops
+// its loop here and is waited for.
+func (ns *Namespace) leaveGroups(c *Conn) {
+	c.mu.Lock()
+	groups := c.groups
+	c.groups = nil
+	c.mu.Unlock()
+	for _, g := range groups {
+		var replies []string
+		g.mu.Lock()
+		g.removeLocked(c)
+		for id, f := range g.flights {
+			if f.conn == c {
+				replies = append(replies, f.reply)
+				delete(g.flights, id)
+			}
+		}
+		delete(g.perConn, c)
+		empty := len(g.members) == 0
+		g.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		for _, r := range replies {
+			_ = g.engine.Settle(ctx, r, Nak)
+		}
+		cancel()
+		if empty {
+			ns.stopGroupIfEmpty(g)
+		}
+	}
+}
+
+func (ns *Namespace) stopGroupIfEmpty(g *group) {
+	ns.gmu.Lock()
+	g.mu.Lock()
+	empty := len(g.members) == 0
+	g.mu.Unlock()
+	if !empty || ns.groups[g.key()] != g {
+		ns.gmu.Unlock()
+		return
+	}
+	delete(ns.groups, g.key())
+	ns.gmu.Unlock()
+	g.cancel()
+	<-g.done
+}
+
+// SettleGroup acknowledges (or naks) deliveries for connection c.
+func (ns *Namespace) SettleGroup(ctx context.Context, c *Conn, room, name string, ackIDs []string, op Settle) error {
+	gs := ns.hub.groups
+	if gs == nil {
+		return fmt.Errorf("consumer groups: %w", ErrUnavailable)
+	}
+	replies := make([]string, len(ackIDs))
+	for i, id := range ackIDs {
+		reply, ok := ns.hub.parseAckID(c.ID, id)
+		if !ok {
+			return fmt.Errorf("ack id %d was not delivered to connection %s: %w", i, c.ID, ErrForbidden)
+		}
+		if !gs.Owns(ns.name, room, name, reply) {
+			return fmt.Errorf("ack id %d is not a delivery of group %s of room %s: %w", i, name, room, ErrInvalid)
+		}
+		replies[i] = reply
+	}
+	ns.gmu.Lock()
+	g := ns.groups[room+"\x00"+name]
+	ns.gmu.Unlock()
+	for i, reply := range replies {
+		if err := gs.Settle(ctx, reply, op); err != nil {
+			return err
+		}
+		if g != nil {
+			g.release(ackIDs[i])
+		}
+	}
+	return nil
+}
+
+// Groups returns the engine side of consumer groups (nil when disabled).
+func (ns *Namespace) Groups() Groups { return ns.hub.groups }
+
+// GroupMembers lists the local members of a group.
+func (ns *Namespace) GroupMembers(room, name string) []ConnInfo {
+	ns.gmu.Lock()
+	g := ns.groups[room+"\x00"+name]
+	ns.gmu.Unlock()
+	if g == nil {
+		return []ConnInfo{}
+	}
+	g.mu.Lock()
+	out := make([]ConnInfo, 0, len(g.members))
+	for _, c := range g.members {
+		out = append(out, ConnInfo{ID: c.ID, Connected: c.Connected})
+	}
+	g.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (ns *Namespace) stopGroups() {
+	ns.gmu.Lock()
+	groups := make([]*group, 0, len(ns.groups))
+	for k, g := range ns.groups {
+		groups = append(groups, g)
+		delete(ns.groups, k)
+	}
+	ns.gmu.Unlock()
+	for _, g := range groups {
+		g.cancel()
+		<-g.done
+	}
+}
