@@ -144,7 +144,7 @@ func (h *nsAPI) putGroup(w http.ResponseWriter, r *http.Request) {
 	if req.AckWait != "" {
 		cfg.AckWait, _ = time.ParseDuration(req.AckWait) // validated
 	}
-	if _, err := gs.EnsureGroup(r.Context(), h.ns.Name(), room, g, cfg, true); err != nil {
+	if _, err := h.ns.EnsureGroup(r.Context(), room, g, cfg, true); err != nil {
 		h.fail(w, r, err)
 		return
 	}

@@ -136,7 +136,7 @@ func (s *Server) ServeGroup(w http.ResponseWriter, r *http.Request, ns *hub.Name
 	if ns.Groups() == nil {
 		return fmt.Errorf("consumer groups: %w", hub.ErrUnavailable)
 	}
-	if _, err := ns.Groups().EnsureGroup(r.Context(), ns.Name(), room, group, hub.GroupConfig{}, false); err != nil {
+	if _, err := ns.EnsureGroup(r.Context(), room, group, hub.GroupConfig{}, false); err != nil {
 		return err
 	}
 	return s.serve(w, r, ns, nil, room, group, resume, token)

@@ -371,3 +371,5 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	eng, err := engine.Open(ctx, engine.Config{
 		DataDir: cfg.Data, URL: cfg.NATSURL, NodeName: cfg.NodeName,
-		SyncInterval: cfg.SyncInterval, SyncAlways: cfg.SyncAlways, SessionTTL: maxWindow,
+		SyncInterval: cfg.SyncInterval, SyncAlways: cfg.SyncAlways, SessionTTL: maxWindow, GroupIdle: cfg.GroupIdle,
 	}, logger)
 	if err != nil {
 		return err
@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		ns, err := h.AddNamespace(n.Name, hub.NamespaceConfig{
 			RecoveryWindow: n.RecoveryWindow, MaxRoomsPerConn: n.MaxRoomsPerConn, HistoryLimit: n.HistoryLimit,
+			Group: hub.GroupConfig{AckWait: n.GroupAckWait, MaxDeliver: n.GroupMaxDeliver, MaxInFlight: n.GroupMaxInFlight},
 		}, st.Epoch, st.Last)
 		if err != nil {
 			return err

@@ -36,6 +36,7 @@ type Config struct {
 	WriteTimeout      time.Duration
 	ReadHeaderTimeout time.Duration
 	ShutdownTimeout   time.Duration
+	GroupIdle         time.Duration
 	QueueSize         int
 	ResumeBuffer      int
 
@@ -58,6 +59,10 @@ type Namespace struct {
 	MaxBytes        int64
 	MaxMsgsPerRoom  int64
 	DedupeWindow    time.Duration
+	// Consumer group defaults.
+	GroupAckWait     time.Duration
+	GroupMaxDeliver  int
+	GroupMaxInFlight int
 }
 
 // Default returns the built-in defaults.
@@ -67,10 +72,11 @@ func Default() Config {
 		NodeName: "roomcast", SyncInterval: time.Second,
 		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
-		QueueSize: 256, ResumeBuffer: 1024,
+		QueueSize: 256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour,
 		Defaults: Namespace{
 			MaxBody: 64 << 10, RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
 			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgsPerRoom: 10000, DedupeWindow: 2 * time.Minute,
+			GroupAckWait: 30 * time.Second, GroupMaxDeliver: 5, GroupMaxInFlight: 10,
 		},
 	}
 }
@@ -109,6 +115,10 @@ var settings = []setting{
 	{name: "max-bytes", usage: "retention: bytes stored per namespace", ns: func(n *Namespace) any { return &n.MaxBytes }},
 	{name: "max-msgs-per-room", usage: "retention: messages kept per room (also per direct, multi-room and namespace-wide subject); -1 unlimited", ns: func(n *Namespace) any { return &n.MaxMsgsPerRoom }},
 	{name: "dedupe-window", usage: "idempotency window of publish ids", ns: func(n *Namespace) any { return &n.DedupeWindow }},
+	{name: "group-ack-wait", usage: "consumer groups: redeliver a delivery not acknowledged within this", ns: func(n *Namespace) any { return &n.GroupAckWait }},
+	{name: "group-max-deliver", usage: "consumer groups: deliveries before a message is parked as a dead letter", ns: func(n *Namespace) any { return &n.GroupMaxDeliver }},
+	{name: "group-max-in-flight", usage: "consumer groups: unacknowledged deliveries one member may hold", ns: func(n *Namespace) any { return &n.GroupMaxInFlight }},
+	{name: "group-idle", usage: "consumer groups nobody consumed for this long are removed", global: func(c *Config) any { return &c.GroupIdle }},
 }
 
 func (s setting) target(c *Config) any {
@@ -364,6 +374,7 @@ func (c Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"heartbeat": c.Heartbeat, "retry": c.Retry, "write-timeout": c.WriteTimeout,
 		"read-header-timeout": c.ReadHeaderTimeout, "shutdown-timeout": c.ShutdownTimeout, "sync-interval": c.SyncInterval,
+		"group-idle": c.GroupIdle,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
@@ -375,6 +386,9 @@ func (c Config) validate() error {
 	for _, n := range c.Namespaces {
 		if !validNamespace(n.Name) {
 			errs = append(errs, fmt.Errorf("namespace %q: want 1–64 of A-Z a-z 0-9 _ -", n.Name))
+		}
+		if n.GroupAckWait < 100*time.Millisecond || n.GroupMaxDeliver < 1 || n.GroupMaxInFlight < 1 {
+			errs = append(errs, fmt.Errorf("namespace %q: group-ack-wait must be at least 100ms, group-max-deliver and group-max-in-flight at least 1", n.Name))
 		}
 		if n.MaxBody < 64 || n.RecoveryWindow <= 0 || n.MaxRoomsPerConn < 1 || n.HistoryLimit < 1 || n.MaxAge <= 0 || n.MaxBytes <= 0 || n.DedupeWindow <= 0 || n.MaxMsgsPerRoom == 0 || n.MaxMsgsPerRoom < -1 {
 			errs = append(errs, fmt.Errorf("namespace %q: limits must be positive (max-msgs-per-room may be -1), max-body at least 64", n.Name))

@@ -88,7 +88,7 @@ func fillGroupConfig(cfg *hub.GroupConfig) {
 }
 
 // EnsureGroup implements hub.Groups.
-func (e *Engine) EnsureGroup(ctx context.Context, ns, room, group string, cfg hub.GroupConfig, update bool) (hub.GroupConfig, error) {
+func (e *Engine) EnsureGroup(ctx context.Context, ns, room, group string, cfg, defaults hub.GroupConfig, update bool) (hub.GroupConfig, error) {
 	s, err := e.ns(ns)
 	if err != nil {
 		return hub.GroupConfig{}, err
@@ -110,10 +110,20 @@ func (e *Engine) EnsureGroup(ctx context.Context, ns, room, group string, cfg hu
 		if cfg.MaxInFlight <= 0 {
 			cfg.MaxInFlight = cur.MaxInFlight
 		}
+		defaults = cur
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return hub.GroupConfig{}, fmt.Errorf("engine: group %s: %w: %w", group, hub.ErrUnavailable, err)
 	}
-	fillGroupConfig(&cfg)
+	fillGroupConfig(&defaults)
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = defaults.AckWait
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = defaults.MaxDeliver
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = defaults.MaxInFlight
+	}
 	c, err := s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:     name,
 		Description: "roomcast group " + group + " of room " + room,

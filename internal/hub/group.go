@@ -86,9 +86,10 @@ const (
 // Groups is the engine side of consumer groups: durable consumers and their
 // dead letters. Every method is safe for concurrent use.
 type Groups interface {
-	// EnsureGroup creates the group if missing (with cfg) or updates its
-	// config when update is set; it returns the config in force.
-	EnsureGroup(ctx context.Context, ns, room, group string, cfg GroupConfig, update bool) (GroupConfig, error)
+	// EnsureGroup creates the group if missing (with cfg, its zero fields
+	// from defaults) or, when update is set, updates the fields cfg sets;
+	// it returns the config in force.
+	EnsureGroup(ctx context.Context, ns, room, group string, cfg, defaults GroupConfig, update bool) (GroupConfig, error)
 	DeleteGroup(ctx context.Context, ns, room, group string) error
 	// ListGroups lists the groups of a room.
 	ListGroups(ctx context.Context, ns, room string) ([]string, error)
@@ -303,7 +304,7 @@ func (ns *Namespace) JoinGroup(ctx context.Context, c *Conn, room, name string) 
 	if gs == nil {
 		return fmt.Errorf("consumer groups: %w", ErrUnavailable)
 	}
-	cfg, err := gs.EnsureGroup(ctx, ns.name, room, name, GroupConfig{}, false)
+	cfg, err := ns.EnsureGroup(ctx, room, name, GroupConfig{}, false)
 	if err != nil {
 		return err
 	}
@@ -428,6 +429,19 @@ func (ns *Namespace) SettleGroup(ctx context.Context, c *Conn, room, name string
 		}
 	}
 	return nil
+}
+
+// EnsureGroup creates group name of room if missing (zero fields of cfg
+// from the namespace's group defaults) or, with update, changes the fields
+// cfg sets. It returns the config in force.
+func (ns *Namespace) EnsureGroup(ctx context.Context, room, name string, cfg GroupConfig, update bool) (GroupConfig, error) {
+	if !ValidRoom(room) || !ValidGroup(name) {
+		return GroupConfig{}, fmt.Errorf("group %q of room %q: %w", clip(name), clip(room), ErrInvalid)
+	}
+	if ns.hub.groups == nil {
+		return GroupConfig{}, fmt.Errorf("consumer groups: %w", ErrUnavailable)
+	}
+	return ns.hub.groups.EnsureGroup(ctx, ns.name, room, name, cfg, ns.cfg.Group, update)
 }
 
 // Groups returns the engine side of consumer groups (nil when disabled).

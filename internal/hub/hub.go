@@ -91,6 +91,9 @@ type NamespaceConfig struct {
 	MaxRoomsPerConn int
 	// HistoryLimit is the most messages one history page returns (default 1000).
 	HistoryLimit int
+	// Group is the delivery policy of consumer groups created in this
+	// namespace without their own (defaults: DefaultGroupConfig).
+	Group GroupConfig
 }
 
 // Hub is the registry of namespaces on this node.
@@ -145,6 +148,7 @@ func (h *Hub) AddNamespace(name string, cfg NamespaceConfig, epoch string, appli
 	if cfg.HistoryLimit <= 0 {
 		cfg.HistoryLimit = 1000
 	}
+	cfg.Group.defaults(DefaultGroupConfig)
 	ns := &Namespace{
 		name: name, cfg: cfg, hub: h, epoch: epoch,
 		conns: map[ConnID]*Conn{}, tokens: map[[32]byte]*Conn{}, rooms: map[string]map[*Conn]struct{}{},

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as the server in a child process (the
+// crash tests kill it with SIGKILL), so that no separate build is needed.
+func TestMain(m *testing.M) {
+	if os.Getenv("ROOMCAST_TEST_CHILD") == "1" {
+		ctx, stop := signalContext()
+		err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, io.Discard)
+		stop()
+		if err != nil {
+			os.Stderr.WriteString("child: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signalNotify(ch)
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// child is the server running as a separate process.
+type child struct {
+	cmd *exec.Cmd
+	URL string
+}
+
+// startChild runs the server in a child process on data with extra args.
+func startChild(t *testing.T, data string, args ...string) *child {
+	t.Helper()
+	full := append([]string{"--addr", "127.0.0.1:0", "--data", data}, args...)
+	cmd := exec.Command(os.Args[0], full...)
+	cmd.Env = append(os.Environ(), "ROOMCAST_TEST_CHILD=1")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd}
+	t.Cleanup(func() { c.kill() })
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if i := strings.Index(sc.Text(), "http://"); i >= 0 {
+				urls <- sc.Text()[i:]
+			}
+		}
+	}()
+	select {
+	case c.URL = <-urls:
+	case <-time.After(60 * time.Second):
+		t.Fatal("child server did not start within 60s")
+	}
+	return c
+}
+
+// kill sends SIGKILL and reaps the process.
+func (c *child) kill() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	_ = c.cmd.Wait()
+}
