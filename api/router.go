@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -35,6 +36,11 @@ type Config struct {
 	Spec   []byte       // openapi.yaml, served at /openapi.yaml
 	Web    http.Handler // the browser app, served at /
 	Logger *slog.Logger
+	// Metrics serves /metrics (nil: not served).
+	Metrics http.Handler
+	// ObserveRequest, when set, is called after each request with its chi
+	// route pattern (a bounded label), method, status and duration.
+	ObserveRequest func(route, method string, code int, d time.Duration, streaming bool)
 }
 
 // API holds the handlers' dependencies.
@@ -61,6 +67,9 @@ func New(cfg Config) (http.Handler, error) {
 	r.Get("/healthz", a.healthz)
 	r.Get("/readyz", a.readyz)
 	r.Get("/openapi.yaml", a.spec)
+	if cfg.Metrics != nil {
+		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
+	}
 	r.Get("/ns", a.listNamespaces)
 	if cfg.Web != nil {
 		r.Handle("/*", cfg.Web)
@@ -118,16 +127,26 @@ func noSniff(next http.Handler) http.Handler {
 }
 
 // accessLog writes one line per request (at its end, so SSE streams log
-// their whole duration). Query strings are not logged: last_event_id
-// carries a connection token.
+// their whole duration) and feeds the request metrics. Query strings and
+// headers are never logged: last_event_id, Last-Event-ID and Authorization
+// carry connection tokens.
 func (a *API) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := time.Now()
 		next.ServeHTTP(ww, r)
-		a.logger.Debug("request", "request_id", middleware.GetReqID(r.Context()), "method", r.Method,
+		d := time.Since(start)
+		streaming := strings.HasPrefix(ww.Header().Get("Content-Type"), "text/event-stream")
+		if a.cfg.ObserveRequest != nil {
+			route := "unmatched"
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
+			}
+			a.cfg.ObserveRequest(route, r.Method, ww.Status(), d, streaming)
+		}
+		a.logger.Info("request", "request_id", middleware.GetReqID(r.Context()), "method", r.Method,
 			"path", r.URL.Path, "status", ww.Status(), "bytes", ww.BytesWritten(),
-			"duration", time.Since(start).Round(time.Microsecond).String(), "remote", r.RemoteAddr)
+			"duration", d.Round(time.Microsecond).String(), "remote", r.RemoteAddr)
 	})
 }
 

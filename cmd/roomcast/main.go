@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"github.com/roomcast/roomcast/internal/config"
 	"github.com/roomcast/roomcast/internal/engine"
 	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/internal/metrics"
 	"github.com/roomcast/roomcast/sse"
 	"github.com/roomcast/roomcast/web"
 )
@@ -74,7 +76,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer eng.Close()
 
+	streams := sse.New(sse.Config{
+		QueueSize: cfg.QueueSize, Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
+	}, logger)
+	hbCtx, hbCancel := context.WithCancel(context.Background())
+	go streams.Run(hbCtx)
+	defer func() { hbCancel(); streams.Close() }()
+
 	h := hub.New(eng, eng, logger, hub.Config{ResumeBuffer: cfg.ResumeBuffer})
+	reg := metrics.New(metrics.Source{Hub: h, Ready: eng.Ready, Groups: eng.GroupTotals, Streams: streams.Active})
 	ackKey, err := eng.AckKey(ctx)
 	if err != nil {
 		return err
@@ -91,7 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		ns, err := h.AddNamespace(n.Name, hub.NamespaceConfig{
 			RecoveryWindow: n.RecoveryWindow, MaxRoomsPerConn: n.MaxRoomsPerConn, HistoryLimit: n.HistoryLimit,
-			Group: hub.GroupConfig{AckWait: n.GroupAckWait, MaxDeliver: n.GroupMaxDeliver, MaxInFlight: n.GroupMaxInFlight},
+			Group:   hub.GroupConfig{AckWait: n.GroupAckWait, MaxDeliver: n.GroupMaxDeliver, MaxInFlight: n.GroupMaxInFlight},
+			Metrics: reg.Namespace(n.Name),
 		}, st.Epoch, st.Last)
 		if err != nil {
 			return err
@@ -102,16 +113,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		nsAPI = append(nsAPI, api.Namespace{Name: n.Name, MaxBody: n.MaxBody})
 	}
 
-	streams := sse.New(sse.Config{
-		QueueSize: cfg.QueueSize, Heartbeat: cfg.Heartbeat, Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout,
-	}, logger)
-	hbCtx, hbCancel := context.WithCancel(context.Background())
-	go streams.Run(hbCtx)
-	defer func() { hbCancel(); streams.Close() }()
-
 	handler, err := api.New(api.Config{
 		Hub: h, Streams: streams, Namespaces: nsAPI, Ready: eng.Ready,
 		Spec: roomcast.OpenAPI, Web: web.Handler(), Logger: logger,
+		Metrics: reg.Handler(), ObserveRequest: reg.ObserveRequest,
 	})
 	if err != nil {
 		return err
@@ -131,6 +136,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "roomcast listening on http://%s\n", ln.Addr())
 	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", len(nsAPI), "version", version)
+
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -165,12 +178,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
+// newLogger logs text to a terminal and JSON otherwise (--log-format auto).
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
+	format := cfg.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// servePprof serves net/http/pprof on its own listener (never on the API's),
+// with its own mux (never http.DefaultServeMux).
+func servePprof(addr string, logger *slog.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listener: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	logger.Info("pprof", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }

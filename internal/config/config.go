@@ -25,6 +25,7 @@ type Config struct {
 	ConfigFile string
 	LogLevel   string
 	LogFormat  string
+	PprofAddr  string
 
 	NATSURL      string
 	NodeName     string
@@ -68,7 +69,7 @@ type Namespace struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Addr: ":8080", Data: "./data", LogLevel: "info", LogFormat: "text",
+		Addr: ":8080", Data: "./data", LogLevel: "info", LogFormat: "auto",
 		NodeName: "roomcast", SyncInterval: time.Second,
 		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
@@ -95,7 +96,8 @@ var settings = []setting{
 	{name: "data", usage: "data directory of the embedded engine", global: func(c *Config) any { return &c.Data }},
 	{name: "config", usage: "optional YAML file declaring namespaces and settings", global: func(c *Config) any { return &c.ConfigFile }},
 	{name: "log-level", usage: "debug, info, warn or error", global: func(c *Config) any { return &c.LogLevel }},
-	{name: "log-format", usage: "text or json", global: func(c *Config) any { return &c.LogFormat }},
+	{name: "log-format", usage: "auto (text on a terminal, JSON otherwise), text or json", global: func(c *Config) any { return &c.LogFormat }},
+	{name: "pprof-addr", usage: "serve net/http/pprof on this separate address (off when empty; keep it private)", global: func(c *Config) any { return &c.PprofAddr }},
 	{name: "nats-url", usage: "external NATS cluster URL (no embedded server starts)", global: func(c *Config) any { return &c.NATSURL }},
 	{name: "node-name", usage: "this node's name in the engine", global: func(c *Config) any { return &c.NodeName }},
 	{name: "sync-interval", usage: "how often the store is fsynced (a 2xx publish survives kill -9 at any value; this bounds OS-crash loss)", global: func(c *Config) any { return &c.SyncInterval }},
@@ -362,9 +364,9 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("data: a data directory is required for the embedded engine"))
 	}
 	switch c.LogFormat {
-	case "text", "json":
+	case "auto", "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("log-format: want text or json, got %q", c.LogFormat))
+		errs = append(errs, fmt.Errorf("log-format: want auto, text or json, got %q", c.LogFormat))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -461,3 +461,32 @@ func (e *Engine) AckKey(ctx context.Context) ([]byte, error) {
 	}
 	return entry.Value(), nil
 }
+
+// GroupTotals sums the backlogs of namespace ns's consumer groups (for
+// metrics): pending, in flight, redelivered, dead letters.
+func (e *Engine) GroupTotals(ctx context.Context, ns string) (pending, inFlight, redelivered, dead uint64, err error) {
+	s, err := e.ns(ns)
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	l := s.stream.ListConsumers(ctx)
+	for info := range l.Info() {
+		if info.Config.Metadata[mdGroup] == "" {
+			continue // replay and history readers
+		}
+		pending += info.NumPending
+		inFlight += uint64(info.NumAckPending)
+		redelivered += uint64(info.NumRedelivered)
+	}
+	if err := l.Err(); err != nil {
+		return 0, 0, 0, 0, fmt.Errorf("engine: list groups: %w: %w", hub.ErrUnavailable, err)
+	}
+	if ds, err := e.ensureDeadStream(ctx); err == nil {
+		if di, err := ds.Info(ctx, jetstream.WithSubjectFilter("dead."+ns+".>")); err == nil {
+			for _, n := range di.State.Subjects {
+				dead += n
+			}
+		}
+	}
+	return pending, inFlight, redelivered, dead, nil
+}

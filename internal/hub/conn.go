@@ -116,6 +116,9 @@ func (c *Conn) closeLocked(err error) {
 	c.state = stateClosed
 	c.err = err
 	c.pending = nil
+	if err == ErrSlowConsumer {
+		c.ns.cfg.Metrics.SlowConsumer()
+	}
 	c.sink.Close(err)
 }
 

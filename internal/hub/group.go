@@ -195,6 +195,7 @@ func (g *group) dispatch(ctx context.Context, d Delivery) {
 			_ = g.engine.Settle(ctx, d.Reply, Nak)
 			return
 		}
+		g.ns.cfg.Metrics.Parked()
 		_ = g.engine.Settle(ctx, d.Reply, Term)
 		return
 	}
@@ -218,7 +219,9 @@ func (g *group) dispatch(ctx context.Context, d Delivery) {
 	if !target.deliverGroup(m, ackID, d.Count) {
 		g.release(ackID)
 		_ = g.engine.Settle(ctx, d.Reply, Nak)
+		return
 	}
+	g.ns.cfg.Metrics.GroupDelivered(d.Count > 1)
 }
 
 // sweep forgets flights past their ack wait: the engine redelivers them,

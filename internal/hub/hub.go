@@ -94,6 +94,8 @@ type NamespaceConfig struct {
 	// Group is the delivery policy of consumer groups created in this
 	// namespace without their own (defaults: DefaultGroupConfig).
 	Group GroupConfig
+	// Metrics receives the namespace's counts (nil: none).
+	Metrics Metrics
 }
 
 // Hub is the registry of namespaces on this node.
@@ -149,6 +151,9 @@ func (h *Hub) AddNamespace(name string, cfg NamespaceConfig, epoch string, appli
 		cfg.HistoryLimit = 1000
 	}
 	cfg.Group.defaults(DefaultGroupConfig)
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	ns := &Namespace{
 		name: name, cfg: cfg, hub: h, epoch: epoch,
 		conns: map[ConnID]*Conn{}, tokens: map[[32]byte]*Conn{}, rooms: map[string]map[*Conn]struct{}{},

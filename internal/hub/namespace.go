@@ -48,13 +48,14 @@ func (ns *Namespace) Applied() Position {
 // Apply fans m out to the local connections that are to receive it. It must
 // be called in sequence order from a single goroutine.
 func (ns *Namespace) Apply(m *Message) {
+	n := 0
 	ns.mu.RLock()
-	defer ns.mu.RUnlock()
 	switch {
 	case m.GroupOnly:
 	case m.To != "":
 		if c := ns.conns[m.To]; c != nil && !excluded(c.ID, c.rooms, m.Except) {
 			c.deliver(m)
+			n++
 		}
 	case len(m.Rooms) > 0:
 		for i, r := range m.Rooms {
@@ -63,16 +64,20 @@ func (ns *Namespace) Apply(m *Message) {
 					continue // got it through an earlier room, or excluded
 				}
 				c.deliver(m)
+				n++
 			}
 		}
 	default:
 		for _, c := range ns.conns {
 			if !excluded(c.ID, c.rooms, m.Except) {
 				c.deliver(m)
+				n++
 			}
 		}
 	}
 	ns.applied.Store(m.Pos.Seq)
+	ns.mu.RUnlock()
+	ns.cfg.Metrics.FannedOut(n, time.Since(m.Time))
 }
 
 func inAny(rooms map[string]uint64, names []string) bool {
@@ -166,6 +171,7 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 	if req.Resume == nil {
 		return st, nil
 	}
+	defer func() { ns.cfg.Metrics.Resumed(st.Reset != "") }()
 	switch {
 	case req.Resume.Epoch != ns.epoch:
 		st.Reset = "the message store was recreated since that position"
@@ -233,6 +239,7 @@ func (ns *Namespace) addLocked(c *Conn) {
 }
 
 func (ns *Namespace) joinLocked(c *Conn, room string) {
+	ns.cfg.Metrics.Joined()
 	m := ns.rooms[room]
 	if m == nil {
 		m = map[*Conn]struct{}{}
@@ -254,6 +261,7 @@ func (ns *Namespace) removeLocked(c *Conn) {
 }
 
 func (ns *Namespace) leaveLocked(c *Conn, room string) {
+	ns.cfg.Metrics.Left()
 	if m := ns.rooms[room]; m != nil {
 		delete(m, c)
 		if len(m) == 0 {
@@ -455,10 +463,12 @@ func (ns *Namespace) Publish(ctx context.Context, o *Outgoing) (Position, bool, 
 		return Position{}, false, fmt.Errorf("encode: %w: %w", ErrInvalid, err)
 	}
 	o.Body = body
+	began := time.Now()
 	pos, dup, err := ns.hub.log.Publish(ctx, ns.name, o)
 	if err != nil {
 		return Position{}, false, fmt.Errorf("publish to %s: %w", ns.name, err)
 	}
+	ns.cfg.Metrics.Published(time.Since(began))
 	return pos, dup, nil
 }
 
