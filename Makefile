@@ -18,9 +18,23 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-# Short fuzz runs of the encoders and request parsers (seed corpora run in unit).
+# Short fuzz runs of the encoders and request parsers (their seed corpora
+# also run in unit). FUZZTIME bounds each target; -fuzzminimizetime caps the
+# minimization of each new input, which otherwise can eat a whole run.
+FUZZTIME ?= 10s
+FUZZ_TARGETS = \
+	./internal/hub:FuzzEncodeBody \
+	./internal/hub:FuzzParseResume \
+	./internal/hub:FuzzValidNames \
+	./api:FuzzPublishBody \
+	./sse:FuzzSSEFrame
+
 fuzz:
-	@true
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg; \
+	done
 
 build:
 	$(GO) build -o bin/roomcast ./cmd/roomcast

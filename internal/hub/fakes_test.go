@@ -1,0 +1,289 @@
+package hub
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// knownBug skips a test that demonstrates a reported bug, so that `make
+// test` stays green until the fix lands. ROOMCAST_KNOWN_BUGS=1 runs it (and
+// shows it failing).
+func knownBug(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("ROOMCAST_KNOWN_BUGS") == "" {
+		t.Skip("BUG: " + what + " (ROOMCAST_KNOWN_BUGS=1 runs this test)")
+	}
+}
+
+// fakeLog is a hub.Log keeping messages in a slice: message seq n is
+// msgs[n-1]. Retention is simulated by first (messages before it are gone).
+type fakeLog struct {
+	mu        sync.Mutex
+	epoch     string
+	first     uint64
+	msgs      []*Message
+	keys      map[string]Position
+	published []*Outgoing
+
+	gap    bool  // Gap answers true whatever the range
+	gapErr error // Gap fails
+	pubErr error // Publish fails
+	reads  int   // Read calls
+}
+
+var _ Log = (*fakeLog)(nil)
+
+func newFakeLog(epoch string) *fakeLog {
+	return &fakeLog{epoch: epoch, first: 1, keys: map[string]Position{}}
+}
+
+func (l *fakeLog) Publish(_ context.Context, ns string, o *Outgoing) (Position, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pubErr != nil {
+		return Position{}, false, l.pubErr
+	}
+	cp := *o
+	l.published = append(l.published, &cp)
+	if o.Key != "" {
+		if p, ok := l.keys[o.Key]; ok {
+			return p, true, nil
+		}
+	}
+	m := l.appendLocked(&Message{Event: o.Event, Rooms: o.Rooms, To: o.To, From: o.From, Except: o.Except}, o.Body)
+	if o.Key != "" {
+		l.keys[o.Key] = m.Pos
+	}
+	return m.Pos, false, nil
+}
+
+// add stores m (Pos and Body are filled in) as if published; it returns m.
+func (l *fakeLog) add(m *Message) *Message {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.appendLocked(m, []byte(`{"ns":"test","event":"`+m.Event+`","data":null}`))
+}
+
+func (l *fakeLog) appendLocked(m *Message, body []byte) *Message {
+	m.Pos = Position{Epoch: l.epoch, Seq: uint64(len(l.msgs)) + 1}
+	m.Body = WithID(body, m.Pos.String())
+	m.Time = time.Now()
+	l.msgs = append(l.msgs, m)
+	return m
+}
+
+// filterMatch is what an engine does with a Filter: subjects, not joins.
+func filterMatch(f Filter, m *Message) bool {
+	switch {
+	case m.To != "":
+		return m.To == f.Conn
+	case len(m.Rooms) > 0:
+		for _, r := range m.Rooms {
+			if slices.Contains(f.Rooms, r) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func (l *fakeLog) Read(_ context.Context, _ string, from, to uint64, f Filter, fn func(*Message) bool) error {
+	l.mu.Lock()
+	l.reads++
+	last := uint64(len(l.msgs))
+	if to == 0 || to > last {
+		to = last
+	}
+	from = max(from, l.first, 1)
+	var batch []*Message
+	for seq := from; seq <= to; seq++ {
+		if m := l.msgs[seq-1]; filterMatch(f, m) {
+			batch = append(batch, m)
+		}
+	}
+	l.mu.Unlock()
+	for _, m := range batch {
+		if !fn(m) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (l *fakeLog) State(context.Context, string) (LogState, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LogState{Epoch: l.epoch, First: l.first, Last: uint64(len(l.msgs))}, nil
+}
+
+func (l *fakeLog) Gap(_ context.Context, _ string, after uint64, _ Filter) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.gapErr != nil {
+		return false, l.gapErr
+	}
+	last := uint64(len(l.msgs))
+	return l.gap || (last > after && l.first > after+1), nil
+}
+
+func (l *fakeLog) publishedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.published)
+}
+
+// fakeSessions is a hub.Sessions map.
+type fakeSessions struct {
+	mu    sync.Mutex
+	m     map[string]Session
+	ttls  map[string]time.Duration
+	saves int
+}
+
+var _ Sessions = (*fakeSessions)(nil)
+
+func newFakeSessions() *fakeSessions {
+	return &fakeSessions{m: map[string]Session{}, ttls: map[string]time.Duration{}}
+}
+
+func (s *fakeSessions) Save(_ context.Context, key string, sess Session, ttl time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saves++
+	s.m[key] = sess
+	s.ttls[key] = ttl
+	return nil
+}
+
+func (s *fakeSessions) Take(_ context.Context, key string) (Session, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.m[key]
+	delete(s.m, key)
+	return sess, ok, nil
+}
+
+func (s *fakeSessions) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// fakeSink records what a connection was sent. With capacity > 0, Send
+// fails once that many messages are queued (a full queue); SendWait always
+// queues (replay is paced by the client).
+type fakeSink struct {
+	mu       sync.Mutex
+	capacity int
+	got      []*Message
+	sends    int // Send calls, successful or not
+	waits    int // SendWait calls
+	closed   []error
+	waitErr  error
+}
+
+var _ Sink = (*fakeSink)(nil)
+
+func (s *fakeSink) Send(m *Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sends++
+	if s.capacity > 0 && len(s.got) >= s.capacity {
+		return false
+	}
+	s.got = append(s.got, m)
+	return true
+}
+
+func (s *fakeSink) SendWait(ctx context.Context, m *Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waits++
+	if s.waitErr != nil {
+		return s.waitErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.got = append(s.got, m)
+	return nil
+}
+
+func (s *fakeSink) Close(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = append(s.closed, err)
+}
+
+// seqs returns the sequences of the messages received, in order.
+func (s *fakeSink) seqs() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []uint64{}
+	for _, m := range s.got {
+		out = append(out, m.Pos.Seq)
+	}
+	return out
+}
+
+// closeErr returns the first Close error (nil while open).
+func (s *fakeSink) closeErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.closed) == 0 {
+		return nil
+	}
+	return s.closed[0]
+}
+
+const testEpoch = "e1"
+
+type fixture struct {
+	hub  *Hub
+	ns   *Namespace
+	log  *fakeLog
+	sess *fakeSessions
+}
+
+func newFixture(t *testing.T, cfg NamespaceConfig) *fixture {
+	t.Helper()
+	log := newFakeLog(testEpoch)
+	sess := newFakeSessions()
+	h := New(log, sess, slog.New(slog.NewTextHandler(io.Discard, nil)), Config{})
+	ns, err := h.AddNamespace("test", cfg, testEpoch, 0)
+	if err != nil {
+		t.Fatalf("AddNamespace: %v", err)
+	}
+	return &fixture{hub: h, ns: ns, log: log, sess: sess}
+}
+
+// connect opens a live connection joined to rooms.
+func (fx *fixture) connect(t *testing.T, rooms ...string) (*Conn, *fakeSink) {
+	t.Helper()
+	sink := &fakeSink{}
+	st, err := fx.ns.Connect(context.Background(), ConnectRequest{Rooms: rooms, Sink: sink})
+	if err != nil {
+		t.Fatalf("Connect(%v): %v", rooms, err)
+	}
+	if st.Reset != "" || st.ReplayTo != 0 {
+		t.Fatalf("Connect without resume: got Reset %q ReplayTo %d, want neither", st.Reset, st.ReplayTo)
+	}
+	if err := st.Conn.GoLive(); err != nil {
+		t.Fatalf("GoLive: %v", err)
+	}
+	return st.Conn, sink
+}
+
+// publish stores m in the log and applies it, as the engine's consumer does.
+func (fx *fixture) publish(m *Message) *Message {
+	fx.log.add(m)
+	fx.ns.Apply(m)
+	return m
+}
