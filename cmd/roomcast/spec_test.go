@@ -1,0 +1,881 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/roomcast/roomcast"
+)
+
+// The tests of this file hold the real server to openapi.yaml: every REST
+// operation is called with success and error cases, and every answer —
+// status, headers, body — is validated against the spec with kin-openapi.
+// Requests expected to succeed must also be valid by the spec, and requests
+// refused for a rule the spec states (a pattern, a required field, an unknown
+// field) must be invalid by the spec too, so that the spec's constraints and
+// the server's validation cannot drift apart silently.
+
+const specTimeout = 10 * time.Second
+
+// specCheck validates real traffic against openapi.yaml.
+type specCheck struct {
+	s      *testServer
+	doc    *openapi3.T
+	router routers.Router
+	// seen records, per operationId, the statuses validated (SSE events
+	// validated are recorded as "event <name>").
+	seen map[string]map[int]bool
+}
+
+func newSpecCheck(t *testing.T, s *testServer) *specCheck {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData(roomcast.OpenAPI)
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	// Route against the test server rather than the documented one. The
+	// legacy router, not gorillamux: it needs no module beyond kin-openapi.
+	doc.Servers = openapi3.Servers{{URL: s.URL}}
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	return &specCheck{s: s, doc: doc, router: router, seen: map[string]map[int]bool{}}
+}
+
+// specReq is one call of the API.
+type specReq struct {
+	method, path string
+	// body is nil, a string sent as is, or a value sent as JSON.
+	body   any
+	token  string            // sent as Authorization: Bearer <token>
+	header map[string]string // more request headers
+	want   int
+	// specRejects says that the spec itself states the rule the request
+	// breaks: request validation against the spec must fail too.
+	specRejects bool
+}
+
+func (r specReq) String() string { return r.method + " " + r.path }
+
+func (r specReq) bodyBytes(t *testing.T) []byte {
+	t.Helper()
+	switch b := r.body.(type) {
+	case nil:
+		return nil
+	case string:
+		return []byte(b)
+	case []byte:
+		return b
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf
+	}
+}
+
+func (c *specCheck) newRequest(t *testing.T, ctx context.Context, r specReq, body []byte) *http.Request {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, c.s.URL+r.path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	return req
+}
+
+// route finds the spec's operation for req; a request the spec does not
+// describe at all is a failure.
+func (c *specCheck) route(t *testing.T, req *http.Request) (*routers.Route, map[string]string) {
+	t.Helper()
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		t.Fatalf("%s %s: no operation of openapi.yaml matches: %v", req.Method, req.URL.Path, err)
+	}
+	return route, params
+}
+
+// checkRequest validates req against the spec: it must be valid when the
+// server accepts it and invalid when specRejects says so.
+func (c *specCheck) checkRequest(t *testing.T, r specReq, req *http.Request) {
+	t.Helper()
+	wantValid := r.want < 300
+	if !wantValid && !r.specRejects {
+		return
+	}
+	route, params := c.route(t, req)
+	err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, MultiError: true},
+	})
+	switch {
+	case wantValid && err != nil:
+		t.Errorf("%s: the server accepts this request but openapi.yaml does not: %v", r, err)
+	case !wantValid && err == nil:
+		t.Errorf("%s: the server refuses this request with %d but openapi.yaml accepts it", r, r.want)
+	}
+}
+
+// call sends r, checks its status and validates the answer against the spec.
+// It returns the answer's headers and body (nil for an event stream, which
+// is closed at once).
+func (c *specCheck) call(t *testing.T, r specReq) (http.Header, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), specTimeout)
+	defer cancel()
+	body := r.bodyBytes(t)
+	c.checkRequest(t, r, c.newRequest(t, ctx, r, body))
+
+	req := c.newRequest(t, ctx, r, body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s: %v", r, err)
+	}
+	defer resp.Body.Close()
+	var raw []byte
+	if !specIsEventStream(resp.Header) {
+		if raw, err = io.ReadAll(resp.Body); err != nil {
+			t.Fatalf("%s: read body: %v", r, err)
+		}
+	}
+	if resp.StatusCode != r.want {
+		t.Errorf("%s: status %d, want %d; body %s", r, resp.StatusCode, r.want, raw)
+	}
+	c.checkResponse(t, req, resp, raw)
+	return resp.Header, raw
+}
+
+func specIsEventStream(h http.Header) bool {
+	return strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+}
+
+// checkResponse validates resp (whose body raw has been read, unless it is an
+// event stream) against the operation req matches.
+func (c *specCheck) checkResponse(t *testing.T, req *http.Request, resp *http.Response, raw []byte) {
+	t.Helper()
+	route, params := c.route(t, req)
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+	if specIsEventStream(resp.Header) {
+		// An event stream never ends: its headers are validated here, its
+		// events one by one (event).
+		opts.ExcludeResponseBody = true
+		rr := route.Operation.Responses.Status(resp.StatusCode)
+		if rr == nil || rr.Value == nil || rr.Value.Content.Get("text/event-stream") == nil {
+			t.Errorf("%s %s: answered %d text/event-stream, which openapi.yaml does not document", req.Method, req.URL.Path, resp.StatusCode)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+			t.Errorf("%s %s: Content-Type %q, want text/event-stream", req.Method, req.URL.Path, ct)
+		}
+	}
+	err := openapi3filter.ValidateResponse(req.Context(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Body:                   io.NopCloser(bytes.NewReader(raw)),
+		Options:                opts,
+	})
+	if err != nil {
+		t.Errorf("%s %s: the %d answer does not match openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, raw)
+	}
+	c.record(route.Operation.OperationID, resp.StatusCode)
+}
+
+func (c *specCheck) record(op string, status int) {
+	if c.seen[op] == nil {
+		c.seen[op] = map[int]bool{}
+	}
+	c.seen[op][status] = true
+}
+
+// stream validates the answer that opened st (status, headers, content type)
+// and that the request that opened it is valid by the spec.
+func (c *specCheck) stream(t *testing.T, st *sseStream) {
+	t.Helper()
+	req := st.resp.Request
+	r := specReq{method: req.Method, path: req.URL.RequestURI(), want: st.resp.StatusCode}
+	check := req.Clone(context.Background())
+	c.checkRequest(t, r, check)
+	c.checkResponse(t, req, st.resp, nil)
+}
+
+// schema returns components/schemas/name.
+func (c *specCheck) schema(t *testing.T, name string) *openapi3.Schema {
+	t.Helper()
+	ref := c.doc.Components.Schemas[name]
+	if ref == nil || ref.Value == nil {
+		t.Fatalf("openapi.yaml has no components/schemas/%s", name)
+	}
+	return ref.Value
+}
+
+// event validates an SSE event: its id against EventID and its data against
+// the schema named (Connected, Reset, Envelope). It returns the data.
+func (c *specCheck) event(t *testing.T, ev sseEvent, schema string) map[string]any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(ev.Data), &v); err != nil {
+		t.Fatalf("event %q: data is not JSON: %q", ev.Event, ev.Data)
+	}
+	if err := c.schema(t, schema).VisitJSON(v, openapi3.MultiErrors()); err != nil {
+		t.Errorf("event %q: data %s does not match %s: %v", ev.Event, ev.Data, schema, err)
+	}
+	if err := c.schema(t, "EventID").VisitJSON(ev.ID); err != nil {
+		t.Errorf("event %q: id %q does not match EventID: %v", ev.Event, ev.ID, err)
+	}
+	c.record("event "+ev.Event, 0)
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.Fatalf("event %q: data %s is not an object", ev.Event, ev.Data)
+	}
+	return m
+}
+
+// requireSeen fails unless every operation of ops was validated with a 2xx
+// answer and every status of statuses was validated at least once.
+func (c *specCheck) requireSeen(t *testing.T, ops []string, statuses []int) {
+	t.Helper()
+	for _, op := range ops {
+		ok := false
+		for code := range c.seen[op] {
+			ok = ok || code >= 200 && code < 300
+		}
+		if !ok {
+			t.Errorf("operation %s was never validated with a success answer (seen %v)", op, specKeys(c.seen[op]))
+		}
+	}
+	for _, code := range statuses {
+		ok := false
+		for _, m := range c.seen {
+			ok = ok || m[code]
+		}
+		if !ok {
+			t.Errorf("no %d answer was validated", code)
+		}
+	}
+}
+
+func specKeys(m map[int]bool) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// operations lists the operationIds of the spec that have tag, or with tag
+// "" those that have neither the streams nor the groups tag (each test
+// covers one part; together they cover every operation).
+func (c *specCheck) operations(tag string) []string {
+	var out []string
+	for _, item := range c.doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			has := func(tag string) bool { return slices.Contains(op.Tags, tag) }
+			if tag == "" && !has("streams") && !has("groups") || tag != "" && has(tag) {
+				out = append(out, op.OperationID)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func specDecode(t *testing.T, what string, raw []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s: body is not a JSON object: %q", what, raw)
+	}
+	return m
+}
+
+// specFieldError fails unless the problem document raw lists field in errors.
+func specFieldError(t *testing.T, what string, raw []byte, field string) {
+	t.Helper()
+	p := specDecode(t, what, raw)
+	errs, _ := p["errors"].([]any)
+	for _, e := range errs {
+		if m, _ := e.(map[string]any); m["field"] == field {
+			return
+		}
+	}
+	t.Errorf("%s: problem %s does not name field %q", what, raw, field)
+}
+
+// specOtherEpoch returns a well-formed epoch different from the one of id.
+func specOtherEpoch(t *testing.T, id string) string {
+	t.Helper()
+	epoch, _, ok := strings.Cut(id, "-")
+	if !ok {
+		t.Fatalf("message id %q has no epoch", id)
+	}
+	if epoch == "abcdef" {
+		return "abcdee"
+	}
+	return "abcdef"
+}
+
+// TestSpecREST calls every REST operation of the real server with success
+// and error answers and validates each against openapi.yaml.
+func TestSpecREST(t *testing.T) {
+	s := startServer(t, "--max-rooms-per-conn", "4")
+	c := newSpecCheck(t, s)
+	const ns = "/ns/default"
+	const unknownID = "AAAAAAAAAAAAAAAAAAAAAA"
+
+	a := s.subscribe(t, ns+"/events?rooms=lobby", "")
+	aID, aTok, _ := a.connected()
+	b := s.subscribe(t, ns+"/rooms/lobby/events", "")
+	bID, bTok, _ := b.connected()
+	big := `{"event":"x","data":"` + strings.Repeat("a", 65<<10) + `"}`
+
+	t.Run("server", func(t *testing.T) {
+		c.call(t, specReq{method: "GET", path: "/healthz", want: 200})
+		c.call(t, specReq{method: "GET", path: "/readyz", want: 200})
+		h, raw := c.call(t, specReq{method: "GET", path: "/openapi.yaml", want: 200})
+		if !bytes.Equal(raw, roomcast.OpenAPI) {
+			t.Errorf("/openapi.yaml serves %d bytes, not the embedded spec (%d bytes)", len(raw), len(roomcast.OpenAPI))
+		}
+		if ct := h.Get("Content-Type"); ct != "application/yaml" {
+			t.Errorf("/openapi.yaml Content-Type %q, want application/yaml", ct)
+		}
+		c.call(t, specReq{method: "GET", path: "/", want: 200})
+		if _, raw := c.call(t, specReq{method: "GET", path: "/metrics", want: 200}); !bytes.Contains(raw, []byte("# TYPE ")) {
+			t.Errorf("/metrics: %.200s, want the Prometheus text format", raw)
+		}
+		_, raw = c.call(t, specReq{method: "GET", path: "/ns", want: 200})
+		list, _ := specDecode(t, "/ns", raw)["namespaces"].([]any)
+		if len(list) != 1 || list[0].(map[string]any)["name"] != "default" || list[0].(map[string]any)["connections"] != 2.0 {
+			t.Errorf("/ns: %s, want the namespace default with 2 connections", raw)
+		}
+	})
+
+	t.Run("namespace", func(t *testing.T) {
+		c.call(t, specReq{method: "GET", path: "/ns/nope/rooms", want: 404})
+		c.call(t, specReq{method: "POST", path: "/ns/nope/messages", body: `{"event":"x"}`, want: 404})
+		_, raw := c.call(t, specReq{method: "GET", path: "/ns/bad.name/rooms", want: 400, specRejects: true})
+		specFieldError(t, "malformed namespace", raw, "ns")
+	})
+
+	var firstMsg string
+	t.Run("publish", func(t *testing.T) {
+		p := ns + "/messages"
+		_, raw := c.call(t, specReq{method: "POST", path: p, body: map[string]any{"event": "announcement", "data": "hi"}, want: 202})
+		firstMsg, _ = specDecode(t, p, raw)["id"].(string)
+		a.Expect("announcement")
+		b.Expect("announcement")
+
+		body := map[string]any{"event": "chat message", "data": map[string]any{"text": "hi"}, "rooms": []string{"lobby", "orders.eu"}, "except": []string{bID}, "id": "k-1"}
+		_, raw = c.call(t, specReq{method: "POST", path: p, body: body, token: aTok, want: 202})
+		first := specDecode(t, p, raw)
+		_, raw = c.call(t, specReq{method: "POST", path: p, body: body, token: aTok, want: 202})
+		again := specDecode(t, p, raw)
+		if again["id"] != first["id"] || again["duplicate"] != true || first["duplicate"] != nil {
+			t.Errorf("idempotent retry: first %v, then %v; want the same id, then duplicate true", first, again)
+		}
+		if env := a.Expect("chat message").envelope(t); env["from"] != aID {
+			t.Errorf("from %v, want %s", env["from"], aID)
+		}
+		c.call(t, specReq{method: "POST", path: p, body: map[string]any{"event": "x", "data": nil, "rooms": []string{}}, want: 202})
+		a.Expect("x")
+		b.Expect("x")
+
+		for _, bad := range []struct {
+			body        any
+			field       string
+			specRejects bool
+		}{
+			{`{"event":"connected"}`, "event", true},
+			{`{"event":""}`, "event", true},
+			{`{"data":1}`, "event", true},
+			{`{"event":"a\u0007b"}`, "event", true},
+			{`{"event":"x","rooms":["a b"]}`, "rooms[0]", true},
+			{`{"event":"x","except":["a..b"]}`, "except[0]", true},
+			{map[string]any{"event": "x", "rooms": make([]string, 101)}, "rooms", true},
+			{`{"event":"x","id":"caf\u00e9"}`, "id", true},
+			{`{"event":"x","id":"` + strings.Repeat("k", 129) + `"}`, "id", true},
+			{`{"event":"x","room":"lobby"}`, "", true},
+			{`{"event":1}`, "", true},
+			{`[]`, "", true},
+			{``, "", true},
+			{`{"event":"x"} {}`, "", false},
+			{`{"event":"x","data":{]}`, "", false},
+		} {
+			_, raw := c.call(t, specReq{method: "POST", path: p, body: bad.body, want: 400, specRejects: bad.specRejects})
+			if bad.field != "" {
+				specFieldError(t, fmt.Sprintf("publish %v", bad.body), raw, bad.field)
+			}
+		}
+		c.call(t, specReq{method: "POST", path: p, body: `{"event":"x"}`, token: unknownID, want: 401})
+		c.call(t, specReq{method: "POST", path: p, body: `{"event":"x"}`, header: map[string]string{"Authorization": "Basic YTpi"}, want: 401})
+		c.call(t, specReq{method: "POST", path: p, body: big, want: 413})
+	})
+
+	t.Run("publishToRoom", func(t *testing.T) {
+		p := ns + "/rooms/lobby/messages"
+		c.call(t, specReq{method: "POST", path: p, body: map[string]any{"event": "chat message", "data": map[string]any{"n": 1}, "except": []string{bID}, "id": "k-2"}, token: aTok, want: 202})
+		a.Expect("chat message")
+		c.call(t, specReq{method: "POST", path: ns + "/rooms/a..b/messages", body: `{"event":"x"}`, want: 400, specRejects: true})
+		c.call(t, specReq{method: "POST", path: p, body: `{"event":"x","rooms":["a"]}`, want: 400, specRejects: true})
+		c.call(t, specReq{method: "POST", path: p, body: `{"event":"x"}`, token: unknownID, want: 401})
+		c.call(t, specReq{method: "POST", path: p, body: big, want: 413})
+		c.call(t, specReq{method: "POST", path: "/ns/nope/rooms/lobby/messages", body: `{"event":"x"}`, want: 404})
+	})
+
+	t.Run("publishToConnection", func(t *testing.T) {
+		c.call(t, specReq{method: "POST", path: ns + "/connections/" + aID + "/messages", body: `{"event":"private","data":{"text":"psst"},"id":"k-3"}`, want: 202})
+		if env := a.Expect("private").envelope(t); env["to"] != aID {
+			t.Errorf("direct message to %v, want %s", env["to"], aID)
+		}
+		// An unknown (well-formed) id is not an error: the message is stored.
+		c.call(t, specReq{method: "POST", path: ns + "/connections/" + unknownID + "/messages", body: `{"event":"x"}`, want: 202})
+		_, raw := c.call(t, specReq{method: "POST", path: ns + "/connections/short/messages", body: `{"event":"x"}`, want: 400, specRejects: true})
+		specFieldError(t, "bad connection id", raw, "id")
+		c.call(t, specReq{method: "POST", path: ns + "/connections/" + aID + "/messages", body: `{"event":"x","except":[]}`, want: 400, specRejects: true})
+		c.call(t, specReq{method: "POST", path: ns + "/connections/" + aID + "/messages", body: `{"event":"x"}`, token: unknownID, want: 401})
+		c.call(t, specReq{method: "POST", path: ns + "/connections/" + aID + "/messages", body: big, want: 413})
+	})
+
+	t.Run("rooms", func(t *testing.T) {
+		_, raw := c.call(t, specReq{method: "GET", path: ns + "/rooms", want: 200})
+		if rooms, _ := specDecode(t, "rooms", raw)["rooms"].([]any); len(rooms) != 1 || rooms[0].(map[string]any)["members"] != 2.0 {
+			t.Errorf("rooms: %s, want lobby with 2 members", raw)
+		}
+		_, raw = c.call(t, specReq{method: "GET", path: ns + "/rooms/lobby", want: 200})
+		if got := specDecode(t, "lobby", raw)["members"]; got != 2.0 {
+			t.Errorf("lobby members %v, want 2", got)
+		}
+		_, raw = c.call(t, specReq{method: "GET", path: ns + "/rooms/orders.eu", want: 200})
+		if got := specDecode(t, "orders.eu", raw)["members"]; got != 0.0 {
+			t.Errorf("orders.eu members %v, want 0", got)
+		}
+		c.call(t, specReq{method: "GET", path: ns + "/rooms/.lobby", want: 400, specRejects: true})
+		_, raw = c.call(t, specReq{method: "GET", path: ns + "/rooms/lobby/members", want: 200})
+		if got, _ := specDecode(t, "members", raw)["members"].([]any); len(got) != 2 {
+			t.Errorf("lobby members %s, want 2", raw)
+		}
+		c.call(t, specReq{method: "GET", path: ns + "/rooms/a%20b/members", want: 400, specRejects: true})
+		c.call(t, specReq{method: "GET", path: "/ns/nope/rooms/lobby/members", want: 404})
+	})
+
+	t.Run("membership", func(t *testing.T) {
+		m := func(room, id string) string { return ns + "/rooms/" + room + "/members/" + id }
+		_, raw := c.call(t, specReq{method: "PUT", path: m("r1", aID), token: aTok, want: 200})
+		if got := specDecode(t, "join", raw); got["changed"] != true || got["member"] != true {
+			t.Errorf("join: %s, want changed and member", raw)
+		}
+		_, raw = c.call(t, specReq{method: "PUT", path: m("r1", aID), token: aTok, want: 200})
+		if got := specDecode(t, "join again", raw); got["changed"] != false {
+			t.Errorf("join again: %s, want changed false", raw)
+		}
+		c.call(t, specReq{method: "PUT", path: m("a..b", aID), token: aTok, want: 400, specRejects: true})
+		c.call(t, specReq{method: "PUT", path: m("r1", "short"), token: aTok, want: 400, specRejects: true})
+		c.call(t, specReq{method: "PUT", path: m("r1", aID), want: 401})
+		c.call(t, specReq{method: "PUT", path: m("r1", aID), header: map[string]string{"Authorization": "Basic YTpi"}, want: 401})
+		c.call(t, specReq{method: "PUT", path: m("r1", aID), token: "not-a-token", want: 401})
+		c.call(t, specReq{method: "PUT", path: m("r1", bID), token: aTok, want: 403})
+		c.call(t, specReq{method: "PUT", path: "/ns/nope/rooms/r1/members/" + aID, token: aTok, want: 404})
+		c.call(t, specReq{method: "PUT", path: m("r2", aID), token: aTok, want: 200})
+		c.call(t, specReq{method: "PUT", path: m("r3", aID), token: aTok, want: 200})
+		c.call(t, specReq{method: "PUT", path: m("r4", aID), token: aTok, want: 409}) // lobby, r1–r3: the limit is 4
+
+		_, raw = c.call(t, specReq{method: "DELETE", path: m("r1", aID), token: aTok, want: 200})
+		if got := specDecode(t, "leave", raw); got["changed"] != true || got["member"] != false {
+			t.Errorf("leave: %s, want changed and not member", raw)
+		}
+		_, raw = c.call(t, specReq{method: "DELETE", path: m("r1", aID), token: aTok, want: 200})
+		if got := specDecode(t, "leave again", raw); got["changed"] != false {
+			t.Errorf("leave again: %s, want changed false", raw)
+		}
+		c.call(t, specReq{method: "DELETE", path: m("r1", aID), want: 401})
+		c.call(t, specReq{method: "DELETE", path: m("r1", bID), token: aTok, want: 403})
+		c.call(t, specReq{method: "DELETE", path: m("r1", "short"), token: aTok, want: 400, specRejects: true})
+	})
+
+	t.Run("connections", func(t *testing.T) {
+		_, raw := c.call(t, specReq{method: "GET", path: ns + "/connections/" + aID, want: 200})
+		if got := specDecode(t, "connection", raw); got["id"] != aID || fmt.Sprint(got["rooms"]) != "[lobby r2 r3]" {
+			t.Errorf("connection: %s, want %s in lobby, r2, r3", raw, aID)
+		}
+		c.call(t, specReq{method: "GET", path: ns + "/connections/" + unknownID, want: 404})
+		c.call(t, specReq{method: "GET", path: ns + "/connections/bad!id", want: 400, specRejects: true})
+	})
+
+	t.Run("roomHistory", func(t *testing.T) {
+		p := ns + "/rooms/lobby/messages"
+		_, raw := c.call(t, specReq{method: "GET", path: p, want: 200})
+		all, _ := specDecode(t, "history", raw)["messages"].([]any)
+		if len(all) < 3 {
+			t.Fatalf("history of lobby: %s, want at least 3 messages", raw)
+		}
+		_, raw = c.call(t, specReq{method: "GET", path: p + "?limit=1&after=" + firstMsg, want: 200})
+		page := specDecode(t, "history page", raw)
+		if msgs, _ := page["messages"].([]any); len(msgs) != 1 || page["last"] != msgs[0].(map[string]any)["id"] {
+			t.Errorf("history after %s, limit 1: %s, want 1 message and last its id", firstMsg, raw)
+		}
+		// An SSE event id (with its token) is accepted as `after`.
+		c.call(t, specReq{method: "GET", path: p + "?after=" + url.QueryEscape(firstMsg+"."+aTok), want: 200})
+		_, raw = c.call(t, specReq{method: "GET", path: p + "?limit=0", want: 400, specRejects: true})
+		specFieldError(t, "limit=0", raw, "limit")
+		c.call(t, specReq{method: "GET", path: p + "?limit=many", want: 400, specRejects: true})
+		_, raw = c.call(t, specReq{method: "GET", path: p + "?after=zz", want: 400, specRejects: true})
+		specFieldError(t, "after=zz", raw, "after")
+		c.call(t, specReq{method: "GET", path: p + "?after=" + specOtherEpoch(t, firstMsg) + "-1", want: 410})
+		c.call(t, specReq{method: "GET", path: ns + "/rooms/a..b/messages", want: 400, specRejects: true})
+		c.call(t, specReq{method: "GET", path: "/ns/nope/rooms/lobby/messages", want: 404})
+	})
+
+	t.Run("disconnect", func(t *testing.T) {
+		p := ns + "/connections/" + bID
+		c.call(t, specReq{method: "DELETE", path: ns + "/connections/short", token: bTok, want: 400, specRejects: true})
+		c.call(t, specReq{method: "DELETE", path: p, want: 401})
+		c.call(t, specReq{method: "DELETE", path: p, token: aTok, want: 403})
+		c.call(t, specReq{method: "DELETE", path: p, token: bTok, want: 204})
+		b.Ended(specTimeout)
+		eventually(t, specTimeout, "the disconnected connection to be gone", func() bool {
+			code, _, _ := s.do(t, "GET", p, nil, "")
+			return code == http.StatusNotFound
+		})
+		c.call(t, specReq{method: "GET", path: p, want: 404})
+		c.call(t, specReq{method: "DELETE", path: p, token: bTok, want: 401}) // its token died with it
+	})
+
+	c.requireSeen(t, c.operations(""), []int{400, 401, 403, 404, 409, 410, 413})
+}
+
+// TestSpecSSE opens streams on both SSE routes and validates their answers,
+// the connected, reset and message events against openapi.yaml, and the
+// problems the SSE routes answer before streaming.
+func TestSpecSSE(t *testing.T) {
+	s := startServer(t, "--max-rooms-per-conn", "4", "--heartbeat", "100ms")
+	c := newSpecCheck(t, s)
+	const ns = "/ns/default"
+
+	a := s.subscribe(t, ns+"/events?rooms=lobby,orders.eu", "")
+	c.stream(t, a)
+	ev := a.Expect("connected")
+	conn := c.event(t, ev, "Connected")
+	if ev.Retry != "2000" {
+		t.Errorf("connected event: retry %q, want the documented default 2000: %q", ev.Retry, ev.Raw)
+	}
+	if fmt.Sprint(conn["rooms"]) != "[lobby orders.eu]" || conn["ns"] != "default" || conn["restored"] != false {
+		t.Errorf("connected data %s, want rooms lobby and orders.eu of default, not restored", ev.Data)
+	}
+	aID, aTok := conn["id"].(string), conn["token"].(string)
+	if !strings.HasSuffix(ev.ID, "."+aTok) {
+		t.Errorf("connected id %q does not end with the token", ev.ID)
+	}
+
+	b := s.subscribe(t, ns+"/rooms/lobby/events", "")
+	c.stream(t, b)
+	ev = b.Expect("connected")
+	bConn := c.event(t, ev, "Connected")
+	bID, bTok := bConn["id"].(string), bConn["token"].(string)
+
+	// One envelope of each shape: namespace-wide, one room with a sender,
+	// several rooms, direct.
+	pub := func(path string, body any, token string) string {
+		t.Helper()
+		_, raw := c.call(t, specReq{method: "POST", path: path, body: body, token: token, want: 202})
+		id, _ := specDecode(t, path, raw)["id"].(string)
+		return id
+	}
+	lastID := map[*sseStream]string{} // the id: of the last event read, per stream
+	expectEnvelope := func(st *sseStream, event, id string) map[string]any {
+		t.Helper()
+		ev := st.Expect(event)
+		env := c.event(t, ev, "Envelope")
+		if env["id"] != id || !strings.HasPrefix(ev.ID, id+".") {
+			t.Errorf("event %q: envelope id %v, event id %q; want %s", event, env["id"], ev.ID, id)
+		}
+		lastID[st] = ev.ID
+		return env
+	}
+	id := pub(ns+"/messages", map[string]any{"event": "announcement", "data": "hello"}, "")
+	if env := expectEnvelope(a, "announcement", id); env["room"] != nil || env["from"] != nil {
+		t.Errorf("namespace-wide envelope %v, want room and from null", env)
+	}
+	expectEnvelope(b, "announcement", id)
+
+	id = pub(ns+"/rooms/lobby/messages", map[string]any{"event": "chat message", "data": map[string]any{"text": "hi"}, "except": []string{aID}}, aTok)
+	if env := expectEnvelope(b, "chat message", id); env["room"] != "lobby" || env["from"] != aID {
+		t.Errorf("room envelope %v, want room lobby from %s", env, aID)
+	}
+
+	id = pub(ns+"/messages", map[string]any{"event": "multi", "data": []any{1, true}, "rooms": []string{"orders.eu", "lobby"}}, bTok)
+	env := expectEnvelope(a, "multi", id)
+	if fmt.Sprint(env["rooms"]) != "[orders.eu lobby]" || env["room"] != nil || env["from"] != bID {
+		t.Errorf("multi-room envelope %v, want rooms [orders.eu lobby], room null, from %s", env, bID)
+	}
+	expectEnvelope(b, "multi", id)
+
+	id = pub(ns+"/connections/"+aID+"/messages", map[string]any{"event": "private", "data": nil}, "")
+	if env := expectEnvelope(a, "private", id); env["to"] != aID || env["data"] != nil {
+		t.Errorf("direct envelope %v, want to %s, data null", env, aID)
+	}
+
+	// The last event id resumes b with its id and rooms (Last-Event-ID
+	// header) and replays what came after it. The server still holds b's
+	// stream, as when a client reconnects before the server noticed the
+	// drop: the new stream takes b's place and the old one ends.
+	missed := pub(ns+"/rooms/lobby/messages", map[string]any{"event": "while away", "data": 1}, "")
+	b2 := s.subscribe(t, ns+"/rooms/lobby/events", lastID[b])
+	c.stream(t, b2)
+	ev = b2.Expect("connected")
+	if got := c.event(t, ev, "Connected"); got["id"] != bID || got["restored"] != true {
+		t.Errorf("resumed connection %s, want %s restored", ev.Data, bID)
+	}
+	expectEnvelope(b2, "while away", missed)
+	b.Ended(specTimeout)
+
+	// A position from another epoch of the store: connected, then reset
+	// (last_event_id query).
+	r := s.subscribe(t, ns+"/events?rooms=lobby&last_event_id="+specOtherEpoch(t, id)+"-1", "")
+	c.stream(t, r)
+	c.event(t, r.Expect("connected"), "Connected")
+	reset := c.event(t, r.Expect("reset"), "Reset")
+	if reason, _ := reset["reason"].(string); reason == "" {
+		t.Errorf("reset without a reason: %v", reset)
+	}
+	// After the reset the stream is live.
+	id = pub(ns+"/rooms/lobby/messages", map[string]any{"event": "after reset"}, "")
+	expectEnvelope(r, "after reset", id)
+
+	// Problems answered before streaming.
+	for _, bad := range []specReq{
+		{method: "GET", path: ns + "/events?rooms=a..b", want: 400, specRejects: true},
+		{method: "GET", path: ns + "/events?rooms=lobby,", want: 400, specRejects: true},
+		{method: "GET", path: ns + "/events?last_event_id=garbage", want: 400, specRejects: true},
+		{method: "GET", path: ns + "/events", header: map[string]string{"Last-Event-ID": "1-2.short"}, want: 400, specRejects: true},
+		{method: "GET", path: ns + "/events?rooms=a,b,c,d,e", want: 409},
+		{method: "GET", path: "/ns/nope/events", want: 404},
+		{method: "GET", path: ns + "/rooms/a..b/events", want: 400, specRejects: true},
+		{method: "GET", path: ns + "/rooms/lobby/events", header: map[string]string{"Last-Event-ID": "garbage"}, want: 400, specRejects: true},
+		{method: "GET", path: "/ns/nope/rooms/lobby/events", want: 404},
+	} {
+		c.call(t, bad)
+	}
+
+	// Heartbeats are SSE comments.
+	select {
+	case comment := <-a.Comments:
+		if comment != "heartbeat" {
+			t.Errorf("comment %q, want heartbeat", comment)
+		}
+	case <-time.After(specTimeout):
+		t.Error("no heartbeat comment")
+	}
+
+	c.requireSeen(t, c.operations("streams"), []int{400, 404, 409})
+	for _, name := range []string{"connected", "reset", "announcement"} {
+		if c.seen["event "+name] == nil {
+			t.Errorf("no %s event was validated", name)
+		}
+	}
+}
+
+// TestSpecCheckFails makes sure the checker itself can fail: answers that
+// break the spec must be reported.
+func TestSpecCheckFails(t *testing.T) {
+	s := startServer(t)
+	c := newSpecCheck(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), specTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", s.URL+"/ns/default/rooms/lobby", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, params := c.route(t, req)
+	for _, tc := range []struct {
+		name   string
+		status int
+		ct     string
+		body   string
+	}{
+		{"undocumented status", 418, "application/problem+json", `{"type":"about:blank","title":"x","status":418}`},
+		{"missing field", 200, "application/json", `{"name":"lobby"}`},
+		{"extra field", 200, "application/json", `{"name":"lobby","members":1,"extra":true}`},
+		{"bad room name", 200, "application/json", `{"name":"a..b","members":1}`},
+		{"problem without title", 404, "application/problem+json", `{"type":"about:blank","status":404}`},
+		{"wrong content type", 200, "text/plain", `{"name":"lobby","members":1}`},
+	} {
+		err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+			Status:                 tc.status,
+			Header:                 http.Header{"Content-Type": {tc.ct}},
+			Body:                   io.NopCloser(strings.NewReader(tc.body)),
+			Options:                &openapi3filter.Options{IncludeResponseStatus: true},
+		})
+		var re *openapi3filter.ResponseError
+		if !errors.As(err, &re) {
+			t.Errorf("%s: ValidateResponse returned %v, want a ResponseError", tc.name, err)
+		}
+	}
+	var v any = map[string]any{"id": "x", "token": "y", "ns": "default", "rooms": []any{}, "restored": false}
+	if err := c.schema(t, "Connected").VisitJSON(v); err == nil {
+		t.Error("a connected event with malformed id and token validates against Connected")
+	}
+	v = map[string]any{"id": "1-1", "ns": "default", "room": nil, "event": "x", "from": nil, "ts": "yesterday", "data": nil}
+	if err := c.schema(t, "Envelope").VisitJSON(v); err == nil {
+		t.Error("an envelope with a malformed ts validates against Envelope")
+	}
+}
+
+// TestSpecGroups drives a consumer group through its whole life — created
+// ahead, a member's stream, deliveries acknowledged, refused, parked,
+// replayed and dropped, deleted — and validates every answer and delivery
+// against openapi.yaml.
+func TestSpecGroups(t *testing.T) {
+	s := startServer(t)
+	c := newSpecCheck(t, s)
+	const ns = "/ns/default"
+	const g = ns + "/rooms/orders/groups/drivers"
+
+	c.call(t, specReq{method: "GET", path: g, want: 404})
+	c.call(t, specReq{method: "GET", path: g + "/dead", want: 404})
+	c.call(t, specReq{method: "DELETE", path: ns + "/rooms/orders/groups/missing", want: 404})
+	c.call(t, specReq{method: "GET", path: ns + "/rooms/orders/groups/bad.name", want: 400, specRejects: true})
+
+	// Created ahead with max_deliver 1, so that a refused delivery is parked.
+	_, raw := c.call(t, specReq{method: "PUT", path: g, body: map[string]any{"ack_wait": "1m", "max_deliver": 1, "max_in_flight": 5}, want: 200})
+	if cfg, _ := specDecode(t, "PUT group", raw)["config"].(map[string]any); cfg["max_deliver"] != 1.0 || cfg["ack_wait"] != "1m0s" {
+		t.Errorf("PUT group: %s, want max_deliver 1 and ack_wait 1m0s", raw)
+	}
+	c.call(t, specReq{method: "PUT", path: g, want: 200}) // no body: idempotent
+	for _, bad := range []string{`{"ack_wait":"forever"}`, `{"max_in_flight":-1}`, `{"max_deliver":1001}`, `{"nope":1}`} {
+		c.call(t, specReq{method: "PUT", path: g, body: bad, want: 400, specRejects: true})
+	}
+	c.call(t, specReq{method: "PUT", path: g, body: `{"ack_wait":"1h"}` + strings.Repeat(" ", 17<<10), want: 413})
+	_, raw = c.call(t, specReq{method: "GET", path: ns + "/rooms/orders/groups", want: 200})
+	if groups, _ := specDecode(t, "groups", raw)["groups"].([]any); len(groups) != 1 {
+		t.Errorf("groups of orders: %s, want drivers alone", raw)
+	}
+	c.call(t, specReq{method: "GET", path: ns + "/rooms/a..b/groups", want: 400, specRejects: true})
+	c.call(t, specReq{method: "GET", path: ns + "/rooms/orders/events?group=bad.name", want: 400, specRejects: true})
+
+	m := s.subscribe(t, ns+"/rooms/orders/events?group=drivers", "")
+	c.stream(t, m)
+	conn := c.event(t, m.Expect("connected"), "Connected")
+	token, _ := conn["token"].(string)
+	other := s.subscribe(t, ns+"/events", "")
+	_, otherTok, _ := other.connected()
+	eventually(t, specTimeout, "the member to join the group", func() bool {
+		_, st, _ := s.do(t, "GET", g, nil, "")
+		ms, _ := st["members"].([]any)
+		return len(ms) == 1
+	})
+
+	// delivered expects the next group delivery of message id.
+	delivered := func(id string, count float64) string {
+		t.Helper()
+		env := c.event(t, m.Expect("job"), "Envelope")
+		ack, _ := env["ack_id"].(string)
+		if (id != "" && env["id"] != id) || env["delivery"] != count || ack == "" {
+			t.Fatalf("group delivery %v, want message %s, delivery %v, an ack_id", env, id, count)
+		}
+		return ack
+	}
+	publish := func(data string) string {
+		t.Helper()
+		_, raw := c.call(t, specReq{method: "POST", path: ns + "/rooms/orders/messages", body: `{"event":"job","data":"` + data + `"}`, want: 202})
+		id, _ := specDecode(t, "publish", raw)["id"].(string)
+		return id
+	}
+	deadLetter := func(id string) float64 {
+		t.Helper()
+		var seq float64
+		eventually(t, specTimeout, "message "+id+" to be parked", func() bool {
+			_, body, _ := s.do(t, "GET", g+"/dead", nil, "")
+			dead, _ := body["dead_letters"].([]any)
+			for _, d := range dead {
+				dm, _ := d.(map[string]any)
+				if msg, _ := dm["message"].(map[string]any); msg["id"] == id {
+					seq, _ = dm["seq"].(float64)
+					return true
+				}
+			}
+			return false
+		})
+		return seq
+	}
+
+	id1 := publish("parcel 1")
+	ack := delivered(id1, 1)
+	acks := g + "/acks"
+	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{ack}}, want: 401})
+	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{ack}}, token: otherTok, want: 403})
+	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{}}, token: token, want: 400, specRejects: true})
+	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{ack}, "all": true}, token: token, want: 400, specRejects: true})
+	c.call(t, specReq{method: "POST", path: ns + "/rooms/orders/groups/other/acks", body: map[string]any{"ids": []string{ack}}, token: token, want: 400})
+	c.call(t, specReq{method: "POST", path: acks, body: `{"ids":["` + strings.Repeat("a", 65<<10) + `"]}`, token: token, want: 413})
+
+	_, raw = c.call(t, specReq{method: "GET", path: g + "/messages", want: 200})
+	if msgs, _ := specDecode(t, "group messages", raw)["messages"].([]any); len(msgs) != 1 || msgs[0].(map[string]any)["id"] != id1 {
+		t.Errorf("unacknowledged messages: %s, want %s alone", raw, id1)
+	}
+	c.call(t, specReq{method: "GET", path: g + "/messages?limit=0", want: 400, specRejects: true})
+
+	// Refused with max_deliver 1: parked, then replayed to the group.
+	c.call(t, specReq{method: "POST", path: g + "/nacks", body: map[string]any{"ids": []string{ack}}, token: token, want: 204})
+	seq := deadLetter(id1)
+	c.call(t, specReq{method: "GET", path: g + "/dead?limit=10", want: 200})
+	c.call(t, specReq{method: "GET", path: g + "/dead?limit=0", want: 400, specRejects: true})
+	_, raw = c.call(t, specReq{method: "GET", path: g, want: 200})
+	if got := specDecode(t, "group", raw)["dead_letters"]; got != 1.0 {
+		t.Errorf("group: %s, want 1 dead letter", raw)
+	}
+	c.call(t, specReq{method: "POST", path: g + "/dead/abc/replay", want: 400, specRejects: true})
+	c.call(t, specReq{method: "POST", path: g + "/dead/0/replay", want: 400, specRejects: true})
+	c.call(t, specReq{method: "POST", path: fmt.Sprintf("%s/dead/%d/replay", g, int64(seq)+1000), want: 404})
+	c.call(t, specReq{method: "POST", path: fmt.Sprintf("%s/dead/%d/replay", g, int64(seq)), want: 202})
+	ack = delivered("", 1) // a new message id: the replay is stored again
+	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{ack}}, token: token, want: 204})
+
+	// Another one parked, then dropped.
+	id2 := publish("parcel 2")
+	c.call(t, specReq{method: "POST", path: g + "/nacks", body: map[string]any{"ids": []string{delivered(id2, 1)}}, token: token, want: 204})
+	seq = deadLetter(id2)
+	dead := fmt.Sprintf("%s/dead/%d", g, int64(seq))
+	c.call(t, specReq{method: "DELETE", path: dead, want: 204})
+	c.call(t, specReq{method: "DELETE", path: dead, want: 404})
+	c.call(t, specReq{method: "DELETE", path: g + "/dead/x", want: 400, specRejects: true})
+
+	m.Close()
+	c.call(t, specReq{method: "DELETE", path: g, want: 204})
+	c.call(t, specReq{method: "GET", path: g, want: 404})
+
+	c.requireSeen(t, c.operations("groups"), []int{400, 401, 403, 404, 413})
+	if !c.seen["roomEvents"][200] {
+		t.Error("the group stream was not validated")
+	}
+}
