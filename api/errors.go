@@ -62,6 +62,8 @@ func status(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "request too large"
 	case errors.Is(err, hub.ErrLimit):
 		return http.StatusConflict, "limit reached"
+	case errors.Is(err, hub.ErrRateLimited):
+		return http.StatusTooManyRequests, "too many requests"
 	case errors.Is(err, hub.ErrResumeExpired):
 		return http.StatusGone, "position no longer available"
 	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrClosed):
@@ -90,10 +92,17 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	}
 	switch code {
 	case http.StatusInternalServerError:
+		if logger == nil {
+			logger = slog.Default()
+		}
 		logger.Error("request failed", "request_id", p.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
 		p.Detail = "an unexpected error occurred; the request id identifies it in the server log"
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="roomcast"`)
 	}

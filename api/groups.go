@@ -27,8 +27,10 @@ func groupParam(r *http.Request) (string, error) {
 	return g, nil
 }
 
-// roomGroup validates {room} and {group} and checks that groups are on.
-func (h *nsAPI) roomGroup(r *http.Request) (string, string, hub.Groups, error) {
+// roomGroup validates {room} and {group}, checks that the caller may do a
+// (ActAck: what a member may see; ActAdmin: managing the group; "": no
+// check, the handler checks) and that groups are on.
+func (h *nsAPI) roomGroup(r *http.Request, a hub.Action) (string, string, hub.Groups, error) {
 	room, err := roomParam(r)
 	if err != nil {
 		return "", "", nil, err
@@ -36,6 +38,19 @@ func (h *nsAPI) roomGroup(r *http.Request) (string, string, hub.Groups, error) {
 	g, err := groupParam(r)
 	if err != nil {
 		return "", "", nil, err
+	}
+	if a != "" {
+		p, err := h.authenticate(r, false)
+		if err != nil {
+			return "", "", nil, err
+		}
+		target := room
+		if a == hub.ActAdmin {
+			target = ""
+		}
+		if err := h.require(p, a, target); err != nil {
+			return "", "", nil, err
+		}
 	}
 	gs := h.ns.Groups()
 	if gs == nil {
@@ -81,7 +96,7 @@ func (h *nsAPI) groupState(ctx context.Context, gs hub.Groups, room, group strin
 }
 
 func (h *nsAPI) listGroups(w http.ResponseWriter, r *http.Request) {
-	room, err := roomParam(r)
+	room, _, err := h.roomFor(r, hub.ActAck)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -108,7 +123,7 @@ func (h *nsAPI) listGroups(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *nsAPI) getGroup(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r)
+	room, g, gs, err := h.roomGroup(r, hub.ActAck)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -128,7 +143,7 @@ type putGroupRequest struct {
 }
 
 func (h *nsAPI) putGroup(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r)
+	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -157,7 +172,7 @@ func (h *nsAPI) putGroup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *nsAPI) deleteGroup(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r)
+	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -174,7 +189,7 @@ type ackRequest struct {
 }
 
 func (h *nsAPI) settle(w http.ResponseWriter, r *http.Request, op hub.Settle) {
-	room, g, _, err := h.roomGroup(r)
+	room, g, _, err := h.roomGroup(r, "")
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -184,16 +199,16 @@ func (h *nsAPI) settle(w http.ResponseWriter, r *http.Request, op hub.Settle) {
 		h.fail(w, r, err)
 		return
 	}
-	c, err := h.caller(r)
+	p, err := h.authenticate(r, false)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if c == nil {
+	if p.kind != connection {
 		h.fail(w, r, fmt.Errorf("acknowledging needs the token of the connection that received the deliveries: %w", hub.ErrUnauthorized))
 		return
 	}
-	if err := h.ns.SettleGroup(r.Context(), c, room, g, req.IDs, op); err != nil {
+	if err := h.ns.SettleGroup(r.Context(), p.conn, room, g, req.IDs, op); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -208,7 +223,7 @@ func (h *nsAPI) nack(w http.ResponseWriter, r *http.Request) { h.settle(w, r, hu
 // have not acknowledged"). Messages acknowledged out of order past the floor
 // are included too: acks are per message, the floor is contiguous.
 func (h *nsAPI) groupMessages(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r)
+	room, g, gs, err := h.roomGroup(r, hub.ActAck)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -255,7 +270,7 @@ type deadLetterJSON struct {
 }
 
 func (h *nsAPI) listDead(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r)
+	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -290,7 +305,7 @@ func (h *nsAPI) deadSeq(r *http.Request) (uint64, error) {
 }
 
 func (h *nsAPI) replayDead(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r)
+	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -308,7 +323,7 @@ func (h *nsAPI) replayDead(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *nsAPI) dropDead(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r)
+	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -18,6 +19,7 @@ type nsAPI struct {
 	*API
 	ns      *hub.Namespace
 	maxBody int64
+	sec     *Security
 }
 
 func invalidParam(field, msg string) error {
@@ -47,50 +49,15 @@ func connParam(r *http.Request) (hub.ConnID, error) {
 	return hub.ConnID(id), nil
 }
 
-// bearer returns the Authorization bearer credential, "" when absent.
-func bearer(r *http.Request) (string, bool, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return "", false, nil
-	}
-	scheme, cred, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(cred) == "" {
-		return "", true, fmt.Errorf("authorization: want \"Bearer <connection token>\": %w", hub.ErrUnauthorized)
-	}
-	return strings.TrimSpace(cred), true, nil
-}
-
-// caller returns the connection whose token the request carries (nil when it
-// carries none).
-func (h *nsAPI) caller(r *http.Request) (*hub.Conn, error) {
-	tok, present, err := bearer(r)
-	if err != nil || !present {
-		return nil, err
-	}
-	return h.ns.Authenticate(tok)
-}
-
-// actingFor authorizes a request made on behalf of connection id: it must
-// carry that connection's token.
-func (h *nsAPI) actingFor(r *http.Request, id hub.ConnID) (*hub.Conn, error) {
-	c, err := h.caller(r)
-	if err != nil {
-		return nil, err
-	}
-	if c == nil {
-		return nil, fmt.Errorf("this call needs the connection's token (Authorization: Bearer <token from the connected event>): %w", hub.ErrUnauthorized)
-	}
-	if c.ID != id {
-		return nil, fmt.Errorf("the token is not connection %s's: %w", id, hub.ErrForbidden)
-	}
-	return c, nil
-}
-
 // --- SSE ---------------------------------------------------------------
 
 func (h *nsAPI) connect(w http.ResponseWriter, r *http.Request) {
+	// rooms=a,b and rooms=a&rooms=b both work.
 	var rooms []string
-	if q := r.URL.Query().Get("rooms"); q != "" {
+	for _, q := range r.URL.Query()["rooms"] {
+		if q == "" {
+			continue
+		}
 		for _, room := range strings.Split(q, ",") {
 			if !hub.ValidRoom(room) {
 				h.fail(w, r, invalidParam("rooms", tagMessages["room"]))
@@ -119,39 +86,112 @@ func (h *nsAPI) roomEvents(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, fmt.Errorf("consumer groups are not enabled: %w", hub.ErrUnavailable))
 			return
 		}
-		h.stream(w, r, nil, func(resume *hub.Position, token string) error {
-			return gs.ServeGroup(w, r, h.ns, room, g, resume, token)
-		})
+		h.stream(w, r, nil, &groupRef{room: room, group: g, serve: gs})
 		return
 	}
 	h.stream(w, r, []string{room}, nil)
 }
 
-// stream parses Last-Event-ID and serves the stream (serve, when set,
-// serves a group member instead).
-func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string, serve func(*hub.Position, string) error) {
-	last := r.Header.Get("Last-Event-ID")
+type groupRef struct {
+	room, group string
+	serve       GroupStreams
+}
+
+// stream authenticates, checks limits, parses Last-Event-ID and serves the
+// stream (a group member's when g is set).
+func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string, g *groupRef) {
+	p, err := h.authenticate(r, true)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if p.kind == connection {
+		h.fail(w, r, fmt.Errorf("a connection token cannot open a stream; reconnect with Last-Event-ID to resume a connection: %w", hub.ErrUnauthorized))
+		return
+	}
+	if h.sec.Locked && p.kind == anonymous {
+		err = h.require(p, hub.ActSubscribe, "") // 401 with the reason
+	} else if g != nil {
+		err = h.require(p, hub.ActAck, g.room)
+	} else {
+		for _, room := range rooms {
+			if err = h.require(p, hub.ActSubscribe, room); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	last, field := r.Header.Get("Last-Event-ID"), "Last-Event-ID"
 	if last == "" {
-		last = r.URL.Query().Get("last_event_id")
+		last, field = r.URL.Query().Get("last_event_id"), "last_event_id"
 	}
 	var resume *hub.Position
 	var token string
 	if last != "" {
 		pos, tok, err := hub.ParseResume(last)
 		if err != nil {
-			h.fail(w, r, invalidParam("Last-Event-ID", "must be an event id received from this server (epoch-sequence[.token])"))
+			h.fail(w, r, invalidParam(field, "must be an event id received from this server (epoch-sequence[.token])"))
 			return
 		}
 		resume, token = &pos, tok
 	}
-	if serve == nil {
-		serve = func(resume *hub.Position, token string) error {
-			return h.cfg.Streams.Serve(w, r, h.ns, rooms, resume, token)
-		}
+	release, err := h.conns.acquire(h.sec, h.ns.Name(), clientIP(r), p.id.User)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
-	if err := serve(resume, token); err != nil {
+	defer release()
+	id := hub.Identity{User: p.id.User, Expires: p.id.Expires}
+	if h.sec.Locked || p.kind != anonymous {
+		id.Perms = p.perms(!h.sec.Locked)
+	}
+	r = r.WithContext(hub.WithIdentity(r.Context(), id))
+	if g != nil {
+		err = g.serve.ServeGroup(w, r, h.ns, g.room, g.group, resume, token)
+	} else {
+		err = h.cfg.Streams.Serve(w, r, h.ns, rooms, resume, token)
+	}
+	switch {
+	case errors.Is(err, hub.ErrDisconnected):
+		// The connection was closed on request: 204 is the answer that
+		// makes an EventSource stop reconnecting (Socket.IO's
+		// server-side disconnect).
+		w.WriteHeader(http.StatusNoContent)
+	case err != nil:
 		h.fail(w, r, err)
 	}
+}
+
+type ticketResponse struct {
+	Ticket    string    `json:"ticket"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// issueTicket exchanges a JWT (or API key) for a short-lived, single-use
+// ticket to put in a stream URL (?ticket=): EventSource cannot send headers.
+func (h *nsAPI) issueTicket(w http.ResponseWriter, r *http.Request) {
+	p, err := h.authenticate(r, false)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if p.kind != user && p.kind != admin {
+		h.fail(w, r, fmt.Errorf("a ticket is issued for a JWT or an API key: %w", hub.ErrUnauthorized))
+		return
+	}
+	if h.cfg.Tickets == nil {
+		h.fail(w, r, fmt.Errorf("tickets: %w", hub.ErrUnavailable))
+		return
+	}
+	t, exp, err := h.newTicket(r.Context(), h.ns.Name(), p.id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, ticketResponse{Ticket: t, ExpiresAt: exp.UTC()})
 }
 
 // --- publish -------------------------------------------------------------
@@ -183,19 +223,33 @@ type publishResponse struct {
 }
 
 func (h *nsAPI) send(w http.ResponseWriter, r *http.Request, o *hub.Outgoing) {
-	from, err := h.caller(r)
+	p, err := h.authenticate(r, false)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if from != nil {
-		o.From = from.ID
+	// Emitting to rooms needs publish on each; to the whole namespace or to
+	// one connection, admin (they are server-side actions in Socket.IO).
+	if len(o.Rooms) == 0 {
+		err = h.require(p, hub.ActAdmin, "")
+	}
+	for _, room := range o.Rooms {
+		if err == nil {
+			err = h.require(p, hub.ActPublish, room)
+		}
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if p.kind == connection {
+		o.From = p.conn.ID
 	}
 	if o.Key != "" {
 		// Scope idempotency keys per namespace and sender so that two
 		// publishers picking the same key cannot swallow each other's
 		// messages.
-		o.Key = h.ns.Name() + "/" + string(o.From) + "/" + o.Key
+		o.Key = h.ns.Name() + "/" + string(o.From) + "/" + p.id.User + "/" + o.Key
 	}
 	pos, dup, err := h.ns.Publish(r.Context(), o)
 	if err != nil {
@@ -250,16 +304,39 @@ type roomInfo struct {
 }
 
 func (h *nsAPI) listRooms(w http.ResponseWriter, r *http.Request) {
-	rooms := h.ns.Rooms()
-	out := make([]roomInfo, len(rooms))
-	for i, ri := range rooms {
-		out[i] = roomInfo{Name: ri.Name, Members: ri.Members}
+	p, err := h.authenticate(r, false)
+	if err == nil && h.sec.Locked && p.kind == anonymous {
+		err = h.require(p, hub.ActPresence, "")
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	perms := p.perms(!h.sec.Locked)
+	out := []roomInfo{}
+	for _, ri := range h.ns.Rooms() {
+		if hub.Allowed(perms, hub.ActPresence, ri.Name) { // only rooms whose presence the caller may see
+			out = append(out, roomInfo{Name: ri.Name, Members: ri.Members})
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
 }
 
-func (h *nsAPI) getRoom(w http.ResponseWriter, r *http.Request) {
+// roomFor validates {room} and checks that the caller may do a on it.
+func (h *nsAPI) roomFor(r *http.Request, a hub.Action) (string, principal, error) {
 	room, err := roomParam(r)
+	if err != nil {
+		return "", principal{}, err
+	}
+	p, err := h.authenticate(r, false)
+	if err != nil {
+		return "", principal{}, err
+	}
+	return room, p, h.require(p, a, room)
+}
+
+func (h *nsAPI) getRoom(w http.ResponseWriter, r *http.Request) {
+	room, _, err := h.roomFor(r, hub.ActPresence)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -276,11 +353,12 @@ func (h *nsAPI) getRoom(w http.ResponseWriter, r *http.Request) {
 
 type memberInfo struct {
 	ID          hub.ConnID `json:"id"`
+	User        string     `json:"user,omitempty"`
 	ConnectedAt time.Time  `json:"connected_at"`
 }
 
 func (h *nsAPI) listMembers(w http.ResponseWriter, r *http.Request) {
-	room, err := roomParam(r)
+	room, _, err := h.roomFor(r, hub.ActPresence)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -292,7 +370,7 @@ func (h *nsAPI) listMembers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]memberInfo, len(members))
 	for i, m := range members {
-		out[i] = memberInfo{ID: m.ID, ConnectedAt: m.Connected.UTC()}
+		out[i] = memberInfo{ID: m.ID, User: m.User, ConnectedAt: m.Connected.UTC()}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"room": room, "members": out})
 }
@@ -306,18 +384,42 @@ type membership struct {
 	Rooms   []string `json:"rooms"`
 }
 
+// target returns connection {id} after checking that the caller may act
+// for it.
+func (h *nsAPI) target(r *http.Request) (*hub.Conn, principal, error) {
+	id, err := connParam(r)
+	if err != nil {
+		return nil, principal{}, err
+	}
+	p, err := h.authenticate(r, false)
+	if err != nil {
+		return nil, principal{}, err
+	}
+	if p.kind == anonymous {
+		return nil, p, h.mayActFor(p, nil)
+	}
+	c, err := h.ns.Conn(id)
+	if err != nil {
+		if p.kind == connection {
+			return nil, p, fmt.Errorf("the token is not connection %s's: %w", id, hub.ErrForbidden)
+		}
+		return nil, p, err
+	}
+	return c, p, h.mayActFor(p, c)
+}
+
 func (h *nsAPI) membership(w http.ResponseWriter, r *http.Request, join bool) {
 	room, err := roomParam(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	id, err := connParam(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	c, p, err := h.target(r)
+	if err == nil && join {
+		// The caller's own rights decide: the connection's claims when it
+		// acts for itself, the JWT's for a backend acting for its user.
+		err = h.require(p, hub.ActJoin, room)
 	}
-	c, err := h.actingFor(r, id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -332,7 +434,7 @@ func (h *nsAPI) membership(w http.ResponseWriter, r *http.Request, join bool) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, membership{Room: room, ID: id, Member: join, Changed: changed, Rooms: h.ns.Info(c).Rooms})
+	writeJSON(w, http.StatusOK, membership{Room: room, ID: c.ID, Member: join, Changed: changed, Rooms: h.ns.Info(c).Rooms})
 }
 
 func (h *nsAPI) join(w http.ResponseWriter, r *http.Request)  { h.membership(w, r, true) }
@@ -341,32 +443,32 @@ func (h *nsAPI) leave(w http.ResponseWriter, r *http.Request) { h.membership(w, 
 type connectionInfo struct {
 	ID          hub.ConnID `json:"id"`
 	NS          string     `json:"ns"`
+	User        string     `json:"user,omitempty"`
 	Rooms       []string   `json:"rooms"`
 	ConnectedAt time.Time  `json:"connected_at"`
 }
 
 func (h *nsAPI) getConnection(w http.ResponseWriter, r *http.Request) {
-	id, err := connParam(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	var c *hub.Conn
+	var err error
+	if h.sec.Locked {
+		c, _, err = h.target(r)
+	} else {
+		var id hub.ConnID
+		if id, err = connParam(r); err == nil {
+			c, err = h.ns.Conn(id)
+		}
 	}
-	c, err := h.ns.Conn(id)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	info := h.ns.Info(c)
-	writeJSON(w, http.StatusOK, connectionInfo{ID: info.ID, NS: h.ns.Name(), Rooms: info.Rooms, ConnectedAt: info.Connected.UTC()})
+	writeJSON(w, http.StatusOK, connectionInfo{ID: info.ID, NS: h.ns.Name(), User: info.User, Rooms: info.Rooms, ConnectedAt: info.Connected.UTC()})
 }
 
 func (h *nsAPI) disconnect(w http.ResponseWriter, r *http.Request) {
-	id, err := connParam(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	c, err := h.actingFor(r, id)
+	c, _, err := h.target(r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -387,7 +489,7 @@ type historyResponse struct {
 }
 
 func (h *nsAPI) history(w http.ResponseWriter, r *http.Request) {
-	room, err := roomParam(r)
+	room, _, err := h.roomFor(r, hub.ActHistory)
 	if err != nil {
 		h.fail(w, r, err)
 		return

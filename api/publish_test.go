@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -117,14 +116,6 @@ func (rig *publishRig) post(path string, body []byte) *httptest.ResponseRecorder
 	return rec
 }
 
-// knownBug skips a test that demonstrates a reported bug, so that `make
-// test` stays green until the fix lands. ROOMCAST_KNOWN_BUGS=1 runs it.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("ROOMCAST_KNOWN_BUGS") == "" {
-		t.Skip("BUG: " + what + " (ROOMCAST_KNOWN_BUGS=1 runs this test)")
-	}
-}
 
 func TestPublishRoomBody(t *testing.T) {
 	tests := []struct {
@@ -202,7 +193,6 @@ func TestPublishRoomBody(t *testing.T) {
 }
 
 func TestPublishBodyRejectsTrailingCloser(t *testing.T) {
-	knownBug(t, "api.decode uses Decoder.More, which is false before a '}' or ']', so a body with a trailing '}' or ']' is accepted")
 	rig := newPublishRig(t)
 	for _, body := range []string{`{"event":"e"}}`, `{"event":"e"}]`, `{"event":"e"} ]]]`} {
 		if rec := rig.post("/ns/default/rooms/lobby/messages", []byte(body)); rec.Code != http.StatusBadRequest {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -22,8 +23,9 @@ type Streams interface {
 
 // Namespace is a declared namespace's HTTP settings.
 type Namespace struct {
-	Name    string
-	MaxBody int64
+	Name     string
+	MaxBody  int64
+	Security Security
 }
 
 // Config wires the API.
@@ -34,13 +36,19 @@ type Config struct {
 	// Ready reports whether the engine can take publishes (/readyz).
 	Ready  func(ctx context.Context) error
 	Spec   []byte       // openapi.yaml, served at /openapi.yaml
-	Web    http.Handler // the browser app, served at /
+	// Web returns the browser app, served at / (nil: not served); it is
+	// given the API's problem+json 404 handler for paths that name no file.
+	Web func(notFound http.Handler) http.Handler
 	Logger *slog.Logger
 	// Metrics serves /metrics (nil: not served).
 	Metrics http.Handler
 	// ObserveRequest, when set, is called after each request with its chi
 	// route pattern (a bounded label), method, status and duration.
 	ObserveRequest func(route, method string, code int, d time.Duration, streaming bool)
+	// Tickets stores stream tickets (nil: POST …/tickets answers 503).
+	Tickets TicketStore
+	// MaxConnections bounds open streams on this node (0: unlimited).
+	MaxConnections int
 }
 
 // API holds the handlers' dependencies.
@@ -48,20 +56,29 @@ type API struct {
 	cfg      Config
 	logger   *slog.Logger
 	validate *validator.Validate
+	conns    *connLimiter
 }
 
 // New returns the router serving the whole HTTP surface.
 func New(cfg Config) (http.Handler, error) {
-	a := &API{cfg: cfg, logger: cfg.Logger, validate: newValidator()}
+	a := &API{cfg: cfg, logger: cfg.Logger, validate: newValidator(), conns: newConnLimiter(cfg.MaxConnections)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, a.accessLog, middleware.Recoverer)
+	r.Use(middleware.RequestID, a.accessLog, middleware.Recoverer, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Type: "about:blank", Title: "not found", Status: http.StatusNotFound,
 			Detail: "no such endpoint; see /openapi.yaml", Instance: r.URL.Path, RequestID: middleware.GetReqID(r.Context())})
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		// RFC 9110: a 405 lists the methods the resource supports.
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete} {
+			if r.Match(chi.NewRouteContext(), m, req.URL.Path) {
+				allowed = append(allowed, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		writeProblem(w, Problem{Type: "about:blank", Title: "method not allowed", Status: http.StatusMethodNotAllowed,
-			Detail: r.Method + " is not allowed here; see /openapi.yaml", Instance: r.URL.Path, RequestID: middleware.GetReqID(r.Context())})
+			Detail: req.Method + " is not allowed here; see /openapi.yaml", Instance: req.URL.Path, RequestID: middleware.GetReqID(req.Context())})
 	})
 
 	r.Get("/healthz", a.healthz)
@@ -72,7 +89,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	r.Get("/ns", a.listNamespaces)
 	if cfg.Web != nil {
-		r.Handle("/*", cfg.Web)
+		r.Get("/*", cfg.Web(r.NotFoundHandler()).ServeHTTP)
 	}
 
 	// One route group per declared namespace, each with its own middleware
@@ -82,25 +99,36 @@ func New(cfg Config) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		h := &nsAPI{API: a, ns: ns, maxBody: nc.MaxBody}
+		sec := nc.Security
+		h := &nsAPI{API: a, ns: ns, maxBody: nc.MaxBody, sec: &sec}
+		csrf, err := crossOrigin(sec.CORSOrigins)
+		if err != nil {
+			return nil, fmt.Errorf("namespace %s: %w", nc.Name, err)
+		}
 		r.Route("/ns/"+nc.Name, func(r chi.Router) {
 			r.Use(noSniff)
+			if len(sec.CORSOrigins) > 0 {
+				r.Use(corsMiddleware(sec.CORSOrigins))
+			}
+			r.Use(csrf)
+			connect, publish, join := limit(sec.Connect), limit(sec.Publish), limit(sec.Join)
 			// SSE: no timeout or throttle middleware (it would kill or pin
-			// long-lived streams).
-			r.Get("/events", h.connect)
-			r.Get("/rooms/{room}/events", h.roomEvents)
+			// long-lived streams); a connection limit instead.
+			r.With(connect...).Get("/events", h.connect)
+			r.With(connect...).Get("/rooms/{room}/events", h.roomEvents)
+			r.Post("/tickets", h.issueTicket)
 
-			r.Post("/messages", h.publish)
+			r.With(publish...).Post("/messages", h.publish)
 			r.Get("/rooms", h.listRooms)
 			r.Get("/rooms/{room}", h.getRoom)
-			r.Post("/rooms/{room}/messages", h.publishRoom)
+			r.With(publish...).Post("/rooms/{room}/messages", h.publishRoom)
 			r.Get("/rooms/{room}/messages", h.history)
 			r.Get("/rooms/{room}/members", h.listMembers)
-			r.Put("/rooms/{room}/members/{id}", h.join)
-			r.Delete("/rooms/{room}/members/{id}", h.leave)
+			r.With(join...).Put("/rooms/{room}/members/{id}", h.join)
+			r.With(join...).Delete("/rooms/{room}/members/{id}", h.leave)
 			r.Get("/connections/{id}", h.getConnection)
 			r.Delete("/connections/{id}", h.disconnect)
-			r.Post("/connections/{id}/messages", h.publishConn)
+			r.With(publish...).Post("/connections/{id}/messages", h.publishConn)
 
 			r.Get("/rooms/{room}/groups", h.listGroups)
 			r.Get("/rooms/{room}/groups/{group}", h.getGroup)

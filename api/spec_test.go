@@ -126,7 +126,7 @@ func specRouter(t *testing.T) http.Handler {
 	}
 	r, err := New(Config{
 		Hub: h, Streams: specNopStreams{}, Namespaces: []Namespace{{Name: "default", MaxBody: 1 << 10}},
-		Spec: roomcast.OpenAPI, Web: http.NotFoundHandler(), Metrics: http.NotFoundHandler(), Logger: logger,
+		Spec: roomcast.OpenAPI, Web: func(nf http.Handler) http.Handler { return nf }, Metrics: http.NotFoundHandler(), Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -102,7 +102,8 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, limit int64, dst an
 	if err := dec.Decode(dst); err != nil {
 		return fmt.Errorf("the body is not the expected JSON object: %s: %w", jsonErr(err), hub.ErrInvalid)
 	}
-	if dec.More() {
+	// dec.More is false before a stray '}' or ']': look at the rest itself.
+	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
 		return fmt.Errorf("the body has data after its JSON object: %w", hub.ErrInvalid)
 	}
 	if err := a.validate.Struct(dst); err != nil {
@@ -115,8 +116,12 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, limit int64, dst an
 // optional): an empty body leaves dst as it is.
 func (a *API) decodeOptional(w http.ResponseWriter, r *http.Request, dst any) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
-	if err != nil {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
 		return fmt.Errorf("body is larger than 16 KiB: %w", errTooLarge)
+	}
+	if err != nil {
+		return fmt.Errorf("read body: %w: %w", hub.ErrInvalid, err)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil

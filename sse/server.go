@@ -148,8 +148,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace
 	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx, groupRoom: groupRoom, group: group}
 	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, func(err error) { st.Close(err) })
 
+	id := hub.IdentityFrom(r.Context())
 	start, err := ns.Connect(ctx, hub.ConnectRequest{
 		Rooms: rooms, Resume: resume, Token: token, Remote: r.RemoteAddr, Sink: st,
+		Perms: id.Perms, User: id.User, Expires: id.Expires,
 	})
 	if err != nil {
 		return err
@@ -325,6 +327,7 @@ type connectedData struct {
 	NS       string     `json:"ns"`
 	Rooms    []string   `json:"rooms"`
 	Restored bool       `json:"restored"`
+	User     string     `json:"user,omitempty"`
 }
 
 type resetData struct {
@@ -339,7 +342,7 @@ func (st *stream) begin() {
 	conn := start.Conn
 	ns := conn.Namespace()
 	info := ns.Info(conn)
-	data, _ := json.Marshal(connectedData{ID: conn.ID, Token: conn.Token, NS: ns.Name(), Rooms: info.Rooms, Restored: start.Restored})
+	data, _ := json.Marshal(connectedData{ID: conn.ID, Token: conn.Token, NS: ns.Name(), Rooms: info.Rooms, Restored: start.Restored, User: conn.User})
 	connected := &r3sse.Event{
 		ID:    []byte(hub.ResumeID(start.At, conn.Token)),
 		Event: []byte("connected"),
@@ -356,7 +359,9 @@ func (st *stream) begin() {
 		case errors.Is(err, hub.ErrResumeExpired):
 			reset = "messages after that position were removed by retention while resuming"
 		case err != nil:
-			st.Close(err)
+			if st.ctx.Err() == nil { // not merely the client going away
+				st.Close(err)
+			}
 			return
 		}
 	}

@@ -16,11 +16,13 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/roomcast/roomcast"
 	"github.com/roomcast/roomcast/api"
+	"github.com/roomcast/roomcast/internal/auth"
 	"github.com/roomcast/roomcast/internal/config"
 	"github.com/roomcast/roomcast/internal/engine"
 	"github.com/roomcast/roomcast/internal/hub"
@@ -110,13 +112,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err := eng.Follow(ctx, n.Name, st.Last, ns.Apply); err != nil {
 			return err
 		}
-		nsAPI = append(nsAPI, api.Namespace{Name: n.Name, MaxBody: n.MaxBody})
+		sec, err := security(n, getenv)
+		if err != nil {
+			return fmt.Errorf("namespace %s: %w", n.Name, err)
+		}
+		nsAPI = append(nsAPI, api.Namespace{Name: n.Name, MaxBody: n.MaxBody, Security: sec})
 	}
 
 	handler, err := api.New(api.Config{
 		Hub: h, Streams: streams, Namespaces: nsAPI, Ready: eng.Ready,
-		Spec: roomcast.OpenAPI, Web: web.Handler(), Logger: logger,
+		Spec: roomcast.OpenAPI, Web: web.Handler, Logger: logger,
 		Metrics: reg.Handler(), ObserveRequest: reg.ObserveRequest,
+		Tickets: eng, MaxConnections: cfg.MaxConnections,
 	})
 	if err != nil {
 		return err
@@ -176,6 +183,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case <-tick.C:
 		}
 	}
+}
+
+// security builds a namespace's access policy from its settings.
+func security(n config.Namespace, getenv func(string) string) (api.Security, error) {
+	sec := api.Security{Locked: n.Auth == "jwt", CORSOrigins: n.CORSOrigins,
+		MaxConnsPerIP: n.MaxConnectionsPerIP, MaxConnsPerUser: n.MaxConnectionsPerUser}
+	for _, r := range []struct {
+		spec string
+		dst  *api.Rate
+	}{{n.RateConnect, &sec.Connect}, {n.RatePublish, &sec.Publish}, {n.RateJoin, &sec.Join}} {
+		num, per, err := config.ParseRate(r.spec)
+		if err != nil {
+			return api.Security{}, err
+		}
+		*r.dst = api.Rate{N: num, Per: per}
+	}
+	ac := auth.Config{Issuer: n.JWTIssuer, Audience: n.JWTAudience, Leeway: n.JWTLeeway, APIKeys: n.APIKeys}
+	if n.APIKeysEnv != "" {
+		for _, k := range strings.Split(getenv(n.APIKeysEnv), ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				ac.APIKeys = append(ac.APIKeys, k)
+			}
+		}
+	}
+	if n.JWTHS256SecretEnv != "" {
+		ac.Keys = append(ac.Keys, auth.KeyConfig{Alg: "HS256", SecretEnv: n.JWTHS256SecretEnv})
+	}
+	for _, k := range n.JWTKeys {
+		ac.Keys = append(ac.Keys, auth.KeyConfig{ID: k.ID, Alg: k.Alg, Secret: k.Secret, SecretEnv: k.SecretEnv, PEMFile: k.PEMFile, JWKSFile: k.JWKSFile})
+	}
+	if len(ac.Keys) > 0 || len(ac.APIKeys) > 0 {
+		v, err := auth.New(ac, getenv)
+		if err != nil {
+			return api.Security{}, err
+		}
+		sec.Verifier = v
+	}
+	return sec, nil
 }
 
 // newLogger logs text to a terminal and JSON otherwise (--log-format auto).

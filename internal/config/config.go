@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -38,6 +39,7 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	ShutdownTimeout   time.Duration
 	GroupIdle         time.Duration
+	MaxConnections    int
 	QueueSize         int
 	ResumeBuffer      int
 
@@ -64,6 +66,32 @@ type Namespace struct {
 	GroupAckWait     time.Duration
 	GroupMaxDeliver  int
 	GroupMaxInFlight int
+
+	// Security.
+	Auth                  string // "open" or "jwt"
+	JWTIssuer             string
+	JWTAudience           string
+	JWTLeeway             time.Duration
+	JWTHS256SecretEnv     string   // convenience: one HS256 key from this env variable
+	JWTKeys               []JWTKey // file only
+	APIKeys               []string // file only (prefer APIKeysEnv)
+	APIKeysEnv            string   // env variable holding comma-separated API keys
+	CORSOrigins           []string // file, or comma-separated flag/env
+	RateConnect           string   // "N/period" per IP and per credential, "" off
+	RatePublish           string
+	RateJoin              string
+	MaxConnectionsPerIP   int
+	MaxConnectionsPerUser int
+}
+
+// JWTKey is a verification key of a namespace (see internal/auth.KeyConfig).
+type JWTKey struct {
+	ID        string `yaml:"id"`
+	Alg       string `yaml:"alg"`
+	Secret    string `yaml:"secret"`
+	SecretEnv string `yaml:"secret_env"`
+	PEMFile   string `yaml:"pem_file"`
+	JWKSFile  string `yaml:"jwks_file"`
 }
 
 // Default returns the built-in defaults.
@@ -73,11 +101,12 @@ func Default() Config {
 		NodeName: "roomcast", SyncInterval: time.Second,
 		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
-		QueueSize: 256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour,
+		QueueSize: 256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour, MaxConnections: 100000,
 		Defaults: Namespace{
 			MaxBody: 64 << 10, RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
 			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgsPerRoom: 10000, DedupeWindow: 2 * time.Minute,
 			GroupAckWait: 30 * time.Second, GroupMaxDeliver: 5, GroupMaxInFlight: 10,
+			Auth: "open", JWTLeeway: 30 * time.Second,
 		},
 	}
 }
@@ -121,6 +150,19 @@ var settings = []setting{
 	{name: "group-max-deliver", usage: "consumer groups: deliveries before a message is parked as a dead letter", ns: func(n *Namespace) any { return &n.GroupMaxDeliver }},
 	{name: "group-max-in-flight", usage: "consumer groups: unacknowledged deliveries one member may hold", ns: func(n *Namespace) any { return &n.GroupMaxInFlight }},
 	{name: "group-idle", usage: "consumer groups nobody consumed for this long are removed", global: func(c *Config) any { return &c.GroupIdle }},
+	{name: "max-connections", usage: "open SSE connections on this node, all namespaces (503 beyond)", global: func(c *Config) any { return &c.MaxConnections }},
+	{name: "auth", usage: "open (anyone may do anything) or jwt (a JWT, ticket or API key is required; claims grant actions per room)", ns: func(n *Namespace) any { return &n.Auth }},
+	{name: "jwt-issuer", usage: "required iss of JWTs (empty: not checked)", ns: func(n *Namespace) any { return &n.JWTIssuer }},
+	{name: "jwt-audience", usage: "required aud of JWTs (required with auth jwt)", ns: func(n *Namespace) any { return &n.JWTAudience }},
+	{name: "jwt-leeway", usage: "clock skew allowed on exp, nbf and iat", ns: func(n *Namespace) any { return &n.JWTLeeway }},
+	{name: "jwt-hs256-secret-env", usage: "name of an environment variable holding an HS256 secret (≥ 32 bytes); other keys go in the file's jwt_keys", ns: func(n *Namespace) any { return &n.JWTHS256SecretEnv }},
+	{name: "api-keys-env", usage: "name of an environment variable holding comma-separated admin API keys (≥ 16 characters each)", ns: func(n *Namespace) any { return &n.APIKeysEnv }},
+	{name: "cors-origins", usage: "comma-separated origins allowed to call cross-origin with credentials (never reflected; empty: same-origin only)", ns: func(n *Namespace) any { return &n.CORSOrigins }},
+	{name: "rate-connect", usage: "stream opens allowed per IP and per credential, as N/period like 20/1s (empty: unlimited)", ns: func(n *Namespace) any { return &n.RateConnect }},
+	{name: "rate-publish", usage: "publishes allowed per IP and per credential, N/period", ns: func(n *Namespace) any { return &n.RatePublish }},
+	{name: "rate-join", usage: "joins and leaves allowed per IP and per credential, N/period", ns: func(n *Namespace) any { return &n.RateJoin }},
+	{name: "max-connections-per-ip", usage: "open connections per client IP in a namespace (0: unlimited)", ns: func(n *Namespace) any { return &n.MaxConnectionsPerIP }},
+	{name: "max-connections-per-user", usage: "open connections per JWT sub in a namespace (0: unlimited)", ns: func(n *Namespace) any { return &n.MaxConnectionsPerUser }},
 }
 
 func (s setting) target(c *Config) any {
@@ -165,11 +207,30 @@ func set(p any, v string) error {
 			return fmt.Errorf("want a duration like 30s or 2m, got %q", v)
 		}
 		*p = d
+	case *[]string:
+		*p = nil
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				*p = append(*p, s)
+			}
+		}
 	default:
 		return fmt.Errorf("unsupported setting type %T", p)
 	}
 	return nil
 }
+
+// rawValue keeps a flag's text; the setting parses it after the file and
+// the environment were applied. Boolean settings work as bare flags
+// (--sync-always).
+type rawValue struct {
+	s      string
+	isBool bool
+}
+
+func (v *rawValue) String() string     { return v.s }
+func (v *rawValue) Set(s string) error { v.s = s; return nil }
+func (v *rawValue) IsBoolFlag() bool   { return v.isBool }
 
 // parseBytes accepts a plain integer or one with a KiB/MiB/GiB suffix.
 func parseBytes(v string) (int64, error) {
@@ -187,6 +248,9 @@ func parseBytes(v string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("want an integer, optionally with KiB, MiB or GiB, got %q", v)
 	}
+	if n > math.MaxInt64/mult || n < math.MinInt64/mult {
+		return 0, fmt.Errorf("%q is too large", v)
+	}
 	return n * mult, nil
 }
 
@@ -202,6 +266,8 @@ func show(p any) string {
 		return strconv.FormatInt(*p, 10)
 	case *time.Duration:
 		return p.String()
+	case *[]string:
+		return strings.Join(*p, ",")
 	}
 	return ""
 }
@@ -215,11 +281,22 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 	fs.SetOutput(out)
 	values := map[string]*string{}
 	for _, s := range settings {
-		values[s.name] = fs.String(s.name, show(s.target(&cfg)), s.usage+" (env "+s.env()+")")
+		v := &rawValue{s: show(s.target(&cfg))}
+		_, v.isBool = s.target(&cfg).(*bool)
+		values[s.name] = &v.s
+		fs.Var(v, s.name, s.usage+" (env "+s.env()+")")
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: roomcast [serve] [flags]\n\nEvery flag has an environment twin (ROOMCAST_*) and a YAML key in --config (snake_case);\nflags win over the environment, which wins over the file. Namespace settings in the\nfile's namespaces list override these defaults per namespace.\n\nFlags:\n")
-		fs.PrintDefaults()
+		def := Default()
+		for _, s := range settings {
+			typ := map[string]string{"*string": "string", "*bool": "", "*int": "int", "*int64": "bytes", "*time.Duration": "duration", "*[]string": "list"}[fmt.Sprintf("%T", s.target(&def))]
+			fmt.Fprintf(out, "  --%s %s\n    \t%s (env %s)", s.name, typ, s.usage, s.env())
+			if d := show(s.target(&def)); d != "" && d != "0" && d != "false" {
+				fmt.Fprintf(out, " (default %q)", d)
+			}
+			fmt.Fprintln(out)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -342,7 +419,13 @@ func namespaces(defaults Namespace, entries []map[string]any) ([]Namespace, erro
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if k == "name" {
+			switch k {
+			case "name":
+				continue
+			case "jwt_keys", "api_keys", "cors_origins":
+				if err := setList(&n, k, e[k]); err != nil {
+					return nil, fmt.Errorf("namespace %q: %s: %w", name, k, err)
+				}
 				continue
 			}
 			s, ok := byKey[k]
@@ -356,6 +439,44 @@ func namespaces(defaults Namespace, entries []map[string]any) ([]Namespace, erro
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// setList decodes the namespace keys that hold lists.
+func setList(n *Namespace, key string, v any) error {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	switch key {
+	case "jwt_keys":
+		n.JWTKeys = nil
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		return dec.Decode(&n.JWTKeys)
+	case "api_keys":
+		n.APIKeys = nil
+		return yaml.Unmarshal(b, &n.APIKeys)
+	default:
+		n.CORSOrigins = nil
+		return yaml.Unmarshal(b, &n.CORSOrigins)
+	}
+}
+
+// ParseRate parses "N/period" (e.g. "20/1s"); "" is no limit (0, 0).
+func ParseRate(s string) (int, time.Duration, error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	ns, ps, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(ns)
+	if !ok || err != nil || n < 1 {
+		return 0, 0, fmt.Errorf("rate %q: want N/period like 20/1s", s)
+	}
+	d, err := time.ParseDuration(ps)
+	if err != nil || d < time.Second {
+		return 0, 0, fmt.Errorf("rate %q: the period must be a duration of at least 1s", s)
+	}
+	return n, d, nil
 }
 
 func (c Config) validate() error {
@@ -388,6 +509,23 @@ func (c Config) validate() error {
 	for _, n := range c.Namespaces {
 		if !validNamespace(n.Name) {
 			errs = append(errs, fmt.Errorf("namespace %q: want 1–64 of A-Z a-z 0-9 _ -", n.Name))
+		}
+		switch n.Auth {
+		case "open":
+		case "jwt":
+			if n.JWTAudience == "" {
+				errs = append(errs, fmt.Errorf("namespace %q: auth jwt needs jwt_audience", n.Name))
+			}
+			if len(n.JWTKeys) == 0 && n.JWTHS256SecretEnv == "" && len(n.APIKeys) == 0 && n.APIKeysEnv == "" {
+				errs = append(errs, fmt.Errorf("namespace %q: auth jwt needs jwt_keys, jwt_hs256_secret_env or API keys", n.Name))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("namespace %q: auth: want open or jwt, got %q", n.Name, n.Auth))
+		}
+		for _, r := range []string{n.RateConnect, n.RatePublish, n.RateJoin} {
+			if _, _, err := ParseRate(r); err != nil {
+				errs = append(errs, fmt.Errorf("namespace %q: %w", n.Name, err))
+			}
 		}
 		if n.GroupAckWait < 100*time.Millisecond || n.GroupMaxDeliver < 1 || n.GroupMaxInFlight < 1 {
 			errs = append(errs, fmt.Errorf("namespace %q: group-ack-wait must be at least 100ms, group-max-deliver and group-max-in-flight at least 1", n.Name))

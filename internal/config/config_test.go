@@ -208,7 +208,6 @@ func TestLoadErrors(t *testing.T) {
 }
 
 func TestLoadByteSizeOverflowIsAnError(t *testing.T) {
-	knownBug(t, "parseBytes multiplies without an overflow check: 17179869185GiB wraps to 1GiB")
 	for _, v := range []string{"17179869185GiB", "9223372036854775807KiB", "8589934592GiB"} {
 		got, err := Load([]string{"--max-bytes", v}, env(nil), &bytes.Buffer{})
 		if err == nil {
@@ -218,7 +217,6 @@ func TestLoadByteSizeOverflowIsAnError(t *testing.T) {
 }
 
 func TestBoolFlagWithoutValue(t *testing.T) {
-	knownBug(t, "every flag is a string flag, so a bare --sync-always fails (\"flag needs an argument\") or swallows the next flag as its value")
 	got, err := Load([]string{"--sync-always"}, env(nil), &bytes.Buffer{})
 	if err != nil || !got.SyncAlways {
 		t.Errorf("Load(--sync-always) = SyncAlways %v, %v; want true, nil", got.SyncAlways, err)
@@ -368,11 +366,3 @@ func TestParseBytes(t *testing.T) {
 	}
 }
 
-// knownBug skips a test that demonstrates a reported bug, so that `make
-// test` stays green until the fix lands. ROOMCAST_KNOWN_BUGS=1 runs it.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("ROOMCAST_KNOWN_BUGS") == "" {
-		t.Skip("BUG: " + what + " (ROOMCAST_KNOWN_BUGS=1 runs this test)")
-	}
-}

@@ -84,6 +84,7 @@ type Engine struct {
 	follows   []jetstream.ConsumeContext
 	consumers map[string]jetstream.Consumer // group consumers by ns/name
 	dead      jetstream.Stream
+	tickets   jetstream.KeyValue
 }
 
 type nsStream struct {

@@ -20,19 +20,23 @@ func (e *Engine) Save(ctx context.Context, key string, s hub.Session, _ time.Dur
 		return err
 	}
 	if _, err := e.kv.Put(ctx, key, b); err != nil {
-		return fmt.Errorf("engine: save session: %w", err)
+		return fmt.Errorf("engine: save session: %w: %w", hub.ErrUnavailable, err)
 	}
 	return nil
 }
 
-// Take implements hub.Sessions.
+// Take implements hub.Sessions. Once begun it runs to its end even if the
+// caller's request is cancelled: a delete sent but not confirmed would
+// lose the session without anyone holding it.
 func (e *Engine) Take(ctx context.Context, key string) (hub.Session, bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	entry, err := e.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return hub.Session{}, false, nil
 	}
 	if err != nil {
-		return hub.Session{}, false, fmt.Errorf("engine: take session: %w", err)
+		return hub.Session{}, false, fmt.Errorf("engine: take session: %w: %w", hub.ErrUnavailable, err)
 	}
 	var s hub.Session
 	if err := json.Unmarshal(entry.Value(), &s); err != nil {
@@ -40,7 +44,66 @@ func (e *Engine) Take(ctx context.Context, key string) (hub.Session, bool, error
 	}
 	// Only one reconnect may take a session: delete with the revision read.
 	if err := e.kv.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil {
-		return hub.Session{}, false, nil
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return hub.Session{}, false, nil // another reconnect took it first
+		}
+		return hub.Session{}, false, fmt.Errorf("engine: take session: %w: %w", hub.ErrUnavailable, err)
 	}
 	return s, true, nil
+}
+
+// PutTicket stores a stream ticket (api.TicketStore); the bucket's TTL
+// removes unused ones.
+func (e *Engine) PutTicket(ctx context.Context, key string, value []byte) error {
+	kv, err := e.ticketBucket(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Create(ctx, key, value); err != nil {
+		return fmt.Errorf("engine: put ticket: %w: %w", hub.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// TakeTicket returns and removes a ticket; of two concurrent takers only
+// one gets it (delete at the revision read).
+func (e *Engine) TakeTicket(ctx context.Context, key string) ([]byte, bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	kv, err := e.ticketBucket(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	entry, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("engine: take ticket: %w: %w", hub.ErrUnavailable, err)
+	}
+	if err := kv.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil {
+		return nil, false, nil
+	}
+	return entry.Value(), true, nil
+}
+
+func (e *Engine) ticketBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	e.mu.Lock()
+	kv := e.tickets
+	e.mu.Unlock()
+	if kv != nil {
+		return kv, nil
+	}
+	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: "roomcast_tickets", Description: "roomcast: single-use stream tickets",
+		TTL: 2 * time.Minute, History: 1, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: tickets bucket: %w: %w", hub.ErrUnavailable, err)
+	}
+	e.mu.Lock()
+	e.tickets = kv
+	e.mu.Unlock()
+	return kv, nil
 }

@@ -20,9 +20,14 @@ type Conn struct {
 	Token     string
 	Remote    string
 	Connected time.Time
-	ns        *Namespace
-	sink      Sink
-	hash      [32]byte
+	// User is the authenticated user (JWT sub), "" in open namespaces.
+	User string
+	// Perms are what the connection may do (nil: open namespace).
+	Perms  Perms
+	expiry *time.Timer
+	ns     *Namespace
+	sink   Sink
+	hash   [32]byte
 
 	// rooms maps each joined room to the sequence applied when it was
 	// joined (replay skips room messages older than the join).
@@ -116,6 +121,9 @@ func (c *Conn) closeLocked(err error) {
 	c.state = stateClosed
 	c.err = err
 	c.pending = nil
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	if err == ErrSlowConsumer {
 		c.ns.cfg.Metrics.SlowConsumer()
 	}
@@ -173,7 +181,7 @@ func (c *Conn) Replay(ctx context.Context, from, to uint64) error {
 	f := Filter{Rooms: names, Conn: c.ID}
 	var sendErr error
 	err := ns.hub.log.Read(ctx, ns.name, from+1, to, f, func(m *Message) bool {
-		if !matches(c.ID, rooms, m) {
+		if !matches(c.ID, rooms, m) || !c.mayReceive(rooms, m) {
 			return true
 		}
 		if sendErr = c.sink.SendWait(ctx, m); sendErr != nil {
@@ -198,6 +206,21 @@ func (c *Conn) Replay(ctx context.Context, from, to uint64) error {
 		return ErrResumeExpired
 	}
 	return nil
+}
+
+// mayReceive re-checks a replayed room message against the connection's
+// current permissions: one of the rooms that makes it match must still be
+// allowed.
+func (c *Conn) mayReceive(rooms map[string]uint64, m *Message) bool {
+	if c.Perms == nil || len(m.Rooms) == 0 {
+		return true
+	}
+	for _, r := range m.Rooms {
+		if _, in := rooms[r]; in && canReceive(c.Perms, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // matches reports whether a connection with id and rooms (room → join

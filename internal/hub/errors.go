@@ -14,10 +14,13 @@ var (
 	ErrUnavailable   = errors.New("unavailable")
 	ErrTooLarge      = errors.New("too large")
 	ErrLimit         = errors.New("limit reached")
+	ErrRateLimited   = errors.New("rate limited")
 	ErrResumeExpired = errors.New("resume position no longer available")
 	// ErrDisconnected closes a connection on request (DELETE
 	// …/connections/{id}): its session is not kept for resume.
 	ErrDisconnected = errors.New("disconnected on request")
 	// ErrReplaced closes a connection whose token reconnected elsewhere.
 	ErrReplaced = errors.New("replaced by a newer connection with the same token")
+	// ErrTokenExpired closes a connection whose credentials expired.
+	ErrTokenExpired = errors.New("credentials expired")
 )

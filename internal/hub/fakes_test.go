@@ -4,22 +4,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 )
 
-// knownBug skips a test that demonstrates a reported bug, so that `make
-// test` stays green until the fix lands. ROOMCAST_KNOWN_BUGS=1 runs it (and
-// shows it failing).
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("ROOMCAST_KNOWN_BUGS") == "" {
-		t.Skip("BUG: " + what + " (ROOMCAST_KNOWN_BUGS=1 runs this test)")
-	}
-}
 
 // fakeLog is a hub.Log keeping messages in a slice: message seq n is
 // msgs[n-1]. Retention is simulated by first (messages before it are gone).

@@ -57,8 +57,12 @@ type Sessions interface {
 type Session struct {
 	NS    string            `json:"ns"`
 	ID    ConnID            `json:"id"`
+	User  string            `json:"user,omitempty"`
 	Rooms map[string]uint64 `json:"rooms"`
 	Saved time.Time         `json:"saved"`
+	// Disconnected marks a connection closed on request: it is not
+	// restored, and its client is told to stop reconnecting.
+	Disconnected bool `json:"disconnected,omitempty"`
 }
 
 // Sink is the outbound side of one connection (implemented by sse).

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -100,6 +101,14 @@ type ConnectRequest struct {
 	Token  string
 	Remote string
 	Sink   Sink
+	// Perms are the connection's permissions (nil: an open namespace):
+	// restored rooms it may no longer receive are dropped, and replayed
+	// messages are checked again.
+	Perms Perms
+	// User is the authenticated user (a JWT's sub), "" if none.
+	User string
+	// Expires closes the connection with ErrTokenExpired (zero: never).
+	Expires time.Time
 }
 
 // Start tells the SSE layer how to begin a new connection's stream.
@@ -129,15 +138,37 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 		return Start{}, fmt.Errorf("%d rooms, at most %d: %w", len(req.Rooms), ns.cfg.MaxRoomsPerConn, ErrLimit)
 	}
 	var st Start
-	c := &Conn{ns: ns, sink: req.Sink, Remote: req.Remote, Connected: time.Now(), rooms: map[string]uint64{}}
+	for _, r := range req.Rooms {
+		if !Allowed(req.Perms, ActSubscribe, r) {
+			return Start{}, fmt.Errorf("subscribe to room %q: %w", r, ErrForbidden)
+		}
+	}
+	c := &Conn{ns: ns, sink: req.Sink, Remote: req.Remote, Connected: time.Now(), rooms: map[string]uint64{},
+		Perms: req.Perms, User: req.User}
 
 	var restored map[string]uint64
 	if req.Token != "" {
-		id, rooms, ok, err := ns.reclaim(ctx, req.Token)
+		id, user, rooms, ok, err := ns.reclaim(ctx, req.Token)
 		if err != nil {
 			return Start{}, err
 		}
-		if ok {
+		if ok && user == req.User {
+			// Whatever fails from here on (the client gave up mid-handshake,
+			// the engine hiccuped) must not lose the session it came for.
+			defer func() {
+				if st.Conn == nil {
+					ns.giveBack(req.Token, Session{NS: ns.name, ID: id, User: user, Rooms: rooms, Saved: time.Now()})
+				}
+			}()
+		}
+		// A session comes back only to the same user; rooms its current
+		// permissions no longer allow are dropped.
+		if ok && user == req.User {
+			for r := range rooms {
+				if !canReceive(req.Perms, r) {
+					delete(rooms, r)
+				}
+			}
 			c.ID, c.Token, restored, st.Restored = id, req.Token, rooms, true
 		}
 	}
@@ -154,9 +185,16 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 	for r, s := range restored {
 		c.rooms[r] = s
 	}
+	// The URL's rooms count from the resume position when there is one (the
+	// client had them then: their missed messages are replayed), else from
+	// now.
+	joinAt := h
+	if req.Resume != nil && req.Resume.Epoch == ns.epoch && req.Resume.Seq < h {
+		joinAt = req.Resume.Seq
+	}
 	for _, r := range req.Rooms {
 		if _, ok := c.rooms[r]; !ok {
-			c.rooms[r] = h
+			c.rooms[r] = joinAt
 		}
 	}
 	if len(c.rooms) > ns.cfg.MaxRoomsPerConn {
@@ -165,10 +203,13 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 	}
 	ns.addLocked(c)
 	ns.mu.Unlock()
+	if !req.Expires.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(req.Expires), func() { c.Close(ErrTokenExpired) })
+	}
 
-	st.Conn = c
 	st.At = Position{Epoch: ns.epoch, Seq: h}
 	if req.Resume == nil {
+		st.Conn = c
 		return st, nil
 	}
 	defer func() { ns.cfg.Metrics.Resumed(st.Reset != "") }()
@@ -182,7 +223,8 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 	default:
 		gap, err := ns.hub.log.Gap(ctx, ns.name, req.Resume.Seq, ns.filterOf(c))
 		if err != nil {
-			ns.Disconnect(c, false)
+			// Recoverable: a restored session is saved again.
+			_ = ns.Disconnect(c, st.Restored)
 			return Start{}, err
 		}
 		if gap {
@@ -192,7 +234,15 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 		st.At = *req.Resume
 		st.ReplayTo = h
 	}
+	st.Conn = c
 	return st, nil
+}
+
+// giveBack saves a session taken by a reconnect that then failed.
+func (ns *Namespace) giveBack(token string, s Session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = ns.hub.sess.Save(ctx, sessionKey(ns.name, token), s, ns.cfg.RecoveryWindow)
 }
 
 func (ns *Namespace) filterOf(c *Conn) Filter {
@@ -208,25 +258,40 @@ func (ns *Namespace) filterOf(c *Conn) Filter {
 // reclaim finds the connection that token belonged to: still attached on
 // this node (its client reconnected before the old stream noticed it was
 // dead: the old one is replaced) or saved in Sessions after a disconnect.
-func (ns *Namespace) reclaim(ctx context.Context, token string) (ConnID, map[string]uint64, bool, error) {
+func (ns *Namespace) reclaim(ctx context.Context, token string) (ConnID, string, map[string]uint64, bool, error) {
 	hash := tokenHash(token)
 	ns.mu.Lock()
 	if old := ns.tokens[hash]; old != nil {
-		rooms := old.rooms
+		rooms := make(map[string]uint64, len(old.rooms))
+		for r, s := range old.rooms {
+			rooms[r] = s
+		}
 		ns.removeLocked(old)
 		ns.mu.Unlock()
 		old.Close(ErrReplaced)
-		return old.ID, rooms, true, nil
+		return old.ID, old.User, rooms, true, nil
 	}
 	ns.mu.Unlock()
 	s, ok, err := ns.hub.sess.Take(ctx, sessionKey(ns.name, token))
 	if err != nil {
-		return "", nil, false, fmt.Errorf("restore session: %w", err)
+		return "", "", nil, false, fmt.Errorf("restore session: %w", err)
 	}
 	if !ok || s.NS != ns.name || time.Since(s.Saved) > ns.cfg.RecoveryWindow {
-		return "", nil, false, nil
+		return "", "", nil, false, nil
 	}
-	return s.ID, s.Rooms, true, nil
+	if s.Disconnected {
+		return "", "", nil, false, fmt.Errorf("connection %s was disconnected on request: %w", s.ID, ErrDisconnected)
+	}
+	if s.Rooms == nil {
+		s.Rooms = map[string]uint64{}
+	}
+	return s.ID, s.User, s.Rooms, true, nil
+}
+
+// canReceive reports whether p lets a connection receive room's messages:
+// it may subscribe to it or join it.
+func canReceive(p Perms, room string) bool {
+	return Allowed(p, ActSubscribe, room) || Allowed(p, ActJoin, room)
 }
 
 func (ns *Namespace) addLocked(c *Conn) {
@@ -272,28 +337,42 @@ func (ns *Namespace) leaveLocked(c *Conn, room string) {
 
 // Disconnect removes c from the namespace. With recoverable set (the client
 // went away, it did not ask to leave), its id and rooms are saved for the
-// recovery window so that a reconnect with Last-Event-ID restores them.
+// recovery window so that a reconnect with Last-Event-ID restores them. A
+// connection closed on request (ErrDisconnected) leaves a tombstone
+// instead, so that its EventSource is told to stop rather than reconnect.
+//
+// The session is saved before the connection is unregistered: a reconnect
+// racing with this finds either the live connection (and takes it over)
+// or the saved session, never neither.
 func (ns *Namespace) Disconnect(c *Conn, recoverable bool) error {
 	c.Close(ErrClosed)
 	ns.leaveGroups(c)
-	ns.mu.Lock()
+	ns.mu.RLock()
 	was := c.registered
-	ns.removeLocked(c)
 	rooms := make(map[string]uint64, len(c.rooms))
 	for r, s := range c.rooms {
 		rooms[r] = s
 	}
+	ns.mu.RUnlock()
+	var err error
+	if was {
+		s := Session{NS: ns.name, ID: c.ID, User: c.User, Rooms: rooms, Saved: time.Now()}
+		explicit := errors.Is(c.Err(), ErrDisconnected)
+		if explicit {
+			s.Rooms, s.Disconnected = nil, true
+		}
+		if recoverable || explicit {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if serr := ns.hub.sess.Save(ctx, sessionKey(ns.name, c.Token), s, ns.cfg.RecoveryWindow); serr != nil {
+				err = fmt.Errorf("save session of %s/%s: %w", ns.name, c.ID, serr)
+			}
+			cancel()
+		}
+	}
+	ns.mu.Lock()
+	ns.removeLocked(c)
 	ns.mu.Unlock()
-	if !was || !recoverable {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s := Session{NS: ns.name, ID: c.ID, Rooms: rooms, Saved: time.Now()}
-	if err := ns.hub.sess.Save(ctx, sessionKey(ns.name, c.Token), s, ns.cfg.RecoveryWindow); err != nil {
-		return fmt.Errorf("save session of %s/%s: %w", ns.name, c.ID, err)
-	}
-	return nil
+	return err
 }
 
 func (ns *Namespace) closeAll(err error) {
@@ -376,6 +455,7 @@ func (ns *Namespace) Leave(c *Conn, room string) (bool, error) {
 // ConnInfo describes a connection.
 type ConnInfo struct {
 	ID        ConnID
+	User      string
 	Rooms     []string
 	Connected time.Time
 }
@@ -384,7 +464,7 @@ type ConnInfo struct {
 func (ns *Namespace) Info(c *Conn) ConnInfo {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
-	info := ConnInfo{ID: c.ID, Connected: c.Connected, Rooms: make([]string, 0, len(c.rooms))}
+	info := ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected, Rooms: make([]string, 0, len(c.rooms))}
 	for r := range c.rooms {
 		info.Rooms = append(info.Rooms, r)
 	}
@@ -418,7 +498,7 @@ func (ns *Namespace) Members(room string) ([]ConnInfo, error) {
 	ns.mu.RLock()
 	out := make([]ConnInfo, 0, len(ns.rooms[room]))
 	for c := range ns.rooms[room] {
-		out = append(out, ConnInfo{ID: c.ID, Connected: c.Connected})
+		out = append(out, ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected})
 	}
 	ns.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool {

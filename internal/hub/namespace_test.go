@@ -441,7 +441,6 @@ func TestResumeWithTokenRestoresRoomsAndDirectMessages(t *testing.T) {
 }
 
 func TestResumeWithoutTokenReplaysMissedRoomMessages(t *testing.T) {
-	knownBug(t, "Namespace.Connect joins URL rooms at the registration point even when resuming, so a tokenless Last-Event-ID (e.g. a history `last`) silently skips the room's missed messages")
 	fx := newFixture(t, NamespaceConfig{})
 	for range 4 {
 		fx.publish(&Message{Event: "e", Rooms: []string{"lobby"}})

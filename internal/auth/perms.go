@@ -1,0 +1,101 @@
+package auth
+
+import (
+	"strings"
+
+	"github.com/roomcast/roomcast/internal/hub"
+)
+
+// Grants are the actions a JWT grants, per room pattern. Patterns use NATS
+// style wildcards on dot-separated segments: "orders.*" matches
+// "orders.eu" (one segment), "orders.>" matches "orders.eu.paris" (one or
+// more), ">" matches every room.
+type Grants struct {
+	Subscribe []string `json:"subscribe,omitempty"`
+	Publish   []string `json:"publish,omitempty"`
+	Join      []string `json:"join,omitempty"`
+	Presence  []string `json:"presence,omitempty"`
+	History   []string `json:"history,omitempty"`
+	Ack       []string `json:"ack,omitempty"`
+	Admin     bool     `json:"admin,omitempty"`
+}
+
+var _ hub.Perms = Grants{}
+
+// Allowed implements hub.Perms.
+func (g Grants) Allowed(a hub.Action, room string) bool {
+	if g.Admin {
+		return true
+	}
+	var pats []string
+	switch a {
+	case hub.ActSubscribe:
+		pats = g.Subscribe
+	case hub.ActPublish:
+		pats = g.Publish
+	case hub.ActJoin:
+		pats = g.Join
+	case hub.ActPresence:
+		pats = g.Presence
+	case hub.ActHistory:
+		pats = g.History
+	case hub.ActAck:
+		pats = g.Ack
+	default: // ActAdmin and anything unknown
+		return false
+	}
+	if room == "" {
+		return false // namespace-wide actions need admin
+	}
+	for _, p := range pats {
+		if Match(p, room) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsAdmin implements hub.Perms.
+func (g Grants) IsAdmin() bool { return g.Admin }
+
+// Match reports whether room matches pattern.
+func Match(pattern, room string) bool {
+	if pattern == ">" {
+		return room != ""
+	}
+	ps := strings.Split(pattern, ".")
+	rs := strings.Split(room, ".")
+	for i, p := range ps {
+		if p == ">" {
+			return i == len(ps)-1 && len(rs) > i
+		}
+		if i >= len(rs) {
+			return false
+		}
+		if p != "*" && p != rs[i] {
+			return false
+		}
+	}
+	return len(rs) == len(ps)
+}
+
+// validPattern reports whether p is a room name with optional wildcard
+// segments.
+func validPattern(p string) bool {
+	if p == ">" {
+		return true
+	}
+	segs := strings.Split(p, ".")
+	for i, s := range segs {
+		switch {
+		case s == "*":
+		case s == ">":
+			if i != len(segs)-1 {
+				return false
+			}
+		case !hub.ValidRoom(s):
+			return false
+		}
+	}
+	return len(p) <= 2*hub.MaxNameLen
+}
