@@ -318,7 +318,7 @@ func TestE2EResumeAbortedHandshake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 80; i++ {
+	for i := 0; i < 50; i++ {
 		conn, err := net.Dial("tcp", u.Host)
 		if err != nil {
 			t.Fatal(err)
