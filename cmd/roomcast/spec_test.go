@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/roomcast/roomcast"
 )
@@ -877,5 +880,376 @@ func TestSpecGroups(t *testing.T) {
 	c.requireSeen(t, c.operations("groups"), []int{400, 401, 403, 404, 413})
 	if !c.seen["roomEvents"][200] {
 		t.Error("the group stream was not validated")
+	}
+}
+
+// specSecret is the HS256 key of the jwt namespaces of TestSpecSecurity.
+const specSecret = "spec-secret-0123456789abcdef-0123456789"
+
+// specSecurityConfig declares two namespaces with auth: jwt: secure, without
+// limits, and limited, with tight rate and connection limits (its counters
+// are shared by every request of the test, which all come from loopback).
+const specSecurityConfig = `namespaces:
+  - name: secure
+    auth: jwt
+    jwt_audience: roomcast-spec
+    jwt_issuer: spec-issuer
+    jwt_keys:
+      - alg: HS256
+        secret: "` + specSecret + `"
+    api_keys: ["spec-admin-key-0123456789"]
+  - name: limited
+    auth: jwt
+    jwt_audience: roomcast-spec
+    jwt_keys:
+      - alg: HS256
+        secret: "` + specSecret + `"
+    rate_connect: 3/1m
+    rate_publish: 2/1m
+    rate_join: 2/1m
+    max_connections_per_user: 1
+`
+
+// specJWT mints a token of the jwt namespaces: claims are added to
+// sub/aud/iss/exp, which a nil value removes.
+func specJWT(t *testing.T, method jwt.SigningMethod, secret, sub string, grants map[string]any, claims map[string]any) string {
+	t.Helper()
+	mc := jwt.MapClaims{"sub": sub, "aud": "roomcast-spec", "iss": "spec-issuer", "exp": time.Now().Add(time.Hour).Unix(), "roomcast": grants}
+	for k, v := range claims {
+		if v == nil {
+			delete(mc, k)
+		} else {
+			mc[k] = v
+		}
+	}
+	tok, err := jwt.NewWithClaims(method, mc).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// specSubscribe opens an SSE stream with request headers (a JWT); it
+// returns nil and the status when the answer is not 200.
+func specSubscribe(t *testing.T, s *testServer, path string, header map[string]string) (*sseStream, int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		return nil, resp.StatusCode
+	}
+	st := &sseStream{t: t, resp: resp, cancel: cancel, events: make(chan sseEvent, 4096), err: make(chan error, 1), Comments: make(chan string, 64)}
+	go st.read()
+	t.Cleanup(st.Close)
+	return st, resp.StatusCode
+}
+
+// TestSpecSecurity holds namespaces with auth: jwt to openapi.yaml: every
+// operation under /ns/{ns} is called anonymously (401), with a credential
+// that lacks its documented permission (403) and with one that has it
+// (2xx); bad JWTs, tickets, cross-site requests, rate and connection limits
+// (429 with Retry-After) and the 204 of a stream resuming a connection
+// disconnected on request are validated against the spec too.
+func TestSpecSecurity(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "roomcast.yaml")
+	if err := os.WriteFile(cfg, []byte(specSecurityConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--config", cfg)
+	c := newSpecCheck(t, s)
+	const ns = "/ns/secure"
+	const apiKey = "spec-admin-key-0123456789"
+	const unknownID = "AAAAAAAAAAAAAAAAAAAAAA"
+	hs := jwt.SigningMethodHS256
+
+	alice := specJWT(t, hs, specSecret, "alice", map[string]any{
+		"subscribe": []string{"chat", "orders.*"}, "publish": []string{"chat"}, "join": []string{"chat", "news"},
+		"presence": []string{"chat"}, "history": []string{"chat"}, "ack": []string{"orders.*"},
+	}, nil)
+	bob := specJWT(t, hs, specSecret, "bob", map[string]any{"subscribe": []string{"chat"}}, nil)
+	root := specJWT(t, hs, specSecret, "root", map[string]any{"admin": true}, nil)
+	bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+
+	t.Run("documented", func(t *testing.T) {
+		// Each operation of a namespace states its credentials, its
+		// permission and the refusals it may answer; the rate-limited
+		// ones (router.go) document 429.
+		limited := map[string]bool{"connect": true, "roomEvents": true, "publish": true, "publishToRoom": true,
+			"publishToConnection": true, "joinRoom": true, "leaveRoom": true}
+		for path, item := range c.doc.Paths.Map() {
+			if !strings.HasPrefix(path, "/ns/{ns}/") {
+				continue
+			}
+			for method, op := range item.Operations() {
+				where := method + " " + path
+				if op.Security == nil || len(*op.Security) == 0 {
+					t.Errorf("%s declares no security alternatives", where)
+				}
+				if !strings.Contains(op.Description, "**Permission**") {
+					t.Errorf("%s: its description does not state the permission it needs", where)
+				}
+				codes := []int{401, 403}
+				if op.OperationID == "listRooms" {
+					codes = []int{401} // filtered by presence, never 403
+				}
+				if limited[op.OperationID] {
+					codes = append(codes, 429)
+				}
+				for _, code := range codes {
+					if op.Responses.Status(code) == nil {
+						t.Errorf("%s does not document %d", where, code)
+					}
+				}
+				if !limited[op.OperationID] && op.Responses.Status(429) != nil {
+					t.Errorf("%s documents 429 but has no rate limit", where)
+				}
+			}
+		}
+	})
+
+	// A stream opened with a JWT carries its user into connected.
+	a, code := specSubscribe(t, s, ns+"/events?rooms=chat", bearer(alice))
+	if code != http.StatusOK {
+		t.Fatalf("alice's stream: %d", code)
+	}
+	c.stream(t, a)
+	conn := c.event(t, a.Expect("connected"), "Connected")
+	if conn["user"] != "alice" {
+		t.Errorf("alice's connected event: %v, want user alice", conn)
+	}
+	aID, aTok := conn["id"].(string), conn["token"].(string)
+
+	t.Run("tickets", func(t *testing.T) {
+		p := ns + "/tickets"
+		c.call(t, specReq{method: "POST", path: p, want: 401})
+		c.call(t, specReq{method: "POST", path: p, token: aTok, want: 401}) // a connection token
+		c.call(t, specReq{method: "POST", path: p, token: bob, header: map[string]string{"Sec-Fetch-Site": "cross-site"}, want: 403})
+		_, raw := c.call(t, specReq{method: "POST", path: p, token: bob, want: 201})
+		ticket, _ := specDecode(t, "ticket", raw)["ticket"].(string)
+		if ticket == "" {
+			t.Fatalf("ticket: %s", raw)
+		}
+		b := s.subscribe(t, ns+"/rooms/chat/events?ticket="+url.QueryEscape(ticket), "")
+		c.stream(t, b)
+		if got := c.event(t, b.Expect("connected"), "Connected"); got["user"] != "bob" || fmt.Sprint(got["rooms"]) != "[chat]" {
+			t.Errorf("ticket stream connected %v, want bob in chat", got)
+		}
+		// Single use, and only for what the JWT grants.
+		c.call(t, specReq{method: "GET", path: ns + "/rooms/chat/events?ticket=" + url.QueryEscape(ticket), want: 401})
+		c.call(t, specReq{method: "GET", path: ns + "/events?ticket=nope", want: 401})
+		_, raw = c.call(t, specReq{method: "POST", path: p, token: bob, want: 201})
+		ticket, _ = specDecode(t, "ticket", raw)["ticket"].(string)
+		c.call(t, specReq{method: "GET", path: ns + "/rooms/orders.eu/events?ticket=" + url.QueryEscape(ticket), want: 403})
+		_, raw = c.call(t, specReq{method: "POST", path: p, token: apiKey, want: 201})
+		ticket, _ = specDecode(t, "ticket", raw)["ticket"].(string)
+		k := s.subscribe(t, ns+"/events?rooms=secret&ticket="+url.QueryEscape(ticket), "")
+		c.stream(t, k)
+		if got := c.event(t, k.Expect("connected"), "Connected"); got["user"] != nil {
+			t.Errorf("API key ticket stream connected %v, want no user", got)
+		}
+	})
+
+	t.Run("credentials", func(t *testing.T) {
+		// Refused JWTs: every one answers 401 with WWW-Authenticate.
+		for name, tok := range map[string]string{
+			"expired":        specJWT(t, hs, specSecret, "alice", nil, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}),
+			"no exp":         specJWT(t, hs, specSecret, "alice", nil, map[string]any{"exp": nil}),
+			"audience":       specJWT(t, hs, specSecret, "alice", nil, map[string]any{"aud": "another-service"}),
+			"issuer":         specJWT(t, hs, specSecret, "alice", nil, map[string]any{"iss": "mallory"}),
+			"key":            specJWT(t, hs, "another-secret-0123456789abcdef-0123", "alice", nil, nil),
+			"algorithm":      specJWT(t, jwt.SigningMethodHS512, specSecret, "alice", nil, nil),
+			"bad pattern":    specJWT(t, hs, specSecret, "alice", map[string]any{"presence": []string{"a..b"}}, nil),
+			"unknown token":  unknownID,
+			"unknown apikey": "not-the-admin-key-0123456789",
+		} {
+			h, _ := c.call(t, specReq{method: "GET", path: ns + "/rooms/chat", token: tok, want: 401})
+			if h.Get("WWW-Authenticate") == "" {
+				t.Errorf("%s: 401 without WWW-Authenticate", name)
+			}
+		}
+		c.call(t, specReq{method: "GET", path: ns + "/rooms/chat", header: map[string]string{"Authorization": "Basic YTpi"}, want: 401})
+		c.call(t, specReq{method: "GET", path: ns + "/rooms/chat", header: map[string]string{"Cookie": "roomcast_token=" + alice}, want: 200})
+		c.call(t, specReq{method: "GET", path: ns + "/events", token: aTok, want: 401}) // a connection token opens no stream
+		// A cross-site state-changing request is refused whatever its
+		// credential; a cross-site GET is not.
+		cross := map[string]string{"Sec-Fetch-Site": "cross-site"}
+		c.call(t, specReq{method: "POST", path: ns + "/rooms/chat/messages", body: `{"event":"x"}`, token: alice, header: cross, want: 403})
+		c.call(t, specReq{method: "GET", path: ns + "/rooms/chat", token: alice, header: cross, want: 200})
+	})
+
+	// The state the operations below act on: bob in chat (with his own
+	// JWT), alice's group member on orders.eu, a group created by admin.
+	b, code := specSubscribe(t, s, ns+"/rooms/chat/events", bearer(bob))
+	if code != http.StatusOK {
+		t.Fatalf("bob's stream: %d", code)
+	}
+	bConn := c.event(t, b.Expect("connected"), "Connected")
+	bID := bConn["id"].(string)
+	g := ns + "/rooms/orders.eu/groups/drivers"
+	c.call(t, specReq{method: "PUT", path: g, body: map[string]any{"max_deliver": 1}, token: root, want: 200})
+	m, code := specSubscribe(t, s, ns+"/rooms/orders.eu/events?group=drivers", bearer(alice))
+	if code != http.StatusOK {
+		t.Fatalf("alice's group stream: %d", code)
+	}
+	c.stream(t, m)
+	mTok := c.event(t, m.Expect("connected"), "Connected")["token"].(string)
+	c.call(t, specReq{method: "POST", path: ns + "/rooms/orders.eu/messages", body: `{"event":"job","data":1}`, token: apiKey, want: 202})
+	c.call(t, specReq{method: "POST", path: ns + "/rooms/orders.eu/messages", body: `{"event":"job","data":2}`, token: apiKey, want: 202})
+	ack1, _ := c.event(t, m.Expect("job"), "Envelope")["ack_id"].(string)
+	ack2, _ := c.event(t, m.Expect("job"), "Envelope")["ack_id"].(string)
+
+	// Every operation: anonymous (401), without the permission (403, nil
+	// when none can be lacking), with it (the status wanted).
+	type opCase struct {
+		op, method, path string
+		body             any
+		denied           string // a credential lacking the permission
+		allowed          string // one having it
+		want             int
+		check            func(t *testing.T, raw []byte)
+	}
+	mem := func(room, id string) string { return ns + "/rooms/" + room + "/members/" + id }
+	users := func(raw []byte) string {
+		var out []string
+		ms, _ := specDecode(t, "members", raw)["members"].([]any)
+		for _, m := range ms {
+			u, _ := m.(map[string]any)["user"].(string)
+			out = append(out, u)
+		}
+		sort.Strings(out)
+		return fmt.Sprint(out)
+	}
+	for _, tc := range []opCase{
+		{op: "listRooms", method: "GET", path: ns + "/rooms", allowed: alice, want: 200, check: func(t *testing.T, raw []byte) {
+			// Only rooms with presence granted: chat, not secret.
+			if rooms, _ := specDecode(t, "rooms", raw)["rooms"].([]any); len(rooms) != 1 || rooms[0].(map[string]any)["name"] != "chat" {
+				t.Errorf("alice's rooms: %s, want chat alone", raw)
+			}
+		}},
+		{op: "getRoom", method: "GET", path: ns + "/rooms/chat", denied: bob, allowed: alice, want: 200},
+		{op: "getRoom (other room)", method: "GET", path: ns + "/rooms/secret", denied: alice, allowed: apiKey, want: 200},
+		{op: "listMembers", method: "GET", path: ns + "/rooms/chat/members", denied: bob, allowed: aTok, want: 200, check: func(t *testing.T, raw []byte) {
+			if got := users(raw); got != "[alice bob]" {
+				t.Errorf("members of chat: users %s, want [alice bob]; %s", got, raw)
+			}
+		}},
+		{op: "roomHistory", method: "GET", path: ns + "/rooms/chat/messages", denied: bob, allowed: alice, want: 200},
+		{op: "publish", method: "POST", path: ns + "/messages", body: `{"event":"x","rooms":["chat"]}`, denied: bob, allowed: alice, want: 202},
+		{op: "publish (namespace-wide)", method: "POST", path: ns + "/messages", body: `{"event":"x"}`, denied: alice, allowed: root, want: 202},
+		{op: "publishToRoom", method: "POST", path: ns + "/rooms/chat/messages", body: `{"event":"x"}`, denied: bob, allowed: aTok, want: 202},
+		{op: "publishToConnection", method: "POST", path: ns + "/connections/" + bID + "/messages", body: `{"event":"x"}`, denied: alice, allowed: apiKey, want: 202},
+		{op: "joinRoom", method: "PUT", path: mem("news", aID), denied: bob, allowed: alice, want: 200},
+		{op: "joinRoom (no join grant)", method: "PUT", path: mem("secret", aID), denied: alice, allowed: root, want: 200},
+		{op: "leaveRoom", method: "DELETE", path: mem("news", aID), denied: bob, allowed: aTok, want: 200},
+		{op: "getConnection", method: "GET", path: ns + "/connections/" + aID, denied: bob, allowed: alice, want: 200, check: func(t *testing.T, raw []byte) {
+			if got := specDecode(t, "connection", raw); got["user"] != "alice" || fmt.Sprint(got["rooms"]) != "[chat secret]" {
+				t.Errorf("alice's connection: %s, want user alice in chat and secret", raw)
+			}
+		}},
+		{op: "listGroups", method: "GET", path: ns + "/rooms/orders.eu/groups", denied: bob, allowed: alice, want: 200},
+		{op: "getGroup", method: "GET", path: g, denied: bob, allowed: mTok, want: 200},
+		{op: "putGroup", method: "PUT", path: ns + "/rooms/orders.eu/groups/spare", denied: alice, allowed: apiKey, want: 200},
+		{op: "deleteGroup", method: "DELETE", path: ns + "/rooms/orders.eu/groups/spare", denied: alice, allowed: root, want: 204},
+		{op: "groupMessages", method: "GET", path: g + "/messages", denied: bob, allowed: alice, want: 200},
+		{op: "ack", method: "POST", path: g + "/acks", body: map[string]any{"ids": []string{ack1}}, denied: aTok, allowed: mTok, want: 204},
+		{op: "nack", method: "POST", path: g + "/nacks", body: map[string]any{"ids": []string{ack2}}, denied: aTok, allowed: mTok, want: 204},
+		{op: "listDead", method: "GET", path: g + "/dead", denied: alice, allowed: root, want: 200},
+		{op: "replayDead", method: "POST", path: g + "/dead/1000/replay", denied: alice, allowed: apiKey, want: 404},
+		{op: "dropDead", method: "DELETE", path: g + "/dead/1000", denied: alice, allowed: apiKey, want: 404},
+		{op: "disconnect", method: "DELETE", path: ns + "/connections/" + bID, denied: alice, allowed: bob, want: 204},
+	} {
+		t.Run(tc.op, func(t *testing.T) {
+			c.call(t, specReq{method: tc.method, path: tc.path, body: tc.body, want: 401})
+			if tc.denied != "" {
+				c.call(t, specReq{method: tc.method, path: tc.path, body: tc.body, token: tc.denied, want: 403})
+			}
+			_, raw := c.call(t, specReq{method: tc.method, path: tc.path, body: tc.body, token: tc.allowed, want: tc.want})
+			if tc.check != nil {
+				tc.check(t, raw)
+			}
+		})
+	}
+	// A JWT acknowledges nothing: deliveries are bound to a connection.
+	c.call(t, specReq{method: "POST", path: g + "/acks", body: map[string]any{"ids": []string{ack1}}, token: alice, want: 401})
+	// Streams: anonymous 401; a room not granted, or a group without ack, 403.
+	c.call(t, specReq{method: "GET", path: ns + "/events", want: 401})
+	c.call(t, specReq{method: "GET", path: ns + "/rooms/chat/events", want: 401})
+	c.call(t, specReq{method: "GET", path: ns + "/events?rooms=chat,secret", token: alice, want: 403})
+	c.call(t, specReq{method: "GET", path: ns + "/rooms/orders.eu/events?group=drivers", token: bob, want: 403})
+	b.Ended(specTimeout)
+
+	t.Run("disconnected resume", func(t *testing.T) {
+		// Disconnected on request: the resume is answered 204, which
+		// stops an EventSource.
+		st, code := specSubscribe(t, s, ns+"/events?rooms=chat", bearer(alice))
+		if code != http.StatusOK {
+			t.Fatalf("stream: %d", code)
+		}
+		ev := st.Expect("connected")
+		d := c.event(t, ev, "Connected")
+		p := ns + "/connections/" + d["id"].(string)
+		c.call(t, specReq{method: "DELETE", path: p, token: d["token"].(string), want: 204})
+		st.Ended(specTimeout)
+		c.call(t, specReq{method: "GET", path: ns + "/events?rooms=chat", token: alice, header: map[string]string{"Last-Event-ID": ev.ID}, want: 204})
+	})
+
+	t.Run("limits", func(t *testing.T) {
+		const lns = "/ns/limited"
+		// max_connections_per_user 1, then rate_connect 3/1m.
+		st, code := specSubscribe(t, s, lns+"/events?rooms=chat", bearer(alice))
+		if code != http.StatusOK {
+			t.Fatalf("limited stream: %d", code)
+		}
+		c.stream(t, st)
+		st.Expect("connected")
+		h, _ := c.call(t, specReq{method: "GET", path: lns + "/events?rooms=chat", token: alice, want: 429})
+		if h.Get("Retry-After") == "" {
+			t.Error("429 without Retry-After")
+		}
+		c.call(t, specReq{method: "GET", path: lns + "/rooms/chat/events", want: 401})
+		c.call(t, specReq{method: "GET", path: lns + "/rooms/chat/events", token: bob, want: 429})
+		// rate_publish 2/1m.
+		for range 2 {
+			c.call(t, specReq{method: "POST", path: lns + "/rooms/chat/messages", body: `{"event":"x"}`, token: alice, want: 202})
+		}
+		c.call(t, specReq{method: "POST", path: lns + "/rooms/chat/messages", body: `{"event":"x"}`, token: alice, want: 429})
+		c.call(t, specReq{method: "POST", path: lns + "/messages", body: `{"event":"x"}`, token: root, want: 429})
+		// rate_join 2/1m counts joins and leaves.
+		c.call(t, specReq{method: "PUT", path: "/ns/limited/rooms/news/members/" + unknownID, want: 401})
+		c.call(t, specReq{method: "DELETE", path: "/ns/limited/rooms/news/members/" + unknownID, want: 401})
+		c.call(t, specReq{method: "PUT", path: "/ns/limited/rooms/news/members/" + unknownID, token: alice, want: 429})
+		// Limits are per namespace: secure is not limited.
+		c.call(t, specReq{method: "POST", path: ns + "/rooms/chat/messages", body: `{"event":"x"}`, token: alice, want: 202})
+	})
+
+	c.requireSeen(t, c.operations("security"), []int{201, 204, 401, 403, 429})
+	// Every operation of a namespace was refused anonymously and, where a
+	// permission can be lacking, for the lack of it.
+	for path, item := range c.doc.Paths.Map() {
+		if !strings.HasPrefix(path, "/ns/{ns}/") {
+			continue
+		}
+		for _, op := range item.Operations() {
+			if !c.seen[op.OperationID][401] {
+				t.Errorf("%s was never validated with a 401", op.OperationID)
+			}
+			if op.OperationID != "listRooms" && !c.seen[op.OperationID][403] {
+				t.Errorf("%s was never validated with a 403", op.OperationID)
+			}
+		}
 	}
 }
