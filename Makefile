@@ -1,11 +1,11 @@
 # The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz build
+.PHONY: test deps vet unit fuzz build vulncheck
 
 # test installs what the tests need, then runs every test with the race
 # detector, the spec checks, and short fuzz runs.
-test: deps vet unit fuzz
+test: deps vet unit fuzz vulncheck
 
 # deps: Go modules, and Debian's chromium for the browser tests of web/
 # (cmd/roomcast/web_test.go fails, not skips, without it). CI runs as root.
@@ -30,6 +30,8 @@ FUZZ_TARGETS = \
 	./internal/hub:FuzzParseResume \
 	./internal/hub:FuzzValidNames \
 	./api:FuzzPublishBody \
+	./api:FuzzRequestBodies \
+	./internal/auth:FuzzVerify \
 	./sse:FuzzSSEFrame
 
 fuzz:
@@ -38,6 +40,11 @@ fuzz:
 	  echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $$pkg; \
 	done
+
+# vulncheck: govulncheck against the Go vulnerability database, fetched as a
+# module from the Go module proxy (no other network is needed).
+vulncheck:
+	./.ci/vulncheck.sh
 
 build:
 	$(GO) build -o bin/roomcast ./cmd/roomcast

@@ -116,7 +116,6 @@ func (rig *publishRig) post(path string, body []byte) *httptest.ResponseRecorder
 	return rec
 }
 
-
 func TestPublishRoomBody(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -34,11 +34,11 @@ type Config struct {
 	Streams    Streams
 	Namespaces []Namespace
 	// Ready reports whether the engine can take publishes (/readyz).
-	Ready  func(ctx context.Context) error
-	Spec   []byte       // openapi.yaml, served at /openapi.yaml
+	Ready func(ctx context.Context) error
+	Spec  []byte // openapi.yaml, served at /openapi.yaml
 	// Web returns the browser app, served at / (nil: not served); it is
 	// given the API's problem+json 404 handler for paths that name no file.
-	Web func(notFound http.Handler) http.Handler
+	Web    func(notFound http.Handler) http.Handler
 	Logger *slog.Logger
 	// Metrics serves /metrics (nil: not served).
 	Metrics http.Handler

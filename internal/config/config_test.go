@@ -365,4 +365,3 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
-

@@ -10,7 +10,6 @@ import (
 	"time"
 )
 
-
 // fakeLog is a hub.Log keeping messages in a slice: message seq n is
 // msgs[n-1]. Retention is simulated by first (messages before it are gone).
 type fakeLog struct {
