@@ -57,6 +57,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "version":
 			fmt.Fprintln(stdout, "roomcast", version)
 			return nil
+		case "publish", "subscribe", "rooms":
+			// Client commands (cli.go) exit with codes of their own (usage
+			// 2, refused 3), which main's error path (always 1) cannot give.
+			os.Exit(cliMain(ctx, args, getenv, os.Stdin, stdout, stderr))
+		case "help", "-h", "-help", "--help":
+			// The commands and exit codes, then the server's flags.
+			fmt.Fprint(stdout, cliOverview+"\n")
+			args = []string{"--help"}
 		}
 	}
 	cfg, err := config.Load(args, getenv, stdout)

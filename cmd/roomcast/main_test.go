@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -15,10 +17,19 @@ import (
 // TestMain lets the test binary act as the server in a child process (the
 // crash tests kill it with SIGKILL), so that no separate build is needed.
 func TestMain(m *testing.M) {
-	if os.Getenv("ROOMCAST_TEST_CHILD") == "1" {
+	if mode := os.Getenv("ROOMCAST_TEST_CHILD"); mode == "1" || mode == "cli" {
+		// "cli" runs any command as main does, with its stderr (the CLI
+		// tests read it); "1" is a server whose log is not wanted.
+		stderr := io.Discard
+		if mode == "cli" {
+			stderr = os.Stderr
+		}
 		ctx, stop := signalContext()
-		err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, io.Discard)
+		err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, stderr)
 		stop()
+		if mode == "cli" && errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
 		if err != nil {
 			os.Stderr.WriteString("child: " + err.Error() + "\n")
 			os.Exit(1)
