@@ -208,7 +208,7 @@ func (h *nsAPI) settle(w http.ResponseWriter, r *http.Request, op hub.Settle) {
 		h.fail(w, r, fmt.Errorf("acknowledging needs the token of the connection that received the deliveries: %w", hub.ErrUnauthorized))
 		return
 	}
-	if err := h.ns.SettleGroup(r.Context(), p.conn, room, g, req.IDs, op); err != nil {
+	if err := h.ns.SettleGroup(r.Context(), p.conn.ID(), room, g, req.IDs, op); err != nil {
 		h.fail(w, r, err)
 		return
 	}

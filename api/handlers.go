@@ -243,7 +243,7 @@ func (h *nsAPI) send(w http.ResponseWriter, r *http.Request, o *hub.Outgoing) {
 		return
 	}
 	if p.kind == connection {
-		o.From = p.conn.ID
+		o.From = p.conn.ID()
 	}
 	if o.Key != "" {
 		// Scope idempotency keys per namespace and sender so that two
@@ -314,7 +314,7 @@ func (h *nsAPI) listRooms(w http.ResponseWriter, r *http.Request) {
 	}
 	perms := p.perms(!h.sec.Locked)
 	out := []roomInfo{}
-	for _, ri := range h.ns.Rooms() {
+	for _, ri := range h.ns.ClusterRooms(r.Context()) {
 		if hub.Allowed(perms, hub.ActPresence, ri.Name) { // only rooms whose presence the caller may see
 			out = append(out, roomInfo{Name: ri.Name, Members: ri.Members})
 		}
@@ -341,7 +341,7 @@ func (h *nsAPI) getRoom(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	members, err := h.ns.Members(room)
+	members, err := h.ns.ClusterMembers(r.Context(), room)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -363,7 +363,7 @@ func (h *nsAPI) listMembers(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	members, err := h.ns.Members(room)
+	members, err := h.ns.ClusterMembers(r.Context(), room)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -384,26 +384,26 @@ type membership struct {
 	Rooms   []string `json:"rooms"`
 }
 
-// target returns connection {id} after checking that the caller may act
-// for it.
-func (h *nsAPI) target(r *http.Request) (*hub.Conn, principal, error) {
+// target returns connection {id}, on any node, after checking that the
+// caller may act for it.
+func (h *nsAPI) target(r *http.Request) (hub.ConnRef, principal, error) {
 	id, err := connParam(r)
 	if err != nil {
-		return nil, principal{}, err
+		return hub.ConnRef{}, principal{}, err
 	}
 	p, err := h.authenticate(r, false)
 	if err != nil {
-		return nil, principal{}, err
+		return hub.ConnRef{}, principal{}, err
 	}
 	if p.kind == anonymous {
-		return nil, p, h.mayActFor(p, nil)
+		return hub.ConnRef{}, p, h.mayActFor(p, hub.ConnRef{Remote: &hub.RemoteConn{ID: id}})
 	}
-	c, err := h.ns.Conn(id)
+	if p.kind == connection && p.conn.ID() != id {
+		return hub.ConnRef{}, p, fmt.Errorf("the token is not connection %s's: %w", id, hub.ErrForbidden)
+	}
+	c, err := h.ns.Find(r.Context(), id)
 	if err != nil {
-		if p.kind == connection {
-			return nil, p, fmt.Errorf("the token is not connection %s's: %w", id, hub.ErrForbidden)
-		}
-		return nil, p, err
+		return hub.ConnRef{}, p, err
 	}
 	return c, p, h.mayActFor(p, c)
 }
@@ -415,26 +415,32 @@ func (h *nsAPI) membership(w http.ResponseWriter, r *http.Request, join bool) {
 		return
 	}
 	c, p, err := h.target(r)
-	if err == nil && join {
-		// The caller's own rights decide: the connection's claims when it
-		// acts for itself, the JWT's for a backend acting for its user.
-		err = h.require(p, hub.ActJoin, room)
-	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	var changed bool
+	var rooms []string
 	if join {
-		changed, err = h.ns.Join(c, room)
+		// The caller's own rights decide: the connection's claims when it
+		// acts for itself (checked where it lives), the JWT's for a backend
+		// acting for its user.
+		own := p.kind == connection
+		if !own {
+			if err := h.require(p, hub.ActJoin, room); err != nil {
+				h.fail(w, r, err)
+				return
+			}
+		}
+		changed, rooms, err = h.ns.JoinRef(r.Context(), c, room, own)
 	} else {
-		changed, err = h.ns.Leave(c, room)
+		changed, rooms, err = h.ns.LeaveRef(r.Context(), c, room)
 	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, membership{Room: room, ID: c.ID, Member: join, Changed: changed, Rooms: h.ns.Info(c).Rooms})
+	writeJSON(w, http.StatusOK, membership{Room: room, ID: c.ID(), Member: join, Changed: changed, Rooms: rooms})
 }
 
 func (h *nsAPI) join(w http.ResponseWriter, r *http.Request)  { h.membership(w, r, true) }
@@ -449,31 +455,33 @@ type connectionInfo struct {
 }
 
 func (h *nsAPI) getConnection(w http.ResponseWriter, r *http.Request) {
-	var c *hub.Conn
+	var c hub.ConnRef
 	var err error
 	if h.sec.Locked {
 		c, _, err = h.target(r)
 	} else {
 		var id hub.ConnID
 		if id, err = connParam(r); err == nil {
-			c, err = h.ns.Conn(id)
+			c, err = h.ns.Find(r.Context(), id)
 		}
 	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	info := h.ns.Info(c)
+	info := h.ns.InfoRef(c)
 	writeJSON(w, http.StatusOK, connectionInfo{ID: info.ID, NS: h.ns.Name(), User: info.User, Rooms: info.Rooms, ConnectedAt: info.Connected.UTC()})
 }
 
 func (h *nsAPI) disconnect(w http.ResponseWriter, r *http.Request) {
 	c, _, err := h.target(r)
+	if err == nil {
+		err = h.ns.CloseRef(r.Context(), c)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	c.Close(hub.ErrDisconnected)
 	w.WriteHeader(http.StatusNoContent)
 }
 

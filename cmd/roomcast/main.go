@@ -73,13 +73,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger := newLogger(cfg, stderr)
 
-	maxWindow := time.Duration(0)
+	maxWindow, minWindow := time.Duration(0), time.Duration(1<<62)
 	for _, n := range cfg.Namespaces {
 		maxWindow = max(maxWindow, n.RecoveryWindow)
+		minWindow = min(minWindow, n.RecoveryWindow)
 	}
 	eng, err := engine.Open(ctx, engine.Config{
 		DataDir: cfg.Data, URL: cfg.NATSURL, NodeName: cfg.NodeName,
 		SyncInterval: cfg.SyncInterval, SyncAlways: cfg.SyncAlways, SessionTTL: maxWindow, GroupIdle: cfg.GroupIdle,
+		ClusterName: cfg.ClusterName, ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, Replicas: cfg.Replicas,
 	}, logger)
 	if err != nil {
 		return err
@@ -100,6 +102,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	h.EnableGroups(eng, ackKey)
+	if eng.Clustered() {
+		// Joins, leaves, disconnects and presence reach other nodes'
+		// connections over NATS request/reply.
+		if err := eng.ServeControl(h.Control); err != nil {
+			return err
+		}
+		h.EnableCluster(eng)
+		keepCtx, stopKeep := context.WithCancel(context.Background())
+		kept := make(chan struct{})
+		go func() { defer close(kept); h.KeepSessions(keepCtx, minWindow/3) }()
+		defer func() { stopKeep(); <-kept }()
+	}
 	defer h.Stop() // group loops, after the handlers (deferred before eng.Close runs)
 	var nsAPI []api.Namespace
 	for _, n := range cfg.Namespaces {
@@ -150,7 +164,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	fmt.Fprintf(stdout, "roomcast listening on http://%s\n", ln.Addr())
-	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", len(nsAPI), "version", version)
+	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", len(nsAPI), "version", version,
+		"node", cfg.NodeName, "cluster", cfg.ClusterName, "replicas", eng.Replicas())
 
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, logger)

@@ -28,10 +28,14 @@ type Config struct {
 	LogFormat  string
 	PprofAddr  string
 
-	NATSURL      string
-	NodeName     string
-	SyncInterval time.Duration
-	SyncAlways   bool
+	NATSURL       string
+	NodeName      string
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	Replicas      int
+	SyncInterval  time.Duration
+	SyncAlways    bool
 
 	Heartbeat         time.Duration
 	Retry             time.Duration
@@ -128,7 +132,11 @@ var settings = []setting{
 	{name: "log-format", usage: "auto (text on a terminal, JSON otherwise), text or json", global: func(c *Config) any { return &c.LogFormat }},
 	{name: "pprof-addr", usage: "serve net/http/pprof on this separate address (off when empty; keep it private)", global: func(c *Config) any { return &c.PprofAddr }},
 	{name: "nats-url", usage: "external NATS cluster URL (no embedded server starts)", global: func(c *Config) any { return &c.NATSURL }},
-	{name: "node-name", usage: "this node's name in the engine", global: func(c *Config) any { return &c.NodeName }},
+	{name: "node-name", usage: "this node's name in the engine (unique per node of a cluster)", global: func(c *Config) any { return &c.NodeName }},
+	{name: "cluster-name", usage: "cluster of embedded engines to join (with --cluster-listen and --routes; empty: a single node)", global: func(c *Config) any { return &c.ClusterName }},
+	{name: "cluster-listen", usage: "host:port this node's engine listens on for routes from the other nodes", global: func(c *Config) any { return &c.ClusterListen }},
+	{name: "routes", usage: "comma-separated nats://host:port cluster addresses of the nodes (may include this one)", global: func(c *Config) any { return &c.Routes }},
+	{name: "replicas", usage: "JetStream replicas of streams, buckets and groups (0: 3 when the cluster has ≥ 3 nodes, else its size)", global: func(c *Config) any { return &c.Replicas }},
 	{name: "sync-interval", usage: "how often the store is fsynced (a 2xx publish survives kill -9 at any value; this bounds OS-crash loss)", global: func(c *Config) any { return &c.SyncInterval }},
 	{name: "sync-always", usage: "fsync every message before answering (survives power loss, much slower)", global: func(c *Config) any { return &c.SyncAlways }},
 	{name: "heartbeat", usage: "interval of SSE keep-alive comments", global: func(c *Config) any { return &c.Heartbeat }},
@@ -502,6 +510,12 @@ func (c Config) validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
 		}
+	}
+	if (c.ClusterName == "") != (c.ClusterListen == "") || c.ClusterName != "" && len(c.Routes) == 0 {
+		errs = append(errs, errors.New("cluster: --cluster-name, --cluster-listen and --routes go together"))
+	}
+	if c.ClusterName != "" && c.NATSURL != "" {
+		errs = append(errs, errors.New("cluster: --nats-url uses an external cluster; do not combine it with --cluster-name"))
 	}
 	if c.QueueSize < 1 || c.ResumeBuffer < 1 {
 		errs = append(errs, errors.New("queue-size and resume-buffer must be at least 1"))

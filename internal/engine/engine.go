@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +45,19 @@ type Config struct {
 	// GroupIdle removes a consumer group nobody consumed for this long
 	// (default 7 days); its pending messages are then no longer kept for it.
 	GroupIdle time.Duration
+
+	// Clustering of embedded servers (NATS routes; no home-made protocol).
+	// ClusterName and ClusterListen ("host:port") turn it on; Routes lists
+	// every node's cluster URL (nats://h:p, may include this node's own).
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	// ClientListen is where the embedded server accepts NATS clients when
+	// clustered (default 127.0.0.1 on a random port).
+	ClientListen string
+	// Replicas of every stream, bucket and group (default: 3 when the
+	// cluster has at least 3 nodes, else its size; 1 on a single node).
+	Replicas int
 }
 
 // Retention is a namespace's storage limits.
@@ -85,6 +101,8 @@ type Engine struct {
 	consumers map[string]jetstream.Consumer // group consumers by ns/name
 	dead      jetstream.Stream
 	tickets   jetstream.KeyValue
+	control   *nats.Subscription
+	nodes     int // nodes of the configured cluster (0: unknown)
 }
 
 type nsStream struct {
@@ -127,7 +145,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 		}
 		sopts := &server.Options{
 			ServerName:         cfg.NodeName,
-			DontListen:         true, // in-process only; clustering (routes) needs a listener
+			DontListen:         cfg.ClusterName == "", // in-process only, unless clustered: routing needs the client accept loop (notes pitfall 1)
 			JetStream:          true,
 			StoreDir:           cfg.DataDir,
 			SyncInterval:       cfg.SyncInterval,
@@ -136,6 +154,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 			NoLog:              true,
 			JetStreamLimits:    server.JSLimitOpts{DefaultMaxConsumers: cfg.MaxConsumers},
 			JetStreamMaxMemory: 512 << 20,
+		}
+		if cfg.ClusterName != "" {
+			if err := clusterOptions(sopts, cfg); err != nil {
+				return nil, err
+			}
 		}
 		srv, err := server.NewServer(sopts)
 		if err != nil {
@@ -159,12 +182,34 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 		e.Close()
 		return nil, fmt.Errorf("engine: jetstream: %w", err)
 	}
-	e.kv, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      "roomcast_sessions",
-		Description: "roomcast: disconnected connections within their recovery window",
-		TTL:         cfg.SessionTTL,
-		History:     1,
-		Storage:     jetstream.FileStorage,
+	if cfg.ClusterName != "" {
+		seen := map[string]bool{cfg.ClusterListen: true} // this node, whether or not routes name it
+		for _, r := range server.RoutesFromStr(strings.Join(cfg.Routes, ",")) {
+			seen[r.Host] = true
+		}
+		e.nodes = len(seen)
+	}
+	if e.cfg.Replicas <= 0 {
+		e.cfg.Replicas = 1
+		if n := len(cfg.Routes); cfg.ClusterName != "" && n > 1 {
+			e.cfg.Replicas = min(3, n)
+		} else if cfg.URL != "" {
+			e.cfg.Replicas = min(3, max(1, len(nc.Servers())))
+		}
+	}
+	// A cluster elects its JetStream meta leader after the routes form:
+	// creating assets waits for it (bounded).
+	err = retry(ctx, 60*time.Second, func() error {
+		var err error
+		e.kv, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      "roomcast_sessions",
+			Description: "roomcast: disconnected connections within their recovery window",
+			TTL:         cfg.SessionTTL,
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    e.cfg.Replicas,
+		})
+		return err
 	})
 	if err != nil {
 		e.Close()
@@ -172,6 +217,63 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 	}
 	return e, nil
 }
+
+// clusterOptions turns on routes between embedded servers.
+func clusterOptions(o *server.Options, cfg Config) error {
+	host, port, err := splitHostPort(cfg.ClusterListen)
+	if err != nil {
+		return fmt.Errorf("engine: cluster listen %q: %w", cfg.ClusterListen, err)
+	}
+	o.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port}
+	o.Routes = server.RoutesFromStr(strings.Join(cfg.Routes, ","))
+	o.Host, o.Port = "127.0.0.1", server.RANDOM_PORT
+	if cfg.ClientListen != "" {
+		if o.Host, o.Port, err = splitHostPort(cfg.ClientListen); err != nil {
+			return fmt.Errorf("engine: client listen %q: %w", cfg.ClientListen, err)
+		}
+	}
+	return nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, err
+	}
+	return h, n, nil
+}
+
+// retry calls f until it succeeds, ctx ends or within passes, with backoff.
+func retry(ctx context.Context, within time.Duration, f func() error) error {
+	deadline := time.Now().Add(within)
+	wait := 50 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// Clustered reports whether this node is one of several (embedded cluster
+// or external NATS).
+func (e *Engine) Clustered() bool { return e.cfg.ClusterName != "" || e.cfg.URL != "" }
+
+// NodeName is this node's name.
+func (e *Engine) NodeName() string { return e.cfg.NodeName }
+
+// Replicas is the replication factor in use.
+func (e *Engine) Replicas() int { return e.cfg.Replicas }
 
 func (e *Engine) shutdownServer() {
 	if e.srv != nil {
@@ -197,7 +299,12 @@ func (e *Engine) Close() {
 	e.mu.Lock()
 	follows := e.follows
 	e.follows = nil
+	control := e.control
+	e.control = nil
 	e.mu.Unlock()
+	if control != nil {
+		_ = control.Unsubscribe()
+	}
 	for _, cc := range follows {
 		cc.Stop()
 	}
@@ -239,15 +346,25 @@ func (e *Engine) EnsureNamespace(ctx context.Context, ns string, r Retention) (h
 		MaxMsgsPerSubject: r.MaxMsgsPerRoom,
 		Duplicates:        r.Duplicates,
 		Storage:           jetstream.FileStorage,
-		Replicas:          1,
+		Replicas:          e.cfg.Replicas,
 		AllowDirect:       true,
 		MaxConsumers:      e.cfg.MaxConsumers,
 	}
 	var epoch string
-	if s, err := e.js.Stream(ctx, name); err == nil {
-		epoch = s.CachedInfo().Config.Metadata[epochKey]
-	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+	var s jetstream.Stream
+	err := retry(ctx, 60*time.Second, func() error {
+		var err error
+		s, err = e.js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
 		return hub.LogState{}, fmt.Errorf("engine: stream %s: %w", name, err)
+	}
+	if s != nil {
+		epoch = s.CachedInfo().Config.Metadata[epochKey]
 	}
 	if epoch == "" {
 		var b [4]byte
@@ -255,7 +372,11 @@ func (e *Engine) EnsureNamespace(ctx context.Context, ns string, r Retention) (h
 		epoch = hex.EncodeToString(b[:])
 	}
 	cfg.Metadata = map[string]string{epochKey: epoch}
-	s, err := e.js.CreateOrUpdateStream(ctx, cfg)
+	err = retry(ctx, 30*time.Second, func() error {
+		var err error
+		s, err = e.js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		return hub.LogState{}, fmt.Errorf("engine: create stream %s: %w", name, err)
 	}
@@ -281,9 +402,9 @@ func (e *Engine) State(ctx context.Context, ns string) (hub.LogState, error) {
 	if err != nil {
 		return hub.LogState{}, err
 	}
-	info, err := s.stream.Info(ctx)
+	info, err := e.info(ctx, s)
 	if err != nil {
-		return hub.LogState{}, fmt.Errorf("engine: stream info %s: %w: %w", s.name, hub.ErrUnavailable, err)
+		return hub.LogState{}, err
 	}
 	return hub.LogState{Epoch: s.epoch, First: info.State.FirstSeq, Last: info.State.LastSeq}, nil
 }

@@ -57,6 +57,7 @@ func (e *Engine) ensureDeadStream(ctx context.Context) (jetstream.Stream, error)
 		Storage:     jetstream.FileStorage,
 		MaxAge:      30 * 24 * time.Hour,
 		AllowDirect: true,
+		Replicas:    e.cfg.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: dead letter stream: %w: %w", hub.ErrUnavailable, err)
@@ -444,22 +445,32 @@ func (e *Engine) DropDead(ctx context.Context, ns, room, group string, seq uint6
 // AckKey returns the key shared by every node to bind ack ids to
 // connections, creating it on first use.
 func (e *Engine) AckKey(ctx context.Context) ([]byte, error) {
-	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: "roomcast_meta", Description: "roomcast: cluster-wide settings", History: 1, Storage: jetstream.FileStorage,
+	var key []byte
+	err := retry(ctx, 60*time.Second, func() error {
+		kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: "roomcast_meta", Description: "roomcast: cluster-wide settings", History: 1, Storage: jetstream.FileStorage,
+			Replicas: e.cfg.Replicas,
+		})
+		if err != nil {
+			return err
+		}
+		var fresh [32]byte
+		_, _ = rand.Read(fresh[:])
+		// The first node to create it wins; every node then reads the same.
+		if _, err := kv.Create(ctx, "ack_key", fresh[:]); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+		entry, err := kv.Get(ctx, "ack_key")
+		if err != nil {
+			return err
+		}
+		key = entry.Value()
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("engine: meta bucket: %w", err)
-	}
-	var key [32]byte
-	_, _ = rand.Read(key[:])
-	if _, err := kv.Create(ctx, "ack_key", key[:]); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, fmt.Errorf("engine: ack key: %w", err)
 	}
-	entry, err := kv.Get(ctx, "ack_key")
-	if err != nil {
-		return nil, fmt.Errorf("engine: ack key: %w", err)
-	}
-	return entry.Value(), nil
+	return key, nil
 }
 
 // GroupTotals sums the backlogs of namespace ns's consumer groups (for

@@ -76,14 +76,53 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	if o.Key != "" {
 		opts = append(opts, jetstream.WithMsgID(o.Key))
 	}
-	ack, err := e.js.PublishMsg(ctx, msg, opts...)
-	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return hub.Position{}, false, fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, err)
+	// While a stream has no leader (a node of the cluster just died, or
+	// this node is in a minority), nothing stores it: "no responders" is
+	// safe to retry, for a bounded time. A timeout is not (the message may
+	// be stored): it is answered 503 and a publisher retries with an
+	// idempotency key.
+	var ack *jetstream.PubAck
+	deadline := time.Now().Add(publishRetry)
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		ack, err = e.js.PublishMsg(pctx, msg, opts...)
+		cancel()
+		if err == nil || !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+			break
 		}
+		select {
+		case <-ctx.Done():
+			return hub.Position{}, false, fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	if err != nil {
 		return hub.Position{}, false, fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, err)
 	}
 	return hub.Position{Epoch: s.epoch, Seq: ack.Sequence}, ack.Duplicate, nil
+}
+
+// publishTimeout bounds one store attempt; publishRetry the retries while a
+// stream has no leader (≈ the 6.5 s an R3 stream takes to elect one after
+// its leader is killed, notes/engine-nats.md).
+const (
+	publishTimeout = 3 * time.Second
+	publishRetry   = 8 * time.Second
+	readRetry      = 10 * time.Second
+)
+
+// info reads a stream's state, waiting across a leader election.
+func (e *Engine) info(ctx context.Context, s *nsStream) (*jetstream.StreamInfo, error) {
+	var info *jetstream.StreamInfo
+	err := retry(ctx, readRetry, func() error {
+		var err error
+		info, err = s.stream.Info(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: stream info %s: %w: %w", s.name, hub.ErrUnavailable, err)
+	}
+	return info, nil
 }
 
 type metaMsg interface {
@@ -150,13 +189,20 @@ func (e *Engine) Read(ctx context.Context, ns string, from, to uint64, f hub.Fil
 	if from > to {
 		return nil
 	}
-	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		FilterSubjects:    filterSubjects(ns, f),
-		AckPolicy:         jetstream.AckNonePolicy,
-		MemoryStorage:     true,
-		InactiveThreshold: time.Minute,
+	var cons jetstream.Consumer
+	// Reads are safe to retry: across a leader election (a node of the
+	// cluster died) they wait instead of failing.
+	err = retry(ctx, readRetry, func() error {
+		var err error
+		cons, err = s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       from,
+			FilterSubjects:    filterSubjects(ns, f),
+			AckPolicy:         jetstream.AckNonePolicy,
+			MemoryStorage:     true,
+			InactiveThreshold: time.Minute,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("engine: read %s: %w: %w", ns, hub.ErrUnavailable, err)
@@ -218,9 +264,9 @@ func (e *Engine) Gap(ctx context.Context, ns string, after uint64, f hub.Filter)
 	if err != nil {
 		return false, err
 	}
-	info, err := s.stream.Info(ctx)
+	info, err := e.info(ctx, s)
 	if err != nil {
-		return false, fmt.Errorf("engine: stream info %s: %w: %w", ns, hub.ErrUnavailable, err)
+		return false, err
 	}
 	st := info.State
 	if st.LastSeq > after && st.FirstSeq > after+1 {

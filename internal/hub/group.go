@@ -403,17 +403,18 @@ func (ns *Namespace) stopGroupIfEmpty(g *group) {
 	<-g.done
 }
 
-// SettleGroup acknowledges (or naks) deliveries for connection c.
-func (ns *Namespace) SettleGroup(ctx context.Context, c *Conn, room, name string, ackIDs []string, op Settle) error {
+// SettleGroup acknowledges (or naks) deliveries made to connection conn
+// (which may live on another node: an ack id proves itself).
+func (ns *Namespace) SettleGroup(ctx context.Context, conn ConnID, room, name string, ackIDs []string, op Settle) error {
 	gs := ns.hub.groups
 	if gs == nil {
 		return fmt.Errorf("consumer groups: %w", ErrUnavailable)
 	}
 	replies := make([]string, len(ackIDs))
 	for i, id := range ackIDs {
-		reply, ok := ns.hub.parseAckID(c.ID, id)
+		reply, ok := ns.hub.parseAckID(conn, id)
 		if !ok {
-			return fmt.Errorf("ack id %d was not delivered to connection %s: %w", i, c.ID, ErrForbidden)
+			return fmt.Errorf("ack id %d was not delivered to connection %s: %w", i, conn, ErrForbidden)
 		}
 		if !gs.Owns(ns.name, room, name, reply) {
 			return fmt.Errorf("ack id %d is not a delivery of group %s of room %s: %w", i, name, room, ErrInvalid)

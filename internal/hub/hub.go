@@ -63,6 +63,9 @@ type Session struct {
 	// Disconnected marks a connection closed on request: it is not
 	// restored, and its client is told to stop reconnecting.
 	Disconnected bool `json:"disconnected,omitempty"`
+	// Live marks the record of a connection still open (kept in a
+	// cluster, refreshed by KeepSessions).
+	Live bool `json:"live,omitempty"`
 }
 
 // Sink is the outbound side of one connection (implemented by sse).
@@ -111,6 +114,7 @@ type Hub struct {
 
 	groups Groups // nil: consumer groups unavailable
 	ackKey []byte
+	bus    Bus // nil: a single node
 
 	mu         sync.RWMutex
 	namespaces map[string]*Namespace

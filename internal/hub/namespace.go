@@ -210,6 +210,7 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 	st.At = Position{Epoch: ns.epoch, Seq: h}
 	if req.Resume == nil {
 		st.Conn = c
+		ns.persist(c)
 		return st, nil
 	}
 	defer func() { ns.cfg.Metrics.Resumed(st.Reset != "") }()
@@ -235,7 +236,31 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 		st.ReplayTo = h
 	}
 	st.Conn = c
+	ns.persist(c)
 	return st, nil
+}
+
+// persist keeps a live connection's session in Sessions when the hub is
+// one node of a cluster, so that if this node dies its clients resume on
+// another with their rooms (KeepSessions refreshes them). A single node
+// saves sessions only at disconnect.
+func (ns *Namespace) persist(c *Conn) {
+	if ns.hub.bus == nil {
+		return
+	}
+	ns.mu.RLock()
+	if !c.registered {
+		ns.mu.RUnlock()
+		return
+	}
+	rooms := make(map[string]uint64, len(c.rooms))
+	for r, s := range c.rooms {
+		rooms[r] = s
+	}
+	ns.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = ns.hub.sess.Save(ctx, sessionKey(ns.name, c.Token), Session{NS: ns.name, ID: c.ID, User: c.User, Rooms: rooms, Saved: time.Now(), Live: true}, ns.cfg.RecoveryWindow)
 }
 
 // giveBack saves a session taken by a reconnect that then failed.
@@ -281,6 +306,12 @@ func (ns *Namespace) reclaim(ctx context.Context, token string) (ConnID, string,
 	}
 	if s.Disconnected {
 		return "", "", nil, false, fmt.Errorf("connection %s was disconnected on request: %w", s.ID, ErrDisconnected)
+	}
+	if ns.hub.bus != nil && s.Live {
+		// Its client came here while the connection may still be open on
+		// another node (it did not notice the drop yet): close it there, so
+		// that one connection never lives twice.
+		_, _ = ns.hub.bus.Ask(ctx, ControlRequest{Op: "replace", NS: ns.name, ID: s.ID})
 	}
 	if s.Rooms == nil {
 		s.Rooms = map[string]uint64{}
@@ -415,6 +446,14 @@ func (ns *Namespace) Conn(id ConnID) (*Conn, error) {
 // Join adds connection c to room (idempotent). It reports whether c was not
 // in the room before.
 func (ns *Namespace) Join(c *Conn, room string) (bool, error) {
+	changed, err := ns.join(c, room)
+	if changed {
+		ns.persist(c)
+	}
+	return changed, err
+}
+
+func (ns *Namespace) join(c *Conn, room string) (bool, error) {
 	if !ValidRoom(room) {
 		return false, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
 	}
@@ -436,6 +475,14 @@ func (ns *Namespace) Join(c *Conn, room string) (bool, error) {
 
 // Leave removes connection c from room (idempotent).
 func (ns *Namespace) Leave(c *Conn, room string) (bool, error) {
+	changed, err := ns.leave(c, room)
+	if changed {
+		ns.persist(c)
+	}
+	return changed, err
+}
+
+func (ns *Namespace) leave(c *Conn, room string) (bool, error) {
 	if !ValidRoom(room) {
 		return false, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
 	}
