@@ -289,6 +289,12 @@ func (st *stream) SendGroup(m *hub.Message, ackID string, count uint64, at hub.P
 	return st.srv.r3.TryPublish(st.id, ev)
 }
 
+// SendNotice implements hub.GroupSink.
+func (st *stream) SendNotice(event string, data []byte, at hub.Position) bool {
+	ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, st.token)), Event: []byte(event), Data: data}
+	return st.srv.r3.TryPublish(st.id, ev)
+}
+
 // SendWait implements hub.Sink.
 func (st *stream) SendWait(ctx context.Context, m *hub.Message) error {
 	return st.publish(ctx, st.event(m))

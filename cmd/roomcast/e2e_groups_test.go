@@ -458,3 +458,35 @@ func TestGroupValidation(t *testing.T) {
 		t.Fatalf("group stream with a bad name: %d", code)
 	}
 }
+
+// TestGroupBehindRetentionGetsReset: a group whose unconsumed messages
+// were removed by retention tells its member with a reset event before
+// delivering what is left — never a silent loss.
+func TestGroupBehindRetentionGetsReset(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--max-msgs-per-room", "5")
+	putGroup(t, s, "jobs", "g", nil)
+	for i := 0; i < 12; i++ {
+		s.publish(t, "/ns/default/rooms/jobs/messages", map[string]any{"event": "job", "data": i}, "")
+	}
+	st := s.subscribe(t, "/ns/default/rooms/jobs/events?group=g", "")
+	st.connected()
+	reset := st.Expect("reset").envelope(t)
+	if reset["group"] != "g" || reset["reason"] == "" {
+		t.Fatalf("reset %v", reset)
+	}
+	m := &member{st: st}
+	for i := 7; i < 12; i++ { // the five the room kept
+		if d := m.next(t, 10*time.Second); string(d.Data) != fmt.Sprint(i) {
+			t.Fatalf("delivery %s, want %d", d.Data, i)
+		}
+	}
+	// A group that kept up gets no reset.
+	putGroup(t, s, "jobs", "fresh", nil)
+	s.publish(t, "/ns/default/rooms/jobs/messages", `{"event":"job","data":12}`, "")
+	f := s.subscribe(t, "/ns/default/rooms/jobs/events?group=fresh", "")
+	f.connected()
+	if ev := f.Next(10 * time.Second); ev.Event != "job" {
+		t.Fatalf("fresh group got %s first: %s", ev.Event, ev.Data)
+	}
+}

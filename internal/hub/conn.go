@@ -51,6 +51,22 @@ type GroupSink interface {
 	// group delivery may be a redelivery of an older message and must not
 	// move the client's Last-Event-ID backwards).
 	SendGroup(m *Message, ackID string, count uint64, at Position) bool
+	// SendNotice enqueues a reserved event (reset) without blocking.
+	SendNotice(event string, data []byte, at Position) bool
+}
+
+// notice sends a reserved event to a live connection (group members are
+// told so when their group lost messages to retention).
+func (c *Conn) notice(event string, data []byte) {
+	gs, ok := c.sink.(GroupSink)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateLive && !gs.SendNotice(event, data, Position{Epoch: c.ns.epoch, Seq: c.last}) {
+		c.closeLocked(ErrSlowConsumer)
+	}
 }
 
 // deliverGroup hands a group delivery to a live connection.

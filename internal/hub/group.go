@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -126,6 +127,60 @@ type group struct {
 	perConn     map[*Conn]int
 	stopping    bool
 	lastRefresh time.Time
+
+	// Gap detection (run goroutine only): the last first-delivery sequence
+	// and the stream's first sequence, refreshed at most once a second.
+	lastFirst  uint64
+	streamHead uint64
+	headAt     time.Time
+}
+
+// groupReset is the data of the reset event a group member gets when
+// retention removed messages its group had not consumed.
+type groupReset struct {
+	Reason string `json:"reason"`
+	Group  string `json:"group"`
+	Room   string `json:"room"`
+	// After is the position after which messages may be missing.
+	After string `json:"position"`
+}
+
+func (g *group) resetData(after uint64) []byte {
+	b, _ := json.Marshal(groupReset{Reason: "messages of this group were removed by retention before being consumed",
+		Group: g.name, Room: g.room, After: Position{Epoch: g.ns.epoch, Seq: after}.String()})
+	return b
+}
+
+// checkGap tells the members when a first delivery skips past messages
+// that retention removed (the stream's head moved beyond them) — never a
+// silent loss.
+func (g *group) checkGap(ctx context.Context, seq uint64) {
+	prev := g.lastFirst
+	if seq > g.lastFirst {
+		g.lastFirst = seq
+	}
+	if prev == 0 || seq <= prev+1 {
+		return
+	}
+	if time.Since(g.headAt) > time.Second {
+		if st, err := g.ns.hub.log.State(ctx, g.ns.name); err == nil {
+			g.streamHead, g.headAt = st.First, time.Now()
+		}
+	}
+	if g.streamHead <= prev+1 {
+		return // the sequences between are other rooms' messages, still stored
+	}
+	gap, err := g.ns.hub.log.Gap(ctx, g.ns.name, prev, Filter{Rooms: []string{g.room}})
+	if err != nil || !gap {
+		return
+	}
+	data := g.resetData(prev)
+	g.mu.Lock()
+	members := append([]*Conn(nil), g.members...)
+	g.mu.Unlock()
+	for _, c := range members {
+		c.notice("reset", data)
+	}
 }
 
 type flight struct {
@@ -184,6 +239,9 @@ func (g *group) capacity() int {
 
 func (g *group) dispatch(ctx context.Context, d Delivery) {
 	m := d.Msg
+	if d.Count == 1 && !m.GroupOnly {
+		g.checkGap(ctx, m.Pos.Seq)
+	}
 	if !m.GroupOnly && !contains(m.Rooms, g.room) {
 		// A multi-room message not addressed to this room.
 		_ = g.engine.Settle(ctx, d.Reply, Term)
@@ -326,6 +384,13 @@ func (ns *Namespace) JoinGroup(ctx context.Context, c *Conn, room, name string) 
 	g.members = append(g.members, c)
 	g.mu.Unlock()
 	ns.gmu.Unlock()
+	// A member joining a group whose backlog lost messages to retention
+	// (nobody consumed them in time) is told so at once.
+	if st, err := gs.GroupState(ctx, ns.name, room, name); err == nil {
+		if gap, err := ns.hub.log.Gap(ctx, ns.name, st.AckFloor, Filter{Rooms: []string{room}}); err == nil && gap {
+			defer c.notice("reset", g.resetData(st.AckFloor))
+		}
+	}
 	// Record the membership on the connection unless it closed meanwhile:
 	// Disconnect closes first and then leaves c.groups, so either it sees
 	// this group or we see it closed and leave ourselves.
