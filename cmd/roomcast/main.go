@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -163,7 +164,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "roomcast listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "roomcast listening on http://%s\n", displayAddr(ln.Addr()))
 	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", len(nsAPI), "version", version,
 		"node", cfg.NodeName, "cluster", cfg.ClusterName, "replicas", eng.Replicas())
 
@@ -206,6 +207,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case <-tick.C:
 		}
 	}
+}
+
+// displayAddr names a wildcard listener by localhost, so that the printed
+// URL can be opened as is.
+func displayAddr(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
+		return net.JoinHostPort("localhost", strconv.Itoa(t.Port))
+	}
+	return a.String()
 }
 
 // security builds a namespace's access policy from its settings.
