@@ -1,11 +1,11 @@
 # The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz build vulncheck generate-check
+.PHONY: test deps vet unit fuzz build vulncheck generate-check ts-client
 
 # test installs what the tests need, then runs every test with the race
 # detector, the spec checks, and short fuzz runs.
-test: deps vet unit fuzz vulncheck generate-check
+test: deps vet unit fuzz vulncheck generate-check ts-client
 
 # deps: Go modules, and Debian's chromium for the browser tests of web/
 # (cmd/roomcast/web_test.go fails, not skips, without it). CI runs as root.
@@ -63,3 +63,16 @@ generate-check:
 	  echo "api/client/client.gen.go is stale: run go generate ./api/client and commit it"; exit 1; \
 	fi; \
 	echo "generate-check: api/client/client.gen.go is up to date"
+
+# ts-client: the TypeScript client (clients/ts) against the real server.
+# npm ci installs the locked tools; redocly lints openapi.yaml (rules in
+# redocly.yaml); openapi-typescript generates src/schema.d.ts from it; tsc
+# type-checks and builds the program; with-server.sh starts bin/roomcast on a
+# free loopback port with a temp data dir, runs the program (publish, join,
+# history, at most 60 s) and stops the server.
+ts-client:
+	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
+	cd clients/ts && npm run --silent lint
+	cd clients/ts && npm run --silent generate && npm run --silent typecheck && npm run --silent build
+	$(GO) build -o bin/roomcast ./cmd/roomcast
+	./clients/ts/with-server.sh bin/roomcast node clients/ts/dist/main.js
