@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,35 +46,13 @@ func startCluster(t *testing.T, n int, extra ...string) []*clusterNode {
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
 	}
 	nodes := make([]*clusterNode, n)
-	urls := make([]chan string, n)
+	urls := make([]<-chan string, n)
 	for i := range nodes {
 		args := append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn",
 			"--node-name", fmt.Sprintf("n%d", i+1), "--cluster-name", "rc",
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--routes", strings.Join(routes, ",")}, extra...)
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), "ROOMCAST_TEST_CHILD=1")
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		c := &child{cmd: cmd}
-		t.Cleanup(func() {
-			_ = c.cmd.Process.Signal(syscall.SIGCONT)
-			c.kill()
-		})
-		urls[i] = make(chan string, 1)
-		go func(ch chan string) {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if j := strings.Index(sc.Text(), "http://"); j >= 0 {
-					ch <- sc.Text()[j:]
-				}
-			}
-		}(urls[i])
+		c, u := spawnChild(t, args...)
+		urls[i] = u
 		nodes[i] = &clusterNode{child: c}
 	}
 	for i, node := range nodes {

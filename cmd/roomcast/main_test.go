@@ -62,8 +62,21 @@ type child struct {
 // startChild runs the server in a child process on data with extra args.
 func startChild(t *testing.T, data string, args ...string) *child {
 	t.Helper()
-	full := append([]string{"--addr", "127.0.0.1:0", "--data", data}, args...)
-	cmd := exec.Command(os.Args[0], full...)
+	c, urls := spawnChild(t, append([]string{"--addr", "127.0.0.1:0", "--data", data}, args...)...)
+	select {
+	case c.URL = <-urls:
+	case <-time.After(60 * time.Second):
+		t.Fatal("child server did not start within 60s")
+	}
+	return c
+}
+
+// spawnChild starts the server in a child process with args; the channel
+// gets its URL once it listens (a cluster's nodes must all be spawned
+// before any of them can serve).
+func spawnChild(t *testing.T, args ...string) (*child, <-chan string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "ROOMCAST_TEST_CHILD=1")
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -74,7 +87,10 @@ func startChild(t *testing.T, data string, args ...string) *child {
 		t.Fatal(err)
 	}
 	c := &child{cmd: cmd}
-	t.Cleanup(func() { c.kill() })
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Signal(syscall.SIGCONT) // a stopped child cannot die
+		c.kill()
+	})
 	urls := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -84,12 +100,7 @@ func startChild(t *testing.T, data string, args ...string) *child {
 			}
 		}
 	}()
-	select {
-	case c.URL = <-urls:
-	case <-time.After(60 * time.Second):
-		t.Fatal("child server did not start within 60s")
-	}
-	return c
+	return c, urls
 }
 
 // kill sends SIGKILL and reaps the process.

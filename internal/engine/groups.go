@@ -75,19 +75,6 @@ func groupConfigOf(c jetstream.ConsumerConfig) hub.GroupConfig {
 	return cfg
 }
 
-func fillGroupConfig(cfg *hub.GroupConfig) {
-	d := hub.DefaultGroupConfig
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = d.AckWait
-	}
-	if cfg.MaxDeliver <= 0 {
-		cfg.MaxDeliver = d.MaxDeliver
-	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = d.MaxInFlight
-	}
-}
-
 // EnsureGroup implements hub.Groups.
 func (e *Engine) EnsureGroup(ctx context.Context, ns, room, group string, cfg, defaults hub.GroupConfig, update bool) (hub.GroupConfig, error) {
 	s, err := e.ns(ns)
@@ -96,35 +83,16 @@ func (e *Engine) EnsureGroup(ctx context.Context, ns, room, group string, cfg, d
 	}
 	name := consumerName(room, group)
 	if c, err := s.stream.Consumer(ctx, name); err == nil {
-		cur := groupConfigOf(c.CachedInfo().Config)
+		cur := groupConfigOf(c.CachedInfo().Config).Or(hub.DefaultGroupConfig)
 		if !update {
-			fillGroupConfig(&cur)
 			e.cacheConsumer(ns, name, c)
 			return cur, nil
 		}
-		if cfg.AckWait <= 0 {
-			cfg.AckWait = cur.AckWait
-		}
-		if cfg.MaxDeliver <= 0 {
-			cfg.MaxDeliver = cur.MaxDeliver
-		}
-		if cfg.MaxInFlight <= 0 {
-			cfg.MaxInFlight = cur.MaxInFlight
-		}
-		defaults = cur
+		defaults = cur // an update changes only the fields it sets
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return hub.GroupConfig{}, fmt.Errorf("engine: group %s: %w: %w", group, hub.ErrUnavailable, err)
 	}
-	fillGroupConfig(&defaults)
-	if cfg.AckWait <= 0 {
-		cfg.AckWait = defaults.AckWait
-	}
-	if cfg.MaxDeliver <= 0 {
-		cfg.MaxDeliver = defaults.MaxDeliver
-	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = defaults.MaxInFlight
-	}
+	cfg = cfg.Or(defaults.Or(hub.DefaultGroupConfig))
 	c, err := s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:     name,
 		Description: "roomcast group " + group + " of room " + room,
@@ -307,7 +275,7 @@ func (e *Engine) GroupState(ctx context.Context, ns, room, group string) (hub.Gr
 		Pending: info.NumPending, InFlight: info.NumAckPending, Redelivered: info.NumRedelivered,
 		AckFloor: info.AckFloor.Stream,
 	}
-	fillGroupConfig(&st.Config)
+	st.Config = st.Config.Or(hub.DefaultGroupConfig)
 	if dead, err := e.ensureDeadStream(ctx); err == nil {
 		subj := "dead." + ns + "." + info.Name
 		if di, err := dead.Info(ctx, jetstream.WithSubjectFilter(subj)); err == nil {

@@ -27,6 +27,12 @@ type GroupConfig struct {
 	MaxInFlight int `json:"max_in_flight"`
 }
 
+// Or returns c with its unset (zero or negative) fields taken from d.
+func (c GroupConfig) Or(d GroupConfig) GroupConfig {
+	c.defaults(d)
+	return c
+}
+
 func (c *GroupConfig) defaults(d GroupConfig) {
 	if c.AckWait <= 0 {
 		c.AckWait = d.AckWait
