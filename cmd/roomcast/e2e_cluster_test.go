@@ -18,7 +18,7 @@ type clusterNode struct {
 	srv *testServer
 }
 
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
 	var out []int
@@ -38,7 +38,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // startCluster starts n nodes at once (a node's engine waits for the
 // others to form a quorum before it serves).
-func startCluster(t *testing.T, n int, extra ...string) []*clusterNode {
+func startCluster(t testing.TB, n int, extra ...string) []*clusterNode {
 	t.Helper()
 	ports := freePorts(t, n)
 	var routes []string

@@ -60,7 +60,7 @@ type child struct {
 }
 
 // startChild runs the server in a child process on data with extra args.
-func startChild(t *testing.T, data string, args ...string) *child {
+func startChild(t testing.TB, data string, args ...string) *child {
 	t.Helper()
 	c, urls := spawnChild(t, append([]string{"--addr", "127.0.0.1:0", "--data", data}, args...)...)
 	select {
@@ -74,7 +74,7 @@ func startChild(t *testing.T, data string, args ...string) *child {
 // spawnChild starts the server in a child process with args; the channel
 // gets its URL once it listens (a cluster's nodes must all be spawned
 // before any of them can serve).
-func spawnChild(t *testing.T, args ...string) (*child, <-chan string) {
+func spawnChild(t testing.TB, args ...string) (*child, <-chan string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "ROOMCAST_TEST_CHILD=1")
