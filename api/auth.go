@@ -211,7 +211,7 @@ func (h *nsAPI) authenticate(r *http.Request, allowTicket bool) (principal, erro
 
 // require checks that p may do a on room ("" for namespace-wide actions).
 func (h *nsAPI) require(p principal, a hub.Action, room string) error {
-	if p.kind == anonymous && !!h.sec.Locked {
+	if p.kind == anonymous && h.sec.Locked {
 		return fmt.Errorf("this namespace needs credentials (a JWT, a ticket or an API key): %w", hub.ErrUnauthorized)
 	}
 	if !hub.Allowed(p.perms(!h.sec.Locked), a, room) {

@@ -90,7 +90,7 @@ func (h *nsAPI) groupState(ctx context.Context, gs hub.Groups, room, group strin
 		DeadLetters: st.DeadLetters, Members: []memberInfo{},
 	}
 	for _, m := range h.ns.GroupMembers(room, group) {
-		out.Members = append(out.Members, memberInfo{ID: m.ID, ConnectedAt: m.Connected.UTC()})
+		out.Members = append(out.Members, memberInfo{ID: m.ID, User: m.User, ConnectedAt: m.Connected.UTC()})
 	}
 	return out, nil
 }

@@ -462,7 +462,9 @@ func (h *nsAPI) getConnection(w http.ResponseWriter, r *http.Request) {
 	} else {
 		var id hub.ConnID
 		if id, err = connParam(r); err == nil {
-			c, err = h.ns.Find(r.Context(), id)
+			if _, err = h.authenticate(r, false); err == nil { // a credential, if any, must be valid
+				c, err = h.ns.Find(r.Context(), id)
+			}
 		}
 	}
 	if err != nil {

@@ -116,7 +116,7 @@ func New(cfg Config) (http.Handler, error) {
 			// long-lived streams); a connection limit instead.
 			r.With(connect...).Get("/events", h.connect)
 			r.With(connect...).Get("/rooms/{room}/events", h.roomEvents)
-			r.Post("/tickets", h.issueTicket)
+			r.With(connect...).Post("/tickets", h.issueTicket)
 
 			r.With(publish...).Post("/messages", h.publish)
 			r.Get("/rooms", h.listRooms)

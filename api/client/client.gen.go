@@ -1059,7 +1059,10 @@ type ClientInterface interface {
 	// Consumer groups above): it is joined to no room, receives the group's deliveries (each
 	// message to one member, with `ack_id` and `delivery` in its envelope, to acknowledge with
 	// `POST /ns/{ns}/rooms/{room}/groups/{group}/acks`), and namespace-wide and direct messages.
-	// The group is created with the namespace's defaults if it does not exist.
+	// The group is created with the namespace's defaults if it does not exist. When retention
+	// removed messages the group had not consumed, the member gets a `reset` event (data
+	// `{reason, group, room, position}`: messages after `position` may be missing) — at join, and
+	// when a delivery skips past them — never a silent loss.
 	//
 	// **Permission** (namespaces with `auth: jwt`): `subscribe` on the room; with `group`, `ack`
 	// on the room instead. As for `connect`, the connection keeps the credential's user and
@@ -1632,7 +1635,10 @@ func (c *Client) GetRoom(ctx context.Context, ns NsPath, room RoomPath, reqEdito
 // Consumer groups above): it is joined to no room, receives the group's deliveries (each
 // message to one member, with `ack_id` and `delivery` in its envelope, to acknowledge with
 // `POST /ns/{ns}/rooms/{room}/groups/{group}/acks`), and namespace-wide and direct messages.
-// The group is created with the namespace's defaults if it does not exist.
+// The group is created with the namespace's defaults if it does not exist. When retention
+// removed messages the group had not consumed, the member gets a `reset` event (data
+// `{reason, group, room, position}`: messages after `position` may be missing) — at join, and
+// when a delivery skips past them — never a silent loss.
 //
 // **Permission** (namespaces with `auth: jwt`): `subscribe` on the room; with `group`, `ack`
 // on the room instead. As for `connect`, the connection keeps the credential's user and
@@ -3878,7 +3884,10 @@ type ClientWithResponsesInterface interface {
 	// Consumer groups above): it is joined to no room, receives the group's deliveries (each
 	// message to one member, with `ack_id` and `delivery` in its envelope, to acknowledge with
 	// `POST /ns/{ns}/rooms/{room}/groups/{group}/acks`), and namespace-wide and direct messages.
-	// The group is created with the namespace's defaults if it does not exist.
+	// The group is created with the namespace's defaults if it does not exist. When retention
+	// removed messages the group had not consumed, the member gets a `reset` event (data
+	// `{reason, group, room, position}`: messages after `position` may be missing) — at join, and
+	// when a delivery skips past them — never a silent loss.
 	//
 	// **Permission** (namespaces with `auth: jwt`): `subscribe` on the room; with `group`, `ack`
 	// on the room instead. As for `connect`, the connection keeps the credential's user and
@@ -6591,6 +6600,11 @@ type IssueTicketResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// IssueTicketResponse429Headers the declared response headers of an HTTP 429 response for IssueTicket
+type IssueTicketResponse429Headers struct {
+	RetryAfter int
+}
+
 // IssueTicketResponse503Headers the declared response headers of an HTTP 503 response for IssueTicket
 type IssueTicketResponse503Headers struct {
 	RetryAfter int
@@ -6609,12 +6623,16 @@ type IssueTicketResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *IssueTicketResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *IssueTicketResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *IssueTicketResponse503Headers
 }
@@ -6642,6 +6660,11 @@ func (r IssueTicketResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r IssueTicketResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r IssueTicketResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -7058,7 +7081,10 @@ func (c *ClientWithResponses) GetRoomWithResponse(ctx context.Context, ns NsPath
 // Consumer groups above): it is joined to no room, receives the group's deliveries (each
 // message to one member, with `ack_id` and `delivery` in its envelope, to acknowledge with
 // `POST /ns/{ns}/rooms/{room}/groups/{group}/acks`), and namespace-wide and direct messages.
-// The group is created with the namespace's defaults if it does not exist.
+// The group is created with the namespace's defaults if it does not exist. When retention
+// removed messages the group had not consumed, the member gets a `reset` event (data
+// `{reason, group, room, position}`: messages after `position` may be missing) — at join, and
+// when a delivery skips past them — never a silent loss.
 //
 // **Permission** (namespaces with `auth: jwt`): `subscribe` on the room; with `group`, `ack`
 // on the room instead. As for `connect`, the connection keeps the credential's user and
@@ -9790,6 +9816,13 @@ func ParseIssueTicketResponse(rsp *http.Response) (*IssueTicketResponse, error) 
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9817,6 +9850,16 @@ func ParseIssueTicketResponse(rsp *http.Response) (*IssueTicketResponse, error) 
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers IssueTicketResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers IssueTicketResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

@@ -368,6 +368,14 @@ func TestSecureResumeRechecksPermissions(t *testing.T) {
 	if c := other.Expect("connected").envelope(t); c["restored"] == true || c["id"] == id {
 		t.Fatalf("bob restored alice's connection: %v", c)
 	}
+	// …nor destroy it: alice still gets her session back.
+	again, code := authStream(t, s, "/ns/secure/events", narrow, map[string]string{"Last-Event-ID": last})
+	if code != 200 {
+		t.Fatalf("alice's resume after bob's attempt: %d", code)
+	}
+	if c := again.Expect("connected").envelope(t); c["restored"] != true || c["id"] != id {
+		t.Fatalf("alice's session after bob's attempt: %v, want restored %s", c, id)
+	}
 }
 
 // TestSecureCORS: the allow-listed origin gets CORS headers with

@@ -39,14 +39,22 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
+	var code exitCode
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &code):
+		os.Exit(int(code))
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "roomcast:", err)
 		os.Exit(1)
 	}
 }
+
+// exitCode is the status a client command ends with (cli.go documents
+// them); main is the only place that exits.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
 
 // run is the whole program; it returns when ctx ends (after a graceful
 // shutdown) or on a start-up error.
@@ -59,9 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintln(stdout, "roomcast", version)
 			return nil
 		case "publish", "subscribe", "rooms":
-			// Client commands (cli.go) exit with codes of their own (usage
-			// 2, refused 3), which main's error path (always 1) cannot give.
-			os.Exit(cliMain(ctx, args, getenv, os.Stdin, stdout, stderr))
+			// Client commands (cli.go) end with codes of their own (usage
+			// 2, refused 3), carried to main as an exitCode.
+			if code := cliMain(ctx, args, getenv, os.Stdin, stdout, stderr); code != 0 {
+				return exitCode(code)
+			}
+			return nil
 		case "help", "-h", "-help", "--help":
 			// The commands and exit codes, then the server's flags.
 			fmt.Fprint(stdout, cliOverview+"\n")

@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		if mode == "cli" && errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
+		var code exitCode
+		if errors.As(err, &code) {
+			os.Exit(int(code))
+		}
 		if err != nil {
 			os.Stderr.WriteString("child: " + err.Error() + "\n")
 			os.Exit(1)

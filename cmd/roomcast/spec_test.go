@@ -989,7 +989,7 @@ func TestSpecSecurity(t *testing.T) {
 		// permission and the refusals it may answer; the rate-limited
 		// ones (router.go) document 429.
 		limited := map[string]bool{"connect": true, "roomEvents": true, "publish": true, "publishToRoom": true,
-			"publishToConnection": true, "joinRoom": true, "leaveRoom": true}
+			"publishToConnection": true, "joinRoom": true, "leaveRoom": true, "issueTicket": true}
 		for path, item := range c.doc.Paths.Map() {
 			if !strings.HasPrefix(path, "/ns/{ns}/") {
 				continue

@@ -533,7 +533,7 @@ func (ns *Namespace) GroupMembers(room, name string) []ConnInfo {
 	g.mu.Lock()
 	out := make([]ConnInfo, 0, len(g.members))
 	for _, c := range g.members {
-		out = append(out, ConnInfo{ID: c.ID, Connected: c.Connected})
+		out = append(out, ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected})
 	}
 	g.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

@@ -148,7 +148,7 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 
 	var restored map[string]uint64
 	if req.Token != "" {
-		id, user, rooms, ok, err := ns.reclaim(ctx, req.Token)
+		id, user, rooms, ok, err := ns.reclaim(ctx, req.Token, req.User)
 		if err != nil {
 			return Start{}, err
 		}
@@ -283,10 +283,16 @@ func (ns *Namespace) filterOf(c *Conn) Filter {
 // reclaim finds the connection that token belonged to: still attached on
 // this node (its client reconnected before the old stream noticed it was
 // dead: the old one is replaced) or saved in Sessions after a disconnect.
-func (ns *Namespace) reclaim(ctx context.Context, token string) (ConnID, string, map[string]uint64, bool, error) {
+//
+// Only the same user gets a connection back: another user's resume leaves
+// the connection open, or its session saved.
+func (ns *Namespace) reclaim(ctx context.Context, token, user string) (ConnID, string, map[string]uint64, bool, error) {
 	hash := tokenHash(token)
 	ns.mu.Lock()
-	if old := ns.tokens[hash]; old != nil {
+	if old := ns.tokens[hash]; old != nil && old.User != user {
+		ns.mu.Unlock()
+		return "", "", nil, false, nil
+	} else if old != nil {
 		rooms := make(map[string]uint64, len(old.rooms))
 		for r, s := range old.rooms {
 			rooms[r] = s
@@ -306,6 +312,10 @@ func (ns *Namespace) reclaim(ctx context.Context, token string) (ConnID, string,
 	}
 	if s.Disconnected {
 		return "", "", nil, false, fmt.Errorf("connection %s was disconnected on request: %w", s.ID, ErrDisconnected)
+	}
+	if s.User != user {
+		ns.giveBack(token, s)
+		return "", "", nil, false, nil
 	}
 	if ns.hub.bus != nil && s.Live {
 		// Its client came here while the connection may still be open on
