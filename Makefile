@@ -1,11 +1,12 @@
 # The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz build vulncheck generate-check ts-client
+.PHONY: test deps vet unit fuzz build bench-short bench vulncheck generate-check ts-client
 
 # test installs what the tests need, then runs every test with the race
-# detector, the spec checks, and short fuzz runs.
-test: deps vet unit fuzz vulncheck generate-check ts-client
+# detector, the spec checks, short fuzz runs, and the load generator's
+# short mode.
+test: deps vet unit fuzz bench-short vulncheck generate-check ts-client
 
 # deps: Go modules, and Debian's chromium for the browser tests of web/
 # (cmd/roomcast/web_test.go fails, not skips, without it). CI runs as root.
@@ -48,6 +49,25 @@ vulncheck:
 
 build:
 	$(GO) build -o bin/roomcast ./cmd/roomcast
+
+# bench-short runs every roomcast-bench scenario small (a few seconds each,
+# well under a minute in all) against roomcast and the reference server, so
+# that the bench cannot rot: it fails when a scenario does not complete or
+# loses, duplicates or reorders a message, and asserts nothing about speed.
+# The summary goes to stderr; the JSON lines are dropped.
+bench-short:
+	$(GO) build -o bin/roomcast ./cmd/roomcast
+	$(GO) build -o bin/roomcast-bench ./cmd/roomcast-bench
+	./bin/roomcast-bench --short >/dev/null
+
+# bench runs the targets of BENCHMARKS.md (minutes; best on a quiet machine)
+# and keeps the JSON lines and CPU profiles in bin/bench-out/.
+BENCHFLAGS ?= --repeat 3
+bench:
+	$(GO) build -o bin/roomcast ./cmd/roomcast
+	$(GO) build -o bin/roomcast-bench ./cmd/roomcast-bench
+	mkdir -p bin/bench-out
+	./bin/roomcast-bench $(BENCHFLAGS) --profile-dir bin/bench-out --out bin/bench-out/results.jsonl
 
 # generate-check fails when a generated client is stale. It runs
 # api/client's go:generate directive (the pinned oapi-codegen) on copies of

@@ -13,6 +13,13 @@
 // deadline (http.ResponseController) — the server has no WriteTimeout, which
 // would kill healthy long-lived streams — and turns the first write error
 // into a cancelled request context, the only way to stop an r3labs stream.
+// The same writer coalesces: r3labs flushes after every event, one write
+// syscall per event per connection; the writer skips a flush while more
+// events are known to be queued for its connection (the stream counts what
+// it enqueues) and flushes when the queue is drained, so a burst leaves in
+// one write and an idle connection gets each event at once. A message's
+// event is built once and shared by every connection; the writer adds the
+// connection's token to its id on the wire.
 //
 // It imports hub, never api. Concurrency: Server's methods are safe for
 // concurrent use; each stream has one writer goroutine (r3labs' ServeHTTP

@@ -96,10 +96,10 @@ func (s *Server) Run(ctx context.Context) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.streams.Range(func(k, _ any) bool {
+			s.streams.Range(func(_, v any) bool {
 				// A full queue skips the heartbeat: the next message will
 				// find the queue full too and close the connection.
-				s.r3.TryPublish(k.(string), s.heartbeat)
+				v.(*stream).beat()
 				return true
 			})
 		}
@@ -158,6 +158,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace
 	}
 	conn := start.Conn
 	st.token = conn.Token
+	st.w.token = conn.Token
 	st.start = start
 	st.started = make(chan struct{})
 	began := time.Now()
@@ -171,10 +172,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace
 
 	// r3labs reads the stream id from the query and insists on a numeric
 	// Last-Event-ID: hand it a clean request.
-	r2 := r.Clone(ctx)
-	r2.Header.Del("Last-Event-ID")
+	// A shallow copy with no headers: r3labs reads none but Last-Event-ID,
+	// and a deep clone would be kept for the stream's whole life.
+	r2 := r.WithContext(ctx)
+	r2.Header = http.Header{}
 	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: url.Values{"stream": {st.id}}.Encode()}
 	s.r3.ServeHTTP(st.w, r2)
+	st.w.finish()
 
 	// The stream has ended: its subscriber is gone, so removing the stream
 	// leaks nothing, and unblocks a replay still waiting in Publish.
@@ -216,6 +220,7 @@ func (s *Server) onSubscribe(id string, _ *r3sse.Subscriber) {
 	}
 	st := v.(*stream)
 	defer close(st.started)
+	st.attached.Store(true)
 	st.begin()
 }
 
@@ -241,6 +246,10 @@ type stream struct {
 
 	closeOnce sync.Once
 	err       atomic.Pointer[error]
+	// attached is set once r3labs has registered the stream's subscriber:
+	// before that r3labs drops events, which would leave the writer's
+	// enqueued count too high (see deadlineWriter).
+	attached atomic.Bool
 }
 
 var (
@@ -253,12 +262,22 @@ type frame struct {
 	event []byte
 	data  []byte
 	pos   []byte
+	// shared is the message's r3labs event for live fan-out, the same for
+	// every connection: its id is the bare position, and each connection's
+	// writer appends ".<token>" on the wire (deadlineWriter.token), so that
+	// a delivery allocates nothing. r3labs does not modify events with
+	// AutoReplay and EncodeBase64 off.
+	shared *r3sse.Event
 }
 
 func buildFrame(m *hub.Message) any {
-	return &frame{event: []byte(m.Event), data: m.Body, pos: []byte(m.Pos.String())}
+	f := &frame{event: []byte(m.Event), data: m.Body, pos: []byte(m.Pos.String())}
+	f.shared = &r3sse.Event{ID: f.pos, Event: f.event, Data: f.data}
+	return f
 }
 
+// event returns m's event with this connection's full id (replay uses it;
+// the live path sends the shared event, which reads the same on the wire).
 func (st *stream) event(m *hub.Message) *r3sse.Event {
 	f := m.Frame(buildFrame).(*frame)
 	id := make([]byte, 0, len(f.pos)+1+len(st.token))
@@ -266,9 +285,27 @@ func (st *stream) event(m *hub.Message) *r3sse.Event {
 	return &r3sse.Event{ID: id, Event: f.event, Data: f.data}
 }
 
+// enqueue hands ev to the connection's r3labs stream without blocking and
+// counts it for the writer's coalescing (after the enqueue: the count may
+// lag the writer, never lead it).
+func (st *stream) enqueue(ev *r3sse.Event) bool {
+	if !st.srv.r3.TryPublish(st.id, ev) {
+		return false
+	}
+	st.w.enqueued.Add(1)
+	return true
+}
+
+// beat enqueues a heartbeat once r3labs has registered the subscriber.
+func (st *stream) beat() {
+	if st.attached.Load() {
+		st.enqueue(st.srv.heartbeat)
+	}
+}
+
 // Send implements hub.Sink.
 func (st *stream) Send(m *hub.Message) bool {
-	return st.srv.r3.TryPublish(st.id, st.event(m))
+	return st.enqueue(m.Frame(buildFrame).(*frame).shared)
 }
 
 // SendGroup implements hub.GroupSink: the envelope gains ack_id and
@@ -286,7 +323,7 @@ func (st *stream) SendGroup(m *hub.Message, ackID string, count uint64, at hub.P
 	data = append(data, rest...)
 	f := m.Frame(buildFrame).(*frame)
 	ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, st.token)), Event: f.event, Data: data}
-	return st.srv.r3.TryPublish(st.id, ev)
+	return st.enqueue(ev)
 }
 
 // SendNotice implements hub.GroupSink.
@@ -308,6 +345,7 @@ func (st *stream) publish(ctx context.Context, ev *r3sse.Event) error {
 		return errStreamClosed
 	}
 	st.srv.r3.Publish(st.id, ev) // returns when queued or when the stream is removed
+	st.w.enqueued.Add(1)         // removed: the count no longer matters
 	return st.ctx.Err()
 }
 

@@ -1,18 +1,61 @@
 package sse
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 var errStreamClosed = errors.New("stream closed")
 
-// deadlineWriter gives each write to the client a deadline and makes the
-// first failure sticky: r3labs ignores write errors and keeps looping, so
-// after a failure every later write must fail at once (no new deadline, no
-// syscall) while r3labs drains its channel and exits.
+// deadlineWriter is the ResponseWriter r3labs writes a connection's events
+// to. It does three things:
+//
+//   - Each write to the client has a deadline, and the first failure is
+//     sticky: r3labs ignores write errors and keeps looping, so after a
+//     failure every later write must fail at once (no new deadline, no
+//     syscall) while r3labs drains its channel and exits.
+//
+//   - The connection's token in shared events' ids. An event of a message is
+//     built once and shared by every connection, with the bare position as
+//     its id; the writer appends ".<token>" when r3labs writes that id line,
+//     so that the client sees "id: <epoch>-<seq>.<token>" as for any other
+//     event (whose ids already carry the token). r3labs writes an event's id
+//     line first, with one Write ("id: %s\n"); a position never contains a
+//     dot and a full resume id always does.
+//
+//   - Coalescing. r3labs writes an event as a few small Writes followed by
+//     one Flush, and a Flush is a write syscall: one per event per
+//     connection is what fan-out costs (notes/r3labs-sse.md). The writer
+//     buffers the Writes itself and skips an event's Flush while more events
+//     are known to be queued for this connection: enqueued counts the events
+//     the stream enqueued (stream.enqueue adds one after each successful
+//     TryPublish or Publish), written the events written (one per
+//     event-ending Flush). While written < enqueued, an event is queued
+//     behind this one. The last queued event's Flush finds them equal and
+//     sends the whole burst in one write; an idle connection gets each event
+//     as soon as it is written, with no timer and no added latency. The
+//     writer reads enqueued (a cache line the fan-out goroutine writes) only
+//     when what it read last is used up: once per burst, not per event.
+//
+//   - Safety of the count. A skipped Flush relies on a later event being
+//     written; every event counted in enqueued is written unless the stream
+//     ends (then the bytes are moot, and finish hands what is buffered to
+//     net/http, which flushes it when the handler returns). enqueued can
+//     only lag (an event written before its enqueue was counted), which
+//     costs an extra flush, never a missing one; enqueued only grows, so a
+//     value read earlier is a safe lower bound. Heartbeats are counted like
+//     any event, and only enqueued once r3labs has registered the subscriber
+//     (an earlier event would be dropped by r3labs uncounted-for). A Flush
+//     with no Write before it (the one after the response header) is always
+//     done. The buffer is bounded: past maxBuffered a burst is sent anyway.
+//
+// Only the connection's writer goroutine (r3labs' ServeHTTP loop) calls
+// Write, Flush and finish; enqueued, kill and dead are safe from any
+// goroutine.
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
@@ -20,8 +63,23 @@ type deadlineWriter struct {
 	onFail  func(error)
 
 	dead     atomic.Bool
-	deadline time.Time // only touched by the writing goroutine
+	enqueued atomic.Int64 // events enqueued on the stream (only grows)
+
+	// Only touched by the writing goroutine:
+	written  int64     // events written (event-ending Flushes)
+	known    int64     // the last value read from enqueued
+	deadline time.Time // the write deadline set last
+	buf      *[]byte   // bytes written by r3labs and not yet handed on; nil when empty
+	inEvent  bool      // a Write since the last Flush: the next Flush ends an event
+	token    string    // appended to bare ids; set before r3labs starts writing
 }
+
+// maxBuffered bounds what one connection buffers while its queue drains.
+const maxBuffered = 32 << 10
+
+// bufPool holds the buffers of connections that are not mid-burst, so that
+// an idle connection holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func newDeadlineWriter(w http.ResponseWriter, timeout time.Duration, onFail func(error)) *deadlineWriter {
 	return &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout, onFail: onFail}
@@ -40,26 +98,86 @@ func (w *deadlineWriter) arm() {
 	}
 }
 
+// Write buffers p; it reaches the client at the next flush that is done.
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	if w.dead.Load() {
 		return 0, errStreamClosed
 	}
-	w.arm()
-	n, err := w.ResponseWriter.Write(p)
-	if err != nil {
-		w.fail(err)
+	first := !w.inEvent
+	w.inEvent = true
+	if w.buf == nil {
+		w.buf = bufPool.Get().(*[]byte)
 	}
-	return n, err
+	if first && w.token != "" && bareID(p) {
+		b := append(*w.buf, p[:len(p)-1]...)
+		b = append(b, '.')
+		b = append(b, w.token...)
+		*w.buf = append(b, '\n')
+		return len(p), nil
+	}
+	*w.buf = append(*w.buf, p...)
+	return len(p), nil
 }
 
+// bareID reports whether p is an id line without a token: "id: <pos>\n".
+func bareID(p []byte) bool {
+	return len(p) > len("id: \n") && string(p[:4]) == "id: " && p[len(p)-1] == '\n' &&
+		bytes.IndexByte(p, '.') < 0
+}
+
+// Flush ends an event (when something was written since the last Flush): it
+// sends the buffered events unless more are queued for this connection.
 func (w *deadlineWriter) Flush() {
 	if w.dead.Load() {
+		w.release()
 		return
 	}
+	if w.inEvent {
+		w.inEvent = false
+		w.written++
+		if w.written >= w.known {
+			w.known = w.enqueued.Load()
+		}
+		if w.written < w.known && w.buf != nil && len(*w.buf) < maxBuffered {
+			return // a queued event follows: its Flush sends this one too
+		}
+	}
 	w.arm()
+	if w.buf != nil {
+		_, err := w.ResponseWriter.Write(*w.buf)
+		w.release()
+		if err != nil {
+			w.fail(err)
+			return
+		}
+	}
 	if err := w.rc.Flush(); err != nil {
 		w.fail(err)
 	}
+}
+
+// finish hands what is still buffered to the ResponseWriter (net/http
+// flushes it when the handler returns). Called once r3labs has returned.
+func (w *deadlineWriter) finish() {
+	if w.buf != nil && !w.dead.Load() {
+		w.arm()
+		if _, err := w.ResponseWriter.Write(*w.buf); err != nil {
+			w.fail(err)
+		}
+	}
+	w.release()
+}
+
+// release returns the buffer to the pool (large ones are left to the GC).
+func (w *deadlineWriter) release() {
+	if w.buf == nil {
+		return
+	}
+	if cap(*w.buf) <= 2*maxBuffered {
+		*w.buf = (*w.buf)[:0]
+		bufPool.Put(w.buf)
+	}
+	w.buf = nil
 }
 
 func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
