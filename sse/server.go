@@ -404,6 +404,8 @@ func (st *stream) begin() {
 			reset = "messages after that position were removed by retention while resuming"
 		case err != nil:
 			if st.ctx.Err() == nil { // not merely the client going away
+				// The client reconnects and resumes from what it got.
+				st.srv.logger.Warn("replay failed; closing the stream", "ns", ns.Name(), "conn_id", conn.ID, "err", err)
 				st.Close(err)
 			}
 			return

@@ -48,7 +48,7 @@ func startCluster(t testing.TB, n int, extra ...string) []*clusterNode {
 	nodes := make([]*clusterNode, n)
 	urls := make([]<-chan string, n)
 	for i := range nodes {
-		args := append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn",
+		args := append([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "info",
 			"--node-name", fmt.Sprintf("n%d", i+1), "--cluster-name", "rc",
 			"--cluster-listen", fmt.Sprintf("127.0.0.1:%d", ports[i]), "--routes", strings.Join(routes, ",")}, extra...)
 		c, u := spawnChild(t, args...)
@@ -114,7 +114,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		id := n1.publish(t, "/ns/default/rooms/lobby/messages", fmt.Sprintf(`{"event":"e","data":"not to a","except":[%q]}`, aID), aTok)
 		ev := b.Expect("e")
 		if env := ev.envelope(t); env["from"] != aID || env["id"] != id {
-			t.Fatalf("envelope %v, want from %s", env, aID)
+			t.Fatalf("envelope %v, want from %s and id %s", env, aID, id)
 		}
 		n1.publish(t, "/ns/default/messages", `{"event":"sentinel"}`, "")
 		a.Expect("sentinel")
@@ -220,7 +220,7 @@ func TestClusterThreeNodes(t *testing.T) {
 	first := n1.publish(t, "/ns/default/rooms/extra/messages", `{"event":"x","data":"before"}`, "")
 	ev := c.Expect("x")
 	if ev.envelope(t)["id"] != first {
-		t.Fatal("first extra message")
+		t.Fatalf("first extra message: got %v, want id %s", ev.envelope(t), first)
 	}
 	lastID := ev.ID
 

@@ -21,7 +21,8 @@ func TestMain(m *testing.M) {
 		// "cli" runs any command as main does, with its stderr (the CLI
 		// tests read it); "1" is a server whose log is not wanted.
 		stderr := io.Discard
-		if mode == "cli" {
+		// ROOMCAST_TEST_LOG=1 keeps a server child's log too (debugging).
+		if mode == "cli" || os.Getenv("ROOMCAST_TEST_LOG") != "" {
 			stderr = os.Stderr
 		}
 		ctx, stop := signalContext()

@@ -363,19 +363,41 @@ func (e *Engine) EnsureNamespace(ctx context.Context, ns string, r Retention) (h
 	if err != nil {
 		return hub.LogState{}, fmt.Errorf("engine: stream %s: %w", name, err)
 	}
-	if s != nil {
-		epoch = s.CachedInfo().Config.Metadata[epochKey]
-	}
-	if epoch == "" {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		epoch = hex.EncodeToString(b[:])
-	}
-	cfg.Metadata = map[string]string{epochKey: epoch}
+	// The epoch is chosen once, by whoever creates the stream: nodes of a
+	// cluster starting together race to create it, and the losers must
+	// adopt the winner's epoch (else each node would name the same message
+	// differently).
 	err = retry(ctx, 30*time.Second, func() error {
-		var err error
-		s, err = e.js.CreateOrUpdateStream(ctx, cfg)
-		return err
+		if s == nil {
+			var b [4]byte
+			_, _ = rand.Read(b[:])
+			cfg.Metadata = map[string]string{epochKey: hex.EncodeToString(b[:])}
+			created, err := e.js.CreateStream(ctx, cfg)
+			if err == nil {
+				s, epoch = created, cfg.Metadata[epochKey]
+				return nil
+			}
+			if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return err
+			}
+			if s, err = e.js.Stream(ctx, name); err != nil {
+				s = nil
+				return err
+			}
+		}
+		epoch = s.CachedInfo().Config.Metadata[epochKey]
+		if epoch == "" { // a stream made by something else: give it an epoch
+			var b [4]byte
+			_, _ = rand.Read(b[:])
+			epoch = hex.EncodeToString(b[:])
+		}
+		cfg.Metadata = map[string]string{epochKey: epoch}
+		updated, err := e.js.UpdateStream(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		s = updated
+		return nil
 	})
 	if err != nil {
 		return hub.LogState{}, fmt.Errorf("engine: create stream %s: %w", name, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomcast/roomcast/internal/hub"
@@ -19,31 +20,58 @@ func (e *Engine) Save(ctx context.Context, key string, s hub.Session, _ time.Dur
 	if err != nil {
 		return err
 	}
-	if _, err := e.kv.Put(ctx, key, b); err != nil {
+	// A put is idempotent: it may be retried across a leader election.
+	if err := retry(ctx, readRetry, func() error { _, err := e.kv.Put(ctx, key, b); return err }); err != nil {
 		return fmt.Errorf("engine: save session: %w: %w", hub.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// unstored reports whether err means the request reached no stream leader
+// (nothing was applied: safe to send again).
+func unstored(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // Take implements hub.Sessions. Once begun it runs to its end even if the
 // caller's request is cancelled: a delete sent but not confirmed would
 // lose the session without anyone holding it.
 func (e *Engine) Take(ctx context.Context, key string) (hub.Session, bool, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*readRetry)
 	defer cancel()
-	entry, err := e.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return hub.Session{}, false, nil
-	}
+	// Reads wait across a leader election (a node just died).
+	var entry jetstream.KeyValueEntry
+	err := retry(ctx, readRetry, func() error {
+		var err error
+		entry, err = e.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		return err
+	})
 	if err != nil {
 		return hub.Session{}, false, fmt.Errorf("engine: take session: %w: %w", hub.ErrUnavailable, err)
+	}
+	if entry == nil {
+		return hub.Session{}, false, nil
 	}
 	var s hub.Session
 	if err := json.Unmarshal(entry.Value(), &s); err != nil {
 		return hub.Session{}, false, nil
 	}
 	// Only one reconnect may take a session: delete with the revision read.
-	if err := e.kv.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil {
+	// Only a delete that reached no leader is sent again: one that may
+	// have been applied cannot be told from another reconnect's.
+	var err2 error
+	deadline := time.Now().Add(readRetry)
+	for {
+		err2 = e.kv.Delete(ctx, key, jetstream.LastRevision(entry.Revision()))
+		if err2 == nil || !unstored(err2) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := err2; err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
 			return hub.Session{}, false, nil // another reconnect took it first

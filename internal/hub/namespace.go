@@ -640,9 +640,10 @@ func (ns *Namespace) History(ctx context.Context, room string, after *Position, 
 	if !ValidRoom(room) {
 		return HistoryPage{}, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
 	}
-	if limit <= 0 || limit > ns.cfg.HistoryLimit {
+	if limit <= 0 {
 		limit = min(100, ns.cfg.HistoryLimit)
 	}
+	limit = min(limit, ns.cfg.HistoryLimit)
 	rooms := map[string]uint64{room: 0}
 	f := Filter{Rooms: []string{room}}
 	st, err := ns.hub.log.State(ctx, ns.name)
