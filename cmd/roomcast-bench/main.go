@@ -161,12 +161,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		specs = defaultPlan
 	}
 	var plan []planned
+	seen := map[string]bool{}
 	for _, spec := range specs {
 		name, kvs, _ := strings.Cut(spec, ":")
 		sc := scenarios[name]
 		if sc == nil {
 			return fmt.Errorf("unknown scenario %q", name)
 		}
+		if *short && seen[name] {
+			continue // the short mode runs each scenario once, with its own small settings
+		}
+		seen[name] = true
 		p := sc.full
 		if *short {
 			p = sc.shrt

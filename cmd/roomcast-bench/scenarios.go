@@ -113,7 +113,7 @@ var scenarios = map[string]*scenario{
 		shrt: params{Subs: 50, Rooms: 1, DurS: 1, Pubs: 2, Window: 32, Conc: 16},
 		run:  runRooms},
 	"rooms": {name: "rooms", hasRef: true,
-		full: params{Subs: 10000, Rooms: 100, Rate: 1000, DurS: 10, Pubs: 16, Window: 64, Conc: 64},
+		full: params{Subs: 10000, Rooms: 100, Rate: 1000, DurS: 10, Pubs: 64, Window: 64, Conc: 64},
 		shrt: params{Subs: 200, Rooms: 10, Rate: 200, DurS: 1, Pubs: 4, Window: 32, Conc: 32},
 		run:  runRooms},
 	"idle": {name: "idle", hasRef: true,
@@ -450,13 +450,13 @@ func runConnect(ctx context.Context, e *env, t *target, p params) *result {
 	subs, err := connectAll(ctx, d, p.Conns, p.Conc, func(i int) string {
 		return "/ns/default/rooms/c" + strconv.Itoa(i%100) + "/events"
 	}, nil, 1024, lat)
+	el := time.Since(began)
+	after := t.sample()
 	wait()
 	if err != nil {
 		r.Error = err.Error()
 		return r
 	}
-	el := time.Since(began)
-	after := t.sample()
 	defer closeAll(subs)
 	for _, s := range subs {
 		s.start(nil, nil)
