@@ -304,38 +304,31 @@ func (h *nsAPI) deadSeq(r *http.Request) (uint64, error) {
 	return n, nil
 }
 
-func (h *nsAPI) replayDead(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+// deadLetterOp is a handler applying op (hub.Groups.ReplayDead or DropDead)
+// to dead letter {seq}, answering status.
+func (h *nsAPI) deadLetterOp(status int, op func(gs hub.Groups, ctx context.Context, ns, room, group string, seq uint64) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
+		if err == nil {
+			var seq uint64
+			if seq, err = h.deadSeq(r); err == nil {
+				err = op(gs, r.Context(), h.ns.Name(), room, g, seq)
+			}
+		}
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(status)
 	}
-	seq, err := h.deadSeq(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := gs.ReplayDead(r.Context(), h.ns.Name(), room, g, seq); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
 }
 
+// replayDead redelivers a dead letter to its group alone.
+func (h *nsAPI) replayDead(w http.ResponseWriter, r *http.Request) {
+	h.deadLetterOp(http.StatusAccepted, hub.Groups.ReplayDead)(w, r)
+}
+
+// dropDead removes a dead letter.
 func (h *nsAPI) dropDead(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	seq, err := h.deadSeq(r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	if err := gs.DropDead(r.Context(), h.ns.Name(), room, g, seq); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	h.deadLetterOp(http.StatusNoContent, hub.Groups.DropDead)(w, r)
 }
