@@ -98,16 +98,48 @@ type groupRef struct {
 }
 
 // stream authenticates, checks limits, parses Last-Event-ID and serves the
-// stream (a group member's when g is set).
+// stream (a group member's when g is set). Its own frame stays small: the
+// goroutine running it lives for the whole stream, and the checks (in
+// openStream) and the error answer (streamFailed) run in helpers whose large
+// frames are gone by the time the stream idles (BENCHMARKS.md, target 4).
 func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string, g *groupRef) {
+	o, ok := h.openStream(w, r, rooms, g)
+	if !ok {
+		return
+	}
+	defer o.release()
+	var err error
+	if g != nil {
+		err = g.serve.ServeGroup(w, o.r, h.ns, g.room, g.group, o.resume, o.token)
+	} else {
+		err = h.cfg.Streams.Serve(w, o.r, h.ns, rooms, o.resume, o.token)
+	}
+	if err != nil {
+		h.streamFailed(w, o.r, err)
+	}
+}
+
+// openedStream is what openStream hands to stream.
+type openedStream struct {
+	r       *http.Request // with the connection's identity
+	resume  *hub.Position
+	token   string
+	release func()
+}
+
+// openStream does stream's checks; it answers the request itself and
+// returns false when the stream is not to be served.
+//
+//go:noinline
+func (h *nsAPI) openStream(w http.ResponseWriter, r *http.Request, rooms []string, g *groupRef) (openedStream, bool) {
 	p, err := h.authenticate(r, true)
 	if err != nil {
 		h.fail(w, r, err)
-		return
+		return openedStream{}, false
 	}
 	if p.kind == connection {
 		h.fail(w, r, fmt.Errorf("a connection token cannot open a stream; reconnect with Last-Event-ID to resume a connection: %w", hub.ErrUnauthorized))
-		return
+		return openedStream{}, false
 	}
 	if h.sec.Locked && p.kind == anonymous {
 		err = h.require(p, hub.ActSubscribe, "") // 401 with the reason
@@ -122,7 +154,7 @@ func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string, g
 	}
 	if err != nil {
 		h.fail(w, r, err)
-		return
+		return openedStream{}, false
 	}
 	last, field := r.Header.Get("Last-Event-ID"), "Last-Event-ID"
 	if last == "" {
@@ -134,35 +166,35 @@ func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string, g
 		pos, tok, err := hub.ParseResume(last)
 		if err != nil {
 			h.fail(w, r, invalidParam(field, "must be an event id received from this server (epoch-sequence[.token])"))
-			return
+			return openedStream{}, false
 		}
 		resume, token = &pos, tok
 	}
 	release, err := h.conns.acquire(h.sec, h.ns.Name(), clientIP(r), p.id.User)
 	if err != nil {
 		h.fail(w, r, err)
-		return
+		return openedStream{}, false
 	}
-	defer release()
 	id := hub.Identity{User: p.id.User, Expires: p.id.Expires}
 	if h.sec.Locked || p.kind != anonymous {
 		id.Perms = p.perms(!h.sec.Locked)
 	}
 	r = r.WithContext(hub.WithIdentity(r.Context(), id))
-	if g != nil {
-		err = g.serve.ServeGroup(w, r, h.ns, g.room, g.group, resume, token)
-	} else {
-		err = h.cfg.Streams.Serve(w, r, h.ns, rooms, resume, token)
-	}
-	switch {
-	case errors.Is(err, hub.ErrDisconnected):
+	return openedStream{r: r, resume: resume, token: token, release: release}, true
+}
+
+// streamFailed answers a stream that ended before anything was written.
+//
+//go:noinline
+func (h *nsAPI) streamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, hub.ErrDisconnected) {
 		// The connection was closed on request: 204 is the answer that
 		// makes an EventSource stop reconnecting (Socket.IO's
 		// server-side disconnect).
 		w.WriteHeader(http.StatusNoContent)
-	case err != nil:
-		h.fail(w, r, err)
+		return
 	}
+	h.fail(w, r, err)
 }
 
 type ticketResponse struct {

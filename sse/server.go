@@ -142,11 +142,56 @@ func (s *Server) ServeGroup(w http.ResponseWriter, r *http.Request, ns *hub.Name
 	return s.serve(w, r, ns, nil, room, group, resume, token)
 }
 
+// serve keeps its own frame small: the goroutine that runs it lives for the
+// whole stream, and Go only shrinks a goroutine's stack when it uses less
+// than a quarter of it. The set-up (Connect, logging, building r3labs'
+// request) and the tear-down run in helpers that have returned by the time
+// the stream idles, so their large frames are not part of the idle stack
+// (BENCHMARKS.md, target 4).
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, groupRoom, group string, resume *hub.Position, token string) error {
+	var st *stream
+	var err error
+	onSideStack(func() {
+		if st, err = s.open(w, r, ns, rooms, groupRoom, group, resume, token); err == nil {
+			s.sendHeader(st.w)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer st.cancel()
+	s.r3.ServeHTTP(st.w, s.r3Request(r, st))
+	st.w.finish()
+	s.end(st, r)
+	return nil
+}
+
+// onSideStack runs f on another goroutine and waits for it; a panic in f is
+// raised again here. The set-up of a stream (Connect and below) needs more
+// stack than the stream's idle loop: run on the connection's goroutine it
+// would grow that stack to 16 KiB, kept for the stream's whole life (Go
+// shrinks a stack only when less than a quarter of it is in use, and the
+// idle loop under net/http and the router uses more than that). On its own
+// goroutine the deep part's stack is freed when it returns, and the
+// connection's goroutine stays at 8 KiB (BENCHMARKS.md, target 4).
+func onSideStack(f func()) {
+	done := make(chan any, 1)
+	go func() {
+		defer func() { done <- recover() }()
+		f()
+	}()
+	if p := <-done; p != nil {
+		panic(p)
+	}
+}
+
+// open connects to the hub and registers the stream with r3labs.
+//
+//go:noinline
+func (s *Server) open(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, groupRoom, group string, resume *hub.Position, token string) (*stream, error) {
 	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
 	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx, groupRoom: groupRoom, group: group}
-	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, func(err error) { st.Close(err) })
+	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, st.Close)
 
 	id := hub.IdentityFrom(r.Context())
 	start, err := ns.Connect(ctx, hub.ConnectRequest{
@@ -154,35 +199,66 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace
 		Perms: id.Perms, User: id.User, Expires: id.Expires,
 	})
 	if err != nil {
-		return err
+		cancel()
+		return nil, err
 	}
 	conn := start.Conn
 	st.token = conn.Token
 	st.w.token = conn.Token
 	st.start = start
 	st.started = make(chan struct{})
-	began := time.Now()
-	s.logger.Info("connect", "ns", ns.Name(), "conn_id", conn.ID, "remote", r.RemoteAddr,
-		"rooms", len(rooms), "group", group, "restored", start.Restored, "resume", resume != nil, "reset", start.Reset != "")
+	st.began = time.Now()
+	if s.logger.Enabled(ctx, slog.LevelInfo) {
+		s.logger.Info("connect", "ns", ns.Name(), "conn_id", conn.ID, "remote", r.RemoteAddr,
+			"rooms", len(rooms), "group", group, "restored", start.Restored, "resume", resume != nil, "reset", start.Reset != "")
+	}
 
 	s.r3.CreateStream(st.id)
 	s.starts.Store(st.id, st)
 	s.streams.Store(st.id, st)
 	s.active.Add(1)
+	return st, nil
+}
 
-	// r3labs reads the stream id from the query and insists on a numeric
-	// Last-Event-ID: hand it a clean request.
-	// A shallow copy with no headers: r3labs reads none but Last-Event-ID,
-	// and a deep clone would be kept for the stream's whole life.
-	r2 := r.WithContext(ctx)
+// sendHeader writes and flushes the response header as r3labs' ServeHTTP
+// would (same headers, same order), ahead of it: net/http's header write is
+// the deepest call of a stream's life, and r3labs makes it from the
+// connection's goroutine, under the router and the handlers, which grows
+// that goroutine's stack from 8 to 16 KiB for good. Done here, on
+// onSideStack's goroutine, it does not. r3labs' own WriteHeader is then
+// ignored (deadlineWriter.WriteHeader) and its Flush finds nothing to send.
+func (s *Server) sendHeader(w *deadlineWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	for k, v := range s.r3.Headers {
+		h.Set(k, v)
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Flush()
+}
+
+// r3Request is the request r3labs serves: r3labs reads the stream id from
+// the query and insists on a numeric Last-Event-ID, so it gets a clean one.
+// A shallow copy with no headers: r3labs reads none but Last-Event-ID, and
+// a deep clone would be kept for the stream's whole life.
+//
+//go:noinline
+func (s *Server) r3Request(r *http.Request, st *stream) *http.Request {
+	r2 := r.WithContext(st.ctx)
 	r2.Header = http.Header{}
-	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: url.Values{"stream": {st.id}}.Encode()}
-	s.r3.ServeHTTP(st.w, r2)
-	st.w.finish()
+	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: "stream=" + url.QueryEscape(st.id)}
+	return r2
+}
 
-	// The stream has ended: its subscriber is gone, so removing the stream
-	// leaks nothing, and unblocks a replay still waiting in Publish.
-	cancel()
+// end runs once r3labs has returned: the stream has ended.
+//
+//go:noinline
+func (s *Server) end(st *stream, r *http.Request) {
+	// Its subscriber is gone, so removing the stream leaks nothing, and
+	// unblocks a replay still waiting in Publish.
+	st.cancel()
 	s.streams.Delete(st.id)
 	s.r3.RemoveStream(st.id)
 	if _, waiting := s.starts.LoadAndDelete(st.id); !waiting {
@@ -190,14 +266,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace
 	}
 	s.active.Add(-1)
 
+	conn := st.start.Conn
+	ns := conn.Namespace()
 	reason := st.reason()
 	recoverable := !errors.Is(reason, hub.ErrDisconnected) && !errors.Is(reason, hub.ErrReplaced)
 	if err := ns.Disconnect(conn, recoverable); err != nil {
 		s.logger.Warn("save session", "ns", ns.Name(), "conn_id", conn.ID, "err", err)
 	}
 	s.logger.Info("disconnect", "ns", ns.Name(), "conn_id", conn.ID, "remote", r.RemoteAddr,
-		"reason", reasonText(reason), "duration", time.Since(began).Round(time.Millisecond).String())
-	return nil
+		"reason", reasonText(reason), "duration", time.Since(st.began).Round(time.Millisecond).String())
 }
 
 func reasonText(err error) string {
@@ -240,6 +317,7 @@ type stream struct {
 	w       *deadlineWriter
 	start   hub.Start
 	started chan struct{}
+	began   time.Time
 	// groupRoom and group name the consumer group this connection joins
 	// once live (empty: none).
 	groupRoom, group string

@@ -72,6 +72,18 @@ type deadlineWriter struct {
 	buf      *[]byte   // bytes written by r3labs and not yet handed on; nil when empty
 	inEvent  bool      // a Write since the last Flush: the next Flush ends an event
 	token    string    // appended to bare ids; set before r3labs starts writing
+	header   bool      // WriteHeader was called: later calls are ignored
+}
+
+// WriteHeader sends the status once: the stream writes the header before
+// r3labs does (Server.sendHeader), and r3labs' own call must not reach
+// net/http (a superfluous WriteHeader is logged).
+func (w *deadlineWriter) WriteHeader(code int) {
+	if w.header {
+		return
+	}
+	w.header = true
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // maxBuffered bounds what one connection buffers while its queue drains.
