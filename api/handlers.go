@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -537,14 +536,10 @@ func (h *nsAPI) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit := 100
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > h.ns.Config().HistoryLimit {
-			h.fail(w, r, invalidParam("limit", fmt.Sprintf("must be an integer from 1 to %d", h.ns.Config().HistoryLimit)))
-			return
-		}
-		limit = n
+	limit, err := h.limitParam(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	var after *hub.Position
 	if s := q.Get("after"); s != "" {

@@ -192,19 +192,18 @@ type result struct {
 	ClientCPUS             float64 `json:"client_cpu_s"`
 	ClientCPUPct           float64 `json:"client_cpu_pct"`
 
-	CaughtUp     int      `json:"caught_up,omitempty"`
-	Gaps         int64    `json:"gaps,omitempty"`
-	Dups         int64    `json:"dups,omitempty"`
-	CatchUpS     float64  `json:"catch_up_s,omitempty"`
-	ClientCatch  *latency `json:"client_catch_up,omitempty"`
-	LiveAfter    int      `json:"live_after,omitempty"`
-	Acked        int64    `json:"acked,omitempty"`
-	Redelivered  int64    `json:"redelivered,omitempty"`
-	AckedPerSec  float64  `json:"acked_per_s,omitempty"`
-	AckRequests  int64    `json:"ack_requests,omitempty"`
-	AckLatency   *latency `json:"ack_latency,omitempty"`
-	ProfilePath  string   `json:"profile,omitempty"`
-	incompleteOK bool
+	CaughtUp    int      `json:"caught_up,omitempty"`
+	Gaps        int64    `json:"gaps,omitempty"`
+	Dups        int64    `json:"dups,omitempty"`
+	CatchUpS    float64  `json:"catch_up_s,omitempty"`
+	ClientCatch *latency `json:"client_catch_up,omitempty"`
+	LiveAfter   int      `json:"live_after,omitempty"`
+	Acked       int64    `json:"acked,omitempty"`
+	Redelivered int64    `json:"redelivered,omitempty"`
+	AckedPerSec float64  `json:"acked_per_s,omitempty"`
+	AckRequests int64    `json:"ack_requests,omitempty"`
+	AckLatency  *latency `json:"ack_latency,omitempty"`
+	ProfilePath string   `json:"profile,omitempty"`
 }
 
 // clean reports whether the run completed with nothing lost, duplicated,

@@ -30,7 +30,7 @@ func TestE2EJoinLeave(t *testing.T) {
 	b := e2eOpen(t, s, "/ns/default/events?rooms=lobby", "")
 
 	// Before joining, A does not get room messages.
-	id := e2ePub(t, s, "/ns/default/rooms/games/messages", "move", 1, "")
+	e2ePub(t, s, "/ns/default/rooms/games/messages", "move", 1, "")
 	sentinel := e2eSentinel(t, s)
 	a.expect(t, sentinel)
 	b.expect(t, sentinel)
@@ -46,7 +46,7 @@ func TestE2EJoinLeave(t *testing.T) {
 		t.Fatalf("connection rooms %v, want [games lobby]", conn["rooms"])
 	}
 
-	id = e2ePub(t, s, "/ns/default/rooms/games/messages", "move", 2, "")
+	id := e2ePub(t, s, "/ns/default/rooms/games/messages", "move", 2, "")
 	a.expect(t, id)
 	id2 := e2ePub(t, s, "/ns/default/rooms/lobby/messages", "chat", 3, "")
 	a.expect(t, id2)

@@ -323,14 +323,6 @@ func (tb *tab) messages(room string) []string {
 	return tb.evalStrings(fmt.Sprintf(`[...document.querySelectorAll("#log-%s li.msg .text")].map(e => e.textContent)`, room))
 }
 
-// presence returns the names listed in "In this room".
-func (tb *tab) presence() []string {
-	tb.t.Helper()
-	names := tb.evalStrings(`[...document.querySelectorAll("#presence-list li[data-id]")].map(e => e.textContent)`)
-	slices.Sort(names)
-	return names
-}
-
 func (tb *tab) waitPresence(want ...string) {
 	tb.t.Helper()
 	slices.Sort(want)

@@ -119,20 +119,18 @@ func ValidGroup(s string) bool { return ValidNamespace(s) }
 
 // group runs one consumer group's deliveries to its members on this node.
 type group struct {
-	ns          *Namespace
-	room, name  string
-	cfg         GroupConfig
-	engine      Groups
-	logger      *slog.Logger
-	wake        chan struct{}
-	cancel      context.CancelFunc
-	done        chan struct{}
-	mu          sync.Mutex
-	members     []*Conn
-	flights     map[string]*flight // ack id → flight
-	perConn     map[*Conn]int
-	stopping    bool
-	lastRefresh time.Time
+	ns         *Namespace
+	room, name string
+	cfg        GroupConfig
+	engine     Groups
+	logger     *slog.Logger
+	wake       chan struct{}
+	cancel     context.CancelFunc
+	done       chan struct{}
+	mu         sync.Mutex
+	members    []*Conn
+	flights    map[string]*flight // ack id → flight
+	perConn    map[*Conn]int
 
 	// Gap detection (run goroutine only): the last first-delivery sequence
 	// and the stream's first sequence, refreshed at most once a second.
