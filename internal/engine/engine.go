@@ -110,6 +110,9 @@ type nsStream struct {
 	stream    jetstream.Stream
 	epoch     string
 	retention Retention
+	// pubOpts is what a publish without an idempotency key passes: built
+	// once, not per publish.
+	pubOpts []jetstream.PublishOpt
 }
 
 var (
@@ -403,7 +406,8 @@ func (e *Engine) EnsureNamespace(ctx context.Context, ns string, r Retention) (h
 		return hub.LogState{}, fmt.Errorf("engine: create stream %s: %w", name, err)
 	}
 	e.mu.Lock()
-	e.streams[ns] = &nsStream{name: name, stream: s, epoch: epoch, retention: r}
+	e.streams[ns] = &nsStream{name: name, stream: s, epoch: epoch, retention: r,
+		pubOpts: []jetstream.PublishOpt{jetstream.WithExpectStream(name)}}
 	e.mu.Unlock()
 	return e.State(ctx, ns)
 }

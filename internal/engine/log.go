@@ -71,10 +71,9 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 		msg.Header.Set(hdrExcept, strings.Join(o.Except, ","))
 	}
 	msg.Data = o.Body
-	var opts []jetstream.PublishOpt
-	opts = append(opts, jetstream.WithExpectStream(s.name))
+	opts := s.pubOpts
 	if o.Key != "" {
-		opts = append(opts, jetstream.WithMsgID(o.Key))
+		opts = append(opts[:len(opts):len(opts)], jetstream.WithMsgID(o.Key))
 	}
 	// While a stream has no leader (a node of the cluster just died, or
 	// this node is in a minority), nothing stores it: "no responders" is

@@ -107,10 +107,26 @@ func (r *Registry) Namespace(ns string) hub.Metrics {
 // ObserveRequest records one HTTP request (api calls it with the chi route
 // pattern, a bounded label).
 func (r *Registry) ObserveRequest(route, method string, code int, d time.Duration, streaming bool) {
-	r.httpRequests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	r.httpRequests.WithLabelValues(route, method, codeLabel(code)).Inc()
 	if !streaming {
 		r.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
 	}
+}
+
+// codeLabels holds the status codes' label values, so that counting a
+// request does not format (and allocate) one.
+var codeLabels = func() (t [600]string) {
+	for i := 100; i < len(t); i++ {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func codeLabel(code int) string {
+	if code >= 100 && code < len(codeLabels) {
+		return codeLabels[code]
+	}
+	return strconv.Itoa(code)
 }
 
 type nsMetrics struct {
