@@ -25,7 +25,9 @@ var errStreamClosed = errors.New("stream closed")
 //     so that the client sees "id: <epoch>-<seq>.<token>" as for any other
 //     event (whose ids already carry the token). r3labs writes an event's id
 //     line first, with one Write ("id: %s\n"); a position never contains a
-//     dot and a full resume id always does.
+//     dot and a full resume id always does. The Write after such an id line
+//     is a shared event's pre-formatted data and event lines (frame.shared):
+//     the writer drops their leading liveMark.
 //
 //   - Coalescing. r3labs writes an event as a few small Writes followed by
 //     one Flush, and a Flush is a write syscall: one per event per
@@ -71,6 +73,7 @@ type deadlineWriter struct {
 	deadline time.Time // the write deadline set last
 	buf      *[]byte   // bytes written by r3labs and not yet handed on; nil when empty
 	inEvent  bool      // a Write since the last Flush: the next Flush ends an event
+	afterID  bool      // the last Write was a bare id line: a liveMark may follow
 	token    string    // appended to bare ids; set before r3labs starts writing
 	header   bool      // WriteHeader was called: later calls are ignored
 }
@@ -120,15 +123,22 @@ func (w *deadlineWriter) Write(p []byte) (int, error) {
 	if w.buf == nil {
 		w.buf = bufPool.Get().(*[]byte)
 	}
+	afterID := w.afterID
+	w.afterID = false
 	if first && w.token != "" && bareID(p) {
 		b := append(*w.buf, p[:len(p)-1]...)
 		b = append(b, '.')
 		b = append(b, w.token...)
 		*w.buf = append(b, '\n')
+		w.afterID = true
 		return len(p), nil
 	}
+	n := len(p)
+	if afterID && len(p) >= len(liveMark) && string(p[:len(liveMark)]) == liveMark {
+		p = p[len(liveMark):] // a shared event's pre-formatted lines (frame.shared)
+	}
 	*w.buf = append(*w.buf, p...)
-	return len(p), nil
+	return n, nil
 }
 
 // bareID reports whether p is an id line without a token: "id: <pos>\n".

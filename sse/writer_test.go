@@ -4,9 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	r3sse "github.com/r3labs/sse/v2"
+
+	"github.com/roomcast/roomcast/internal/hub"
 )
 
 // wireRecorder is a ResponseWriter that records each write and flush: what
@@ -177,5 +182,64 @@ func TestWriterBoundsWhatItBuffers(t *testing.T) {
 	}
 	if w.buf != nil && len(*w.buf) >= maxBuffered {
 		t.Fatalf("buffer holds %d bytes, bound %d", len(*w.buf), maxBuffered)
+	}
+}
+
+// serveR3 runs r3labs' own ServeHTTP for one stream, publishes evs to it and
+// returns what it wrote to w, through the writer when one is given.
+func serveR3(t *testing.T, token string, evs ...*r3sse.Event) string {
+	t.Helper()
+	srv := r3sse.New()
+	srv.AutoReplay = false
+	srv.AutoStream = false
+	attached := make(chan struct{})
+	srv.OnSubscribe = func(string, *r3sse.Subscriber) { close(attached) }
+	srv.CreateStream("s")
+	defer srv.RemoveStream("s")
+	rec := httptest.NewRecorder()
+	var w http.ResponseWriter = rec
+	var dw *deadlineWriter
+	if token != "" {
+		dw = newDeadlineWriter(rec, time.Minute, func(err error) { t.Errorf("write failed: %v", err) })
+		dw.token = token
+		w = dw
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/?stream=s", nil))
+	}()
+	<-attached
+	for _, ev := range evs {
+		srv.Publish("s", ev)
+		if dw != nil {
+			dw.enqueued.Add(1)
+		}
+	}
+	srv.Publish("s", &r3sse.Event{}) // neither data nor comment: r3labs returns
+	<-done
+	if dw != nil {
+		dw.finish()
+	}
+	return rec.Body.String()
+}
+
+// A shared event (pre-formatted lines behind liveMark) reaches the wire
+// exactly as r3labs writes the same event built the plain way, with the
+// connection's token in its id, and so does the comment event after it.
+func TestSharedEventReadsAsR3labsOwn(t *testing.T) {
+	pos := hub.Position{Epoch: testEpoch, Seq: 42}
+	for _, c := range []struct{ event, data string }{
+		{"chat message", `{"id":"e1-42","data":{"text":"hi: there"}}`},
+		{"a:b", `{"id":"e1-42","data":":\n"}`},
+		{"ünï ✓", `{}`},
+	} {
+		f := buildFrame(&hub.Message{Pos: pos, Event: c.event, Body: []byte(c.data)}).(*frame)
+		got := serveR3(t, "TOKEN", f.shared, &r3sse.Event{Comment: []byte("\nx")})
+		want := serveR3(t, "", &r3sse.Event{ID: []byte(pos.String() + ".TOKEN"), Event: []byte(c.event), Data: []byte(c.data)},
+			&r3sse.Event{Comment: []byte("\nx")})
+		if got != want {
+			t.Errorf("event %q: wire\n%q\nwant (r3labs' own)\n%q", c.event, got, want)
+		}
 	}
 }
