@@ -23,6 +23,7 @@
 //
 // It imports hub, never api. Concurrency: Server's methods are safe for
 // concurrent use; each stream has one writer goroutine (r3labs' ServeHTTP
-// loop) and one start goroutine (connected, replay, go live) that the handler
-// waits for before returning.
+// loop) and one start goroutine (replay, go live) that the handler waits
+// for before returning; the `connected` event leaves with the response
+// header, before r3labs starts.
 package sse

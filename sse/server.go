@@ -153,7 +153,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace
 	var err error
 	onSideStack(func() {
 		if st, err = s.open(w, r, ns, rooms, groupRoom, group, resume, token); err == nil {
-			s.sendHeader(st.w)
+			s.sendHeader(st)
 		}
 	})
 	if err != nil {
@@ -220,14 +220,19 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, ns *hub.Namespace,
 	return st, nil
 }
 
-// sendHeader writes and flushes the response header as r3labs' ServeHTTP
-// would (same headers, same order), ahead of it: net/http's header write is
-// the deepest call of a stream's life, and r3labs makes it from the
-// connection's goroutine, under the router and the handlers, which grows
-// that goroutine's stack from 8 to 16 KiB for good. Done here, on
-// onSideStack's goroutine, it does not. r3labs' own WriteHeader is then
-// ignored (deadlineWriter.WriteHeader) and its Flush finds nothing to send.
-func (s *Server) sendHeader(w *deadlineWriter) {
+// sendHeader writes the response header as r3labs' ServeHTTP would (same
+// headers, same order), ahead of it, and the `connected` event with it, in
+// one write. net/http's header write is the deepest call of a stream's
+// life, and r3labs makes it from the connection's goroutine, under the
+// router and the handlers, which grows that goroutine's stack from 8 to 16
+// KiB for good. Done here, on onSideStack's goroutine, it does not. r3labs'
+// own WriteHeader is then ignored (deadlineWriter.WriteHeader) and its Flush
+// finds nothing to send. The `connected` event is known once open has
+// returned and always comes first: sent here, it leaves with the header
+// instead of in a second write after r3labs has registered the stream
+// (BENCHMARKS.md, target 5), with the bytes r3labs would have written.
+func (s *Server) sendHeader(st *stream) {
+	w := st.w
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -236,7 +241,26 @@ func (s *Server) sendHeader(w *deadlineWriter) {
 		h.Set(k, v)
 	}
 	w.WriteHeader(http.StatusOK)
+	w.writeFirst(st.connectedFrame())
 	w.Flush()
+}
+
+// connectedFrame is the stream's `connected` event as r3labs formats an
+// event (id, data, event, retry).
+func (st *stream) connectedFrame() []byte {
+	start := st.start
+	conn := start.Conn
+	ns := conn.Namespace()
+	info := ns.Info(conn)
+	data, _ := json.Marshal(connectedData{ID: conn.ID, Token: conn.Token, NS: ns.Name(), Rooms: info.Rooms, Restored: start.Restored, User: conn.User})
+	b := make([]byte, 0, len(data)+len(conn.Token)+96)
+	b = append(b, "id: "...)
+	b = append(b, hub.ResumeID(start.At, conn.Token)...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\nevent: connected\nretry: "...)
+	b = strconv.AppendInt(b, st.srv.cfg.Retry.Milliseconds(), 10)
+	return append(b, "\n\n"...)
 }
 
 // r3Request is the request r3labs serves: r3labs reads the stream id from
@@ -473,22 +497,15 @@ type resetData struct {
 }
 
 // begin runs once the r3labs subscriber is registered (events published
-// earlier would be lost): `connected`, then `reset` or the replay, then live.
+// earlier would be lost), after `connected` (sent with the header): `reset`
+// or the replay, then live.
 func (st *stream) begin() {
+	if st.ctx.Err() != nil {
+		return // the header or `connected` could not be written
+	}
 	start := st.start
 	conn := start.Conn
 	ns := conn.Namespace()
-	info := ns.Info(conn)
-	data, _ := json.Marshal(connectedData{ID: conn.ID, Token: conn.Token, NS: ns.Name(), Rooms: info.Rooms, Restored: start.Restored, User: conn.User})
-	connected := &r3sse.Event{
-		ID:    []byte(hub.ResumeID(start.At, conn.Token)),
-		Event: []byte("connected"),
-		Data:  data,
-		Retry: []byte(strconv.FormatInt(st.srv.cfg.Retry.Milliseconds(), 10)),
-	}
-	if st.publish(st.ctx, connected) != nil {
-		return
-	}
 	reset := start.Reset
 	if reset == "" && start.ReplayTo > 0 {
 		err := conn.Replay(st.ctx, start.At.Seq, start.ReplayTo)

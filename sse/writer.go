@@ -113,6 +113,19 @@ func (w *deadlineWriter) arm() {
 	}
 }
 
+// writeFirst hands p to the ResponseWriter ahead of r3labs: the stream's
+// first event, written by the stream with the header (Server.sendHeader).
+// It is not an r3labs event, so it is not counted as one written.
+func (w *deadlineWriter) writeFirst(p []byte) {
+	if w.dead.Load() {
+		return
+	}
+	w.arm()
+	if _, err := w.ResponseWriter.Write(p); err != nil {
+		w.fail(err)
+	}
+}
+
 // Write buffers p; it reaches the client at the next flush that is done.
 func (w *deadlineWriter) Write(p []byte) (int, error) {
 	if w.dead.Load() {
