@@ -75,6 +75,7 @@ func New(cfg Config, logger *slog.Logger) *Server {
 	s.r3.BufferSize = cfg.QueueSize
 	s.r3.AutoStream = false
 	s.r3.AutoReplay = false // resume comes from the engine; r3labs' log would grow forever
+	s.r3.SplitData = false  // the default; shared events rely on it (frame.shared)
 	s.r3.Headers = map[string]string{
 		"X-Accel-Buffering": "no",
 		"Cache-Control":     "no-cache, no-transform",
@@ -375,22 +376,34 @@ type frame struct {
 	// comment, to it), so it formats two lines per delivery instead of
 	// three (one fmt.Fprintf and one allocation fewer), and the writer
 	// drops the mark, so the wire is the same as r3labs' own
-	// "id, data, event" (BENCHMARKS.md, target 1).
-	shared *r3sse.Event
+	// "id, data, event" (BENCHMARKS.md, target 1). This relies on r3labs'
+	// SplitData being off (New), and on the data being one line (compact
+	// JSON). Built on the first live delivery (live): replayed messages and
+	// group deliveries never need it.
+	shared     *r3sse.Event
+	sharedOnce sync.Once
 }
 
 // liveMark starts a shared event's pre-formatted Data; see frame.shared.
 const liveMark = ":\n"
 
 func buildFrame(m *hub.Message) any {
-	f := &frame{event: []byte(m.Event), data: m.Body, pos: []byte(m.Pos.String())}
-	raw := make([]byte, 0, len(liveMark)+len("data: \nevent: ")+len(m.Body)+len(m.Event))
-	raw = append(raw, liveMark+"data: "...)
-	raw = append(raw, m.Body...)
-	raw = append(raw, "\nevent: "...)
-	raw = append(raw, m.Event...)
-	f.shared = &r3sse.Event{ID: f.pos, Data: raw}
-	return f
+	return &frame{event: []byte(m.Event), data: m.Body, pos: []byte(m.Pos.String())}
+}
+
+// live returns the message's shared event (frame.shared).
+func (f *frame) live() *r3sse.Event {
+	f.sharedOnce.Do(func() {
+		raw := make([]byte, 0, len(liveMark)+len("data: \nevent: ")+len(f.data)+len(f.event))
+		raw = append(raw, liveMark+"data: "...)
+		raw = append(raw, f.data...)
+		if len(f.event) > 0 { // as r3labs: no event line for an empty name
+			raw = append(raw, "\nevent: "...)
+			raw = append(raw, f.event...)
+		}
+		f.shared = &r3sse.Event{ID: f.pos, Data: raw}
+	})
+	return f.shared
 }
 
 // event returns m's event with this connection's full id (replay uses it;
@@ -422,7 +435,7 @@ func (st *stream) beat() {
 
 // Send implements hub.Sink.
 func (st *stream) Send(m *hub.Message) bool {
-	return st.enqueue(m.Frame(buildFrame).(*frame).shared)
+	return st.enqueue(m.Frame(buildFrame).(*frame).live())
 }
 
 // SendGroup implements hub.GroupSink: the envelope gains ack_id and

@@ -65,7 +65,7 @@ func BenchmarkEvent(b *testing.B) {
 	b.Run("live", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = m.Frame(buildFrame).(*frame).shared
+			_ = m.Frame(buildFrame).(*frame).live()
 		}
 	})
 	b.Run("replay", func(b *testing.B) {

@@ -55,9 +55,10 @@ var errStreamClosed = errors.New("stream closed")
 //     with no Write before it (the one after the response header) is always
 //     done. The buffer is bounded: past maxBuffered a burst is sent anyway.
 //
-// Only the connection's writer goroutine (r3labs' ServeHTTP loop) calls
-// Write, Flush and finish; enqueued, kill and dead are safe from any
-// goroutine.
+// Only one goroutine at a time calls writeFirst, Write, Flush and finish:
+// the stream's set-up goroutine (the header and `connected`, before r3labs
+// starts), then r3labs' ServeHTTP loop, then the handler; enqueued, kill
+// and dead are safe from any goroutine.
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController

@@ -233,9 +233,10 @@ func TestSharedEventReadsAsR3labsOwn(t *testing.T) {
 		{"chat message", `{"id":"e1-42","data":{"text":"hi: there"}}`},
 		{"a:b", `{"id":"e1-42","data":":\n"}`},
 		{"ünï ✓", `{}`},
+		{"", `{}`}, // never published (ValidEvent), but r3labs writes no event line for it
 	} {
 		f := buildFrame(&hub.Message{Pos: pos, Event: c.event, Body: []byte(c.data)}).(*frame)
-		got := serveR3(t, "TOKEN", f.shared, &r3sse.Event{Comment: []byte("\nx")})
+		got := serveR3(t, "TOKEN", f.live(), &r3sse.Event{Comment: []byte("\nx")})
 		want := serveR3(t, "", &r3sse.Event{ID: []byte(pos.String() + ".TOKEN"), Event: []byte(c.event), Data: []byte(c.data)},
 			&r3sse.Event{Comment: []byte("\nx")})
 		if got != want {
