@@ -34,6 +34,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	pprofrt "runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -245,6 +246,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		len(plan), *repeat, limit, firstNonEmpty(*server, l.roomcastBin))
 
 	failed := 0
+	// The ratios of every run, per planned scenario, for the closing summary.
+	toRef := make([][]map[string]float64, len(plan))
+	toBase := make([][]map[string]float64, len(plan))
 	for i, pl := range plan {
 		for rep := 1; rep <= *repeat; rep++ {
 			if ctx.Err() != nil {
@@ -273,6 +277,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			b, _ := json.Marshal(ln)
 			fmt.Fprintln(jsonOut, string(b))
 			summarize(stderr, &ln)
+			toRef[i] = append(toRef[i], ln.Ratios)
+			toBase[i] = append(toBase[i], ln.VsBaseline)
 			if *check {
 				for _, r := range []*result{ln.Roomcast, ln.Ref, ln.Baseline} {
 					if r == nil {
@@ -286,10 +292,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if *repeat > 1 {
+		for i, pl := range plan {
+			fmt.Fprintf(stderr, "== %s: median [range] of %d runs\n", pl.label, *repeat)
+			printSpread(stderr, "ratio:   ", spread(toRef[i]))
+			printSpread(stderr, "vs base: ", spread(toBase[i]))
+		}
+	}
 	if failed > 0 {
 		return fmt.Errorf("%d run(s) failed", failed)
 	}
 	return nil
+}
+
+// ratioSpread is one ratio over the runs of a scenario.
+type ratioSpread struct {
+	median, lo, hi float64
+	n              int
+}
+
+// spread returns, per ratio, its median and range over runs (runs without
+// a ratio, e.g. a failed one, are left out).
+func spread(runs []map[string]float64) map[string]ratioSpread {
+	vals := map[string][]float64{}
+	for _, r := range runs {
+		for k, v := range r {
+			vals[k] = append(vals[k], v)
+		}
+	}
+	out := make(map[string]ratioSpread, len(vals))
+	for k, v := range vals {
+		sort.Float64s(v)
+		m := v[len(v)/2]
+		if len(v)%2 == 0 {
+			m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		out[k] = ratioSpread{median: round3(m), lo: v[0], hi: v[len(v)-1], n: len(v)}
+	}
+	return out
+}
+
+func printSpread(w io.Writer, label string, m map[string]ratioSpread) {
+	printKeyed(w, label, m, func(k string, r ratioSpread) string {
+		return fmt.Sprintf("%s %.2f [%.2f–%.2f]", k, r.median, r.lo, r.hi)
+	})
 }
 
 func firstNonEmpty(a, b string) string {
@@ -385,17 +431,19 @@ func summarize(w io.Writer, ln *line) {
 }
 
 func printRatios(w io.Writer, label string, m map[string]float64) {
+	printKeyed(w, label, m, func(k string, v float64) string { return fmt.Sprintf("%s %.2f", k, v) })
+}
+
+// printKeyed prints "label k v, k v, …" with the keys in order; nothing for
+// an empty map.
+func printKeyed[V any](w io.Writer, label string, m map[string]V, format func(string, V) string) {
 	if len(m) == 0 {
 		return
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]))
+		parts = append(parts, format(k, m[k]))
 	}
 	fmt.Fprintf(w, "   %s%s\n", label, strings.Join(parts, ", "))
 }

@@ -116,3 +116,23 @@ func TestScenariosAgainstTheReference(t *testing.T) {
 		t.Errorf("%d streams left open: the scenarios must close what they open", n)
 	}
 }
+
+func TestSpreadIsMedianAndRange(t *testing.T) {
+	got := spread([]map[string]float64{
+		{"a": 1.2, "b": 4},
+		{"a": 0.7, "b": 2},
+		nil, // a failed run has no ratios
+		{"a": 1.0},
+	})
+	if a := got["a"]; a.median != 1.0 || a.lo != 0.7 || a.hi != 1.2 || a.n != 3 {
+		t.Errorf("a = %+v, want median 1.0 [0.7–1.2] of 3", a)
+	}
+	if b := got["b"]; b.median != 3 || b.lo != 2 || b.hi != 4 || b.n != 2 {
+		t.Errorf("b = %+v, want median 3 (even count: mean of the middle two) [2–4] of 2", b)
+	}
+	var w strings.Builder
+	printSpread(&w, "ratio: ", got)
+	if want := "   ratio: a 1.00 [0.70–1.20], b 3.00 [2.00–4.00]\n"; w.String() != want {
+		t.Errorf("printed %q, want %q", w.String(), want)
+	}
+}
