@@ -42,14 +42,9 @@ func newTestWriter(rec *wireRecorder, token string) (*deadlineWriter, *[]error) 
 	return w, &fails
 }
 
-// r3event writes an event as r3labs' ServeHTTP does: a Fprintf per line,
-// then one Flush.
+// r3event writes an event as r3labs' ServeHTTP does (writeEvent).
 func r3event(w *deadlineWriter, id, event, data string) {
-	fmt.Fprintf(w, "id: %s\n", id)
-	fmt.Fprintf(w, "data: %s\n", data)
-	fmt.Fprintf(w, "event: %s\n", event)
-	fmt.Fprint(w, "\n")
-	w.Flush()
+	writeEvent(w, []byte(id), []byte(data), []byte(event))
 }
 
 func TestWriterFlushesAnEventAtOnceWhenNothingIsQueued(t *testing.T) {

@@ -5,7 +5,6 @@ package main
 // with helpers added there by others.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -177,23 +176,7 @@ func e2ePub(t testing.TB, s *testServer, path, event string, data any, token str
 // e2eReq sends a request with arbitrary headers and returns the raw answer.
 func e2eReq(t testing.TB, s *testServer, method, path string, body any, headers map[string]string) (int, http.Header, []byte) {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	case io.Reader: // sent chunked: no Content-Length
-		rd = b
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
+	req, err := http.NewRequest(method, s.URL+path, requestBody(t, body))
 	if err != nil {
 		t.Fatalf("%s %q: %v", method, path, err)
 	}

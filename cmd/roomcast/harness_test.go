@@ -106,21 +106,7 @@ func (s *testServer) Stop() {
 // to encode) and decodes a JSON answer into a map.
 func (s *testServer) do(t testing.TB, method, path string, body any, token string) (int, map[string]any, http.Header) {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
+	req, err := http.NewRequest(method, s.URL+path, requestBody(t, body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +126,28 @@ func (s *testServer) do(t testing.TB, method, path string, body any, token strin
 		}
 	}
 	return resp.StatusCode, out, resp.Header
+}
+
+// requestBody is a request's body: nil, a string or []byte sent as is, an
+// io.Reader sent chunked (no Content-Length), or a value encoded as JSON.
+func requestBody(t testing.TB, body any) io.Reader {
+	t.Helper()
+	switch b := body.(type) {
+	case nil:
+		return nil
+	case string:
+		return strings.NewReader(b)
+	case []byte:
+		return bytes.NewReader(b)
+	case io.Reader:
+		return b
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.NewReader(buf)
+	}
 }
 
 // publish posts to path and fails unless the answer is 202; it returns the
@@ -199,14 +207,25 @@ func (s *testServer) subscribe(t testing.TB, path, lastEventID string) *sseStrea
 
 func (s *testServer) trySubscribe(t testing.TB, path, lastEventID string) (*sseStream, int) {
 	t.Helper()
+	var header map[string]string
+	if lastEventID != "" {
+		header = map[string]string{"Last-Event-ID": lastEventID}
+	}
+	return s.subscribeWith(t, path, header)
+}
+
+// subscribeWith opens an SSE stream with request headers; it returns nil
+// and the status when the answer is not 200.
+func (s *testServer) subscribeWith(t testing.TB, path string, header map[string]string) (*sseStream, int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	if lastEventID != "" {
-		req.Header.Set("Last-Event-ID", lastEventID)
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -929,35 +929,6 @@ func specJWT(t *testing.T, method jwt.SigningMethod, secret, sub string, grants 
 	return tok
 }
 
-// specSubscribe opens an SSE stream with request headers (a JWT); it
-// returns nil and the status when the answer is not 200.
-func specSubscribe(t *testing.T, s *testServer, path string, header map[string]string) (*sseStream, int) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		cancel()
-		return nil, resp.StatusCode
-	}
-	st := &sseStream{t: t, resp: resp, cancel: cancel, events: make(chan sseEvent, 4096), err: make(chan error, 1), Comments: make(chan string, 64)}
-	go st.read()
-	t.Cleanup(st.Close)
-	return st, resp.StatusCode
-}
-
 // TestSpecSecurity holds namespaces with auth: jwt to openapi.yaml: every
 // operation under /ns/{ns} is called anonymously (401), with a credential
 // that lacks its documented permission (403) and with one that has it
@@ -1022,7 +993,7 @@ func TestSpecSecurity(t *testing.T) {
 	})
 
 	// A stream opened with a JWT carries its user into connected.
-	a, code := specSubscribe(t, s, ns+"/events?rooms=chat", bearer(alice))
+	a, code := s.subscribeWith(t, ns+"/events?rooms=chat", bearer(alice))
 	if code != http.StatusOK {
 		t.Fatalf("alice's stream: %d", code)
 	}
@@ -1093,7 +1064,7 @@ func TestSpecSecurity(t *testing.T) {
 
 	// The state the operations below act on: bob in chat (with his own
 	// JWT), alice's group member on orders.eu, a group created by admin.
-	b, code := specSubscribe(t, s, ns+"/rooms/chat/events", bearer(bob))
+	b, code := s.subscribeWith(t, ns+"/rooms/chat/events", bearer(bob))
 	if code != http.StatusOK {
 		t.Fatalf("bob's stream: %d", code)
 	}
@@ -1101,7 +1072,7 @@ func TestSpecSecurity(t *testing.T) {
 	bID := bConn["id"].(string)
 	g := ns + "/rooms/orders.eu/groups/drivers"
 	c.call(t, specReq{method: "PUT", path: g, body: map[string]any{"max_deliver": 1}, token: root, want: 200})
-	m, code := specSubscribe(t, s, ns+"/rooms/orders.eu/events?group=drivers", bearer(alice))
+	m, code := s.subscribeWith(t, ns+"/rooms/orders.eu/events?group=drivers", bearer(alice))
 	if code != http.StatusOK {
 		t.Fatalf("alice's group stream: %d", code)
 	}
@@ -1195,7 +1166,7 @@ func TestSpecSecurity(t *testing.T) {
 	t.Run("disconnected resume", func(t *testing.T) {
 		// Disconnected on request: the resume is answered 204, which
 		// stops an EventSource.
-		st, code := specSubscribe(t, s, ns+"/events?rooms=chat", bearer(alice))
+		st, code := s.subscribeWith(t, ns+"/events?rooms=chat", bearer(alice))
 		if code != http.StatusOK {
 			t.Fatalf("stream: %d", code)
 		}
@@ -1210,7 +1181,7 @@ func TestSpecSecurity(t *testing.T) {
 	t.Run("limits", func(t *testing.T) {
 		const lns = "/ns/limited"
 		// max_connections_per_user 1, then rate_connect 3/1m.
-		st, code := specSubscribe(t, s, lns+"/events?rooms=chat", bearer(alice))
+		st, code := s.subscribeWith(t, lns+"/events?rooms=chat", bearer(alice))
 		if code != http.StatusOK {
 			t.Fatalf("limited stream: %d", code)
 		}

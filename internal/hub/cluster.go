@@ -325,13 +325,7 @@ func (h *Hub) KeepSessions(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		for _, ns := range h.Namespaces() {
-			ns.mu.RLock()
-			conns := make([]*Conn, 0, len(ns.conns))
-			for _, c := range ns.conns {
-				conns = append(conns, c)
-			}
-			ns.mu.RUnlock()
-			for _, c := range conns {
+			for _, c := range ns.localConns() {
 				if ctx.Err() != nil {
 					return
 				}

@@ -417,15 +417,21 @@ func (ns *Namespace) Disconnect(c *Conn, recoverable bool) error {
 }
 
 func (ns *Namespace) closeAll(err error) {
+	for _, c := range ns.localConns() {
+		c.Close(err)
+	}
+}
+
+// localConns is a snapshot of this node's connections, taken under the
+// lock so that the caller can act on them without it.
+func (ns *Namespace) localConns() []*Conn {
 	ns.mu.RLock()
+	defer ns.mu.RUnlock()
 	conns := make([]*Conn, 0, len(ns.conns))
 	for _, c := range ns.conns {
 		conns = append(conns, c)
 	}
-	ns.mu.RUnlock()
-	for _, c := range conns {
-		c.Close(err)
-	}
+	return conns
 }
 
 // Authenticate returns the local connection whose token is token.
