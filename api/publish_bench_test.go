@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/roomcast/roomcast/api"
 	"github.com/roomcast/roomcast/internal/hub"
@@ -36,7 +35,7 @@ func (l *nullLog) Gap(context.Context, string, uint64, hub.Filter) (bool, error)
 
 type nullSessions struct{}
 
-func (nullSessions) Save(context.Context, string, hub.Session, time.Duration) error { return nil }
+func (nullSessions) Save(context.Context, string, hub.Session) error { return nil }
 func (nullSessions) Take(context.Context, string) (hub.Session, bool, error) {
 	return hub.Session{}, false, nil
 }

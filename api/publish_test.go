@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/roomcast/roomcast/internal/hub"
 )
@@ -54,7 +53,7 @@ func (l *recLog) last() (int, hub.Outgoing) {
 // noSessions is a hub.Sessions that keeps nothing.
 type noSessions struct{}
 
-func (noSessions) Save(context.Context, string, hub.Session, time.Duration) error { return nil }
+func (noSessions) Save(context.Context, string, hub.Session) error { return nil }
 func (noSessions) Take(context.Context, string) (hub.Session, bool, error) {
 	return hub.Session{}, false, nil
 }

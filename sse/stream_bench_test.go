@@ -38,7 +38,7 @@ func (benchLog) Gap(context.Context, string, uint64, hub.Filter) (bool, error) {
 
 type benchSessions struct{}
 
-func (benchSessions) Save(context.Context, string, hub.Session, time.Duration) error { return nil }
+func (benchSessions) Save(context.Context, string, hub.Session) error { return nil }
 func (benchSessions) Take(context.Context, string) (hub.Session, bool, error) {
 	return hub.Session{}, false, nil
 }

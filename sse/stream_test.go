@@ -70,7 +70,7 @@ type memSessions struct {
 	m  map[string]hub.Session
 }
 
-func (s *memSessions) Save(_ context.Context, key string, sess hub.Session, _ time.Duration) error {
+func (s *memSessions) Save(_ context.Context, key string, sess hub.Session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[key] = sess

@@ -204,20 +204,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(sctx) }()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		h.Close() // again each tick: a stream may have registered meanwhile
-		select {
-		case err := <-done:
-			<-serveErr
-			if err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
-			return nil
-		case <-tick.C:
-		}
+	h.Close() // ends the streams (Shutdown waits for them) and refuses new ones
+	err = <-done
+	<-serveErr
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
 	}
+	return nil
 }
 
 // displayAddr names a wildcard listener by localhost, so that the printed

@@ -86,7 +86,7 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		ack, err = e.js.PublishMsg(pctx, msg, opts...)
 		cancel()
-		if err == nil || !errors.Is(err, jetstream.ErrNoStreamResponse) && !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+		if err == nil || !unstored(err) || time.Now().After(deadline) {
 			break
 		}
 		select {

@@ -15,7 +15,7 @@ import (
 
 // Save implements hub.Sessions. The bucket's TTL (Config.SessionTTL) expires
 // sessions; the hub also checks each namespace's own window on Take.
-func (e *Engine) Save(ctx context.Context, key string, s hub.Session, _ time.Duration) error {
+func (e *Engine) Save(ctx context.Context, key string, s hub.Session) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ func TestSessionSaveTakeCycles(t *testing.T) {
 	ctx := context.Background()
 	for i := 0; i < 200; i++ {
 		s := hub.Session{NS: "n", ID: "c", Rooms: map[string]uint64{"r": uint64(i)}, Saved: time.Now()}
-		if err := e.Save(ctx, "n.k", s, time.Minute); err != nil {
+		if err := e.Save(ctx, "n.k", s); err != nil {
 			t.Fatal(err)
 		}
 		got, ok, err := e.Take(ctx, "n.k")

@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -187,13 +189,9 @@ func (c *Conn) Replay(ctx context.Context, from, to uint64) error {
 	}
 	ns := c.ns
 	ns.mu.RLock()
-	rooms := make(map[string]uint64, len(c.rooms))
-	names := make([]string, 0, len(c.rooms))
-	for r, s := range c.rooms {
-		rooms[r] = s
-		names = append(names, r)
-	}
+	rooms := maps.Clone(c.rooms)
 	ns.mu.RUnlock()
+	names := slices.Collect(maps.Keys(rooms))
 	f := Filter{Rooms: names, Conn: c.ID}
 	var sendErr error
 	err := ns.hub.log.Read(ctx, ns.name, from+1, to, f, func(m *Message) bool {

@@ -132,22 +132,20 @@ func (l *fakeLog) publishedCount() int {
 type fakeSessions struct {
 	mu    sync.Mutex
 	m     map[string]Session
-	ttls  map[string]time.Duration
 	saves int
 }
 
 var _ Sessions = (*fakeSessions)(nil)
 
 func newFakeSessions() *fakeSessions {
-	return &fakeSessions{m: map[string]Session{}, ttls: map[string]time.Duration{}}
+	return &fakeSessions{m: map[string]Session{}}
 }
 
-func (s *fakeSessions) Save(_ context.Context, key string, sess Session, ttl time.Duration) error {
+func (s *fakeSessions) Save(_ context.Context, key string, sess Session) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.saves++
 	s.m[key] = sess
-	s.ttls[key] = ttl
 	return nil
 }
 

@@ -193,7 +193,10 @@ type flight struct {
 	deadline time.Time
 }
 
-func (g *group) key() string { return g.room + "\x00" + g.name }
+func (g *group) key() string { return groupKey(g.room, g.name) }
+
+// groupKey names a group in Namespace.groups.
+func groupKey(room, name string) string { return room + "\x00" + name }
 
 // run fetches as many deliveries as the members can take, hands each to the
 // member holding the fewest, and sweeps flights past their ack wait.
@@ -355,26 +358,16 @@ func (h *Hub) parseAckID(conn ConnID, ackID string) (string, bool) {
 	return string(reply), hmac.Equal([]byte(h.ackID(conn, string(reply))), []byte(ackID))
 }
 
-// SetAckKey sets the key that binds ack ids to connections; every node of a
-// cluster must use the same (the engine stores one).
-func (h *Hub) SetAckKey(key []byte) { h.ackKey = key }
-
 // JoinGroup makes c a member of group name of room and starts the group's
 // delivery loop on this node if it is the first local member.
 func (ns *Namespace) JoinGroup(ctx context.Context, c *Conn, room, name string) error {
-	if !ValidRoom(room) || !ValidGroup(name) {
-		return fmt.Errorf("group %q of room %q: %w", clip(name), clip(room), ErrInvalid)
-	}
-	gs := ns.hub.groups
-	if gs == nil {
-		return fmt.Errorf("consumer groups: %w", ErrUnavailable)
-	}
-	cfg, err := ns.EnsureGroup(ctx, room, name, GroupConfig{}, false)
+	cfg, err := ns.EnsureGroup(ctx, room, name, GroupConfig{}, false) // validates; fails without groups
 	if err != nil {
 		return err
 	}
+	gs := ns.hub.groups
 	ns.gmu.Lock()
-	k := room + "\x00" + name
+	k := groupKey(room, name)
 	g := ns.groups[k]
 	if g == nil {
 		gctx, cancel := context.WithCancel(context.Background())
@@ -491,7 +484,7 @@ func (ns *Namespace) SettleGroup(ctx context.Context, conn ConnID, room, name st
 		replies[i] = reply
 	}
 	ns.gmu.Lock()
-	g := ns.groups[room+"\x00"+name]
+	g := ns.groups[groupKey(room, name)]
 	ns.gmu.Unlock()
 	for i, reply := range replies {
 		if err := gs.Settle(ctx, reply, op); err != nil {
@@ -523,7 +516,7 @@ func (ns *Namespace) Groups() Groups { return ns.hub.groups }
 // GroupMembers lists the local members of a group.
 func (ns *Namespace) GroupMembers(room, name string) []ConnInfo {
 	ns.gmu.Lock()
-	g := ns.groups[room+"\x00"+name]
+	g := ns.groups[groupKey(room, name)]
 	ns.gmu.Unlock()
 	if g == nil {
 		return []ConnInfo{}

@@ -48,7 +48,10 @@ type Filter struct {
 // Sessions keeps what a disconnected connection needs to be restored — its
 // id and rooms — for the recovery window, across restarts and nodes.
 type Sessions interface {
-	Save(ctx context.Context, key string, s Session, ttl time.Duration) error
+	// Save keeps s under key; the recovery window is checked when it is
+	// taken back (Namespace.reclaim), the store expires what is older than
+	// the longest window.
+	Save(ctx context.Context, key string, s Session) error
 	// Take returns and removes the session; ok is false when there is none.
 	Take(ctx context.Context, key string) (s Session, ok bool, err error)
 }
@@ -200,20 +203,12 @@ func (h *Hub) Namespaces() []*Namespace {
 	return out
 }
 
-// Apply fans a stored message out to the local connections of namespace ns.
-func (h *Hub) Apply(ns string, m *Message) {
-	n, err := h.Namespace(ns)
-	if err != nil {
-		return
-	}
-	n.Apply(m)
-}
-
-// Close ends every connection (they may resume elsewhere or after restart).
-// It does not wait for the connections' handlers to return.
+// Close ends every connection (they may resume elsewhere or after restart)
+// and refuses new ones: a stream opening meanwhile gets ErrClosed. It does
+// not wait for the connections' handlers to return.
 func (h *Hub) Close() {
 	for _, ns := range h.Namespaces() {
-		ns.closeAll(ErrClosed)
+		ns.close()
 	}
 }
 
@@ -231,8 +226,8 @@ func validToken(s string) bool { return ValidConnID(s) }
 
 func tokenHash(token string) [32]byte { return sha256.Sum256([]byte("roomcast-token:" + token)) }
 
-// sessionKey names a session in Sessions without revealing the token.
-func sessionKey(ns string, token string) string {
-	h := tokenHash(token)
+// sessionKey names a session in Sessions by its token's hash (tokenHash),
+// without revealing the token.
+func sessionKey(ns string, h [32]byte) string {
 	return ns + "." + hex.EncodeToString(h[:16])
 }

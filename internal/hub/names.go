@@ -59,16 +59,7 @@ func ValidRoom(s string) bool {
 
 // ValidConnID reports whether s has the shape of a connection id.
 func ValidConnID(s string) bool {
-	if len(s) != idLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return len(s) == idLen && ValidNamespace(s) // the same alphabet (base64url)
 }
 
 // Reserved event names are sent by the server itself; a publisher may not

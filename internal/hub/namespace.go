@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ type Namespace struct {
 	applied atomic.Uint64
 
 	mu     sync.RWMutex
+	closed bool // Hub.Close: no connection registers any more
 	conns  map[ConnID]*Conn
 	tokens map[[32]byte]*Conn
 	rooms  map[string]map[*Conn]struct{}
@@ -148,22 +150,19 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 
 	var restored map[string]uint64
 	if req.Token != "" {
-		id, user, rooms, ok, err := ns.reclaim(ctx, req.Token, req.User)
+		id, rooms, ok, err := ns.reclaim(ctx, req.Token, req.User)
 		if err != nil {
 			return Start{}, err
 		}
-		if ok && user == req.User {
+		if ok { // only ever the same user's (reclaim)
 			// Whatever fails from here on (the client gave up mid-handshake,
 			// the engine hiccuped) must not lose the session it came for.
 			defer func() {
 				if st.Conn == nil {
-					ns.giveBack(req.Token, Session{NS: ns.name, ID: id, User: user, Rooms: rooms, Saved: time.Now()})
+					ns.giveBack(tokenHash(req.Token), Session{NS: ns.name, ID: id, User: req.User, Rooms: rooms, Saved: time.Now()})
 				}
 			}()
-		}
-		// A session comes back only to the same user; rooms its current
-		// permissions no longer allow are dropped.
-		if ok && user == req.User {
+			// Rooms its current permissions no longer allow are dropped.
 			for r := range rooms {
 				if !canReceive(req.Perms, r) {
 					delete(rooms, r)
@@ -201,6 +200,10 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 		ns.mu.Unlock()
 		return Start{}, fmt.Errorf("%d rooms, at most %d: %w", len(c.rooms), ns.cfg.MaxRoomsPerConn, ErrLimit)
 	}
+	if ns.closed {
+		ns.mu.Unlock()
+		return Start{}, fmt.Errorf("namespace %s: server shutting down: %w", ns.name, ErrClosed)
+	}
 	ns.addLocked(c)
 	ns.mu.Unlock()
 	if !req.Expires.IsZero() {
@@ -224,8 +227,9 @@ func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, er
 	default:
 		gap, err := ns.hub.log.Gap(ctx, ns.name, req.Resume.Seq, ns.filterOf(c))
 		if err != nil {
-			// Recoverable: a restored session is saved again.
-			_ = ns.Disconnect(c, st.Restored)
+			// A restored session is given back as it was taken (Connect's
+			// deferred giveBack), not saved here.
+			_ = ns.Disconnect(c, false)
 			return Start{}, err
 		}
 		if gap {
@@ -253,21 +257,18 @@ func (ns *Namespace) persist(c *Conn) {
 		ns.mu.RUnlock()
 		return
 	}
-	rooms := make(map[string]uint64, len(c.rooms))
-	for r, s := range c.rooms {
-		rooms[r] = s
-	}
+	rooms := maps.Clone(c.rooms)
 	ns.mu.RUnlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = ns.hub.sess.Save(ctx, sessionKey(ns.name, c.Token), Session{NS: ns.name, ID: c.ID, User: c.User, Rooms: rooms, Saved: time.Now(), Live: true}, ns.cfg.RecoveryWindow)
+	_ = ns.hub.sess.Save(ctx, sessionKey(ns.name, c.hash), Session{NS: ns.name, ID: c.ID, User: c.User, Rooms: rooms, Saved: time.Now(), Live: true})
 }
 
 // giveBack saves a session taken by a reconnect that then failed.
-func (ns *Namespace) giveBack(token string, s Session) {
+func (ns *Namespace) giveBack(hash [32]byte, s Session) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = ns.hub.sess.Save(ctx, sessionKey(ns.name, token), s, ns.cfg.RecoveryWindow)
+	_ = ns.hub.sess.Save(ctx, sessionKey(ns.name, hash), s)
 }
 
 func (ns *Namespace) filterOf(c *Conn) Filter {
@@ -285,37 +286,34 @@ func (ns *Namespace) filterOf(c *Conn) Filter {
 // dead: the old one is replaced) or saved in Sessions after a disconnect.
 //
 // Only the same user gets a connection back: another user's resume leaves
-// the connection open, or its session saved.
-func (ns *Namespace) reclaim(ctx context.Context, token, user string) (ConnID, string, map[string]uint64, bool, error) {
+// the connection open, or its session saved (ok is false).
+func (ns *Namespace) reclaim(ctx context.Context, token, user string) (ConnID, map[string]uint64, bool, error) {
 	hash := tokenHash(token)
 	ns.mu.Lock()
 	if old := ns.tokens[hash]; old != nil && old.User != user {
 		ns.mu.Unlock()
-		return "", "", nil, false, nil
+		return "", nil, false, nil
 	} else if old != nil {
-		rooms := make(map[string]uint64, len(old.rooms))
-		for r, s := range old.rooms {
-			rooms[r] = s
-		}
+		rooms := maps.Clone(old.rooms)
 		ns.removeLocked(old)
 		ns.mu.Unlock()
 		old.Close(ErrReplaced)
-		return old.ID, old.User, rooms, true, nil
+		return old.ID, rooms, true, nil
 	}
 	ns.mu.Unlock()
-	s, ok, err := ns.hub.sess.Take(ctx, sessionKey(ns.name, token))
+	s, ok, err := ns.hub.sess.Take(ctx, sessionKey(ns.name, hash))
 	if err != nil {
-		return "", "", nil, false, fmt.Errorf("restore session: %w", err)
+		return "", nil, false, fmt.Errorf("restore session: %w", err)
 	}
 	if !ok || s.NS != ns.name || time.Since(s.Saved) > ns.cfg.RecoveryWindow {
-		return "", "", nil, false, nil
+		return "", nil, false, nil
 	}
 	if s.Disconnected {
-		return "", "", nil, false, fmt.Errorf("connection %s was disconnected on request: %w", s.ID, ErrDisconnected)
+		return "", nil, false, fmt.Errorf("connection %s was disconnected on request: %w", s.ID, ErrDisconnected)
 	}
 	if s.User != user {
-		ns.giveBack(token, s)
-		return "", "", nil, false, nil
+		ns.giveBack(hash, s)
+		return "", nil, false, nil
 	}
 	if ns.hub.bus != nil && s.Live {
 		// Its client came here while the connection may still be open on
@@ -326,7 +324,7 @@ func (ns *Namespace) reclaim(ctx context.Context, token, user string) (ConnID, s
 	if s.Rooms == nil {
 		s.Rooms = map[string]uint64{}
 	}
-	return s.ID, s.User, s.Rooms, true, nil
+	return s.ID, s.Rooms, true, nil
 }
 
 // canReceive reports whether p lets a connection receive room's messages:
@@ -388,27 +386,22 @@ func (ns *Namespace) leaveLocked(c *Conn, room string) {
 func (ns *Namespace) Disconnect(c *Conn, recoverable bool) error {
 	c.Close(ErrClosed)
 	ns.leaveGroups(c)
+	explicit := errors.Is(c.Err(), ErrDisconnected)
 	ns.mu.RLock()
 	was := c.registered
-	rooms := make(map[string]uint64, len(c.rooms))
-	for r, s := range c.rooms {
-		rooms[r] = s
+	var rooms map[string]uint64
+	if was && recoverable && !explicit {
+		rooms = maps.Clone(c.rooms)
 	}
 	ns.mu.RUnlock()
 	var err error
-	if was {
-		s := Session{NS: ns.name, ID: c.ID, User: c.User, Rooms: rooms, Saved: time.Now()}
-		explicit := errors.Is(c.Err(), ErrDisconnected)
-		if explicit {
-			s.Rooms, s.Disconnected = nil, true
+	if was && (recoverable || explicit) {
+		s := Session{NS: ns.name, ID: c.ID, User: c.User, Rooms: rooms, Saved: time.Now(), Disconnected: explicit}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if serr := ns.hub.sess.Save(ctx, sessionKey(ns.name, c.hash), s); serr != nil {
+			err = fmt.Errorf("save session of %s/%s: %w", ns.name, c.ID, serr)
 		}
-		if recoverable || explicit {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if serr := ns.hub.sess.Save(ctx, sessionKey(ns.name, c.Token), s, ns.cfg.RecoveryWindow); serr != nil {
-				err = fmt.Errorf("save session of %s/%s: %w", ns.name, c.ID, serr)
-			}
-			cancel()
-		}
+		cancel()
 	}
 	ns.mu.Lock()
 	ns.removeLocked(c)
@@ -416,9 +409,13 @@ func (ns *Namespace) Disconnect(c *Conn, recoverable bool) error {
 	return err
 }
 
-func (ns *Namespace) closeAll(err error) {
+// close ends every connection and refuses new ones (Connect: ErrClosed).
+func (ns *Namespace) close() {
+	ns.mu.Lock()
+	ns.closed = true
+	ns.mu.Unlock()
 	for _, c := range ns.localConns() {
-		c.Close(err)
+		c.Close(ErrClosed)
 	}
 }
 
