@@ -441,25 +441,26 @@ func (st *stream) Send(m *hub.Message) bool {
 // SendGroup implements hub.GroupSink: the envelope gains ack_id and
 // delivery, and the event's id is the connection's position.
 func (st *stream) SendGroup(m *hub.Message, ackID string, count uint64, at hub.Position) bool {
-	pos := m.Pos.String()
-	rest := m.Body[len(`{"id":"`)+len(pos)+1:] // after the id member: `,…}` or `}`
+	f := m.Frame(buildFrame).(*frame)
+	rest := m.Body[len(`{"id":"`)+len(f.pos)+1:] // after the id member: `,…}` or `}`
 	data := make([]byte, 0, len(m.Body)+len(ackID)+40)
 	data = append(data, `{"id":"`...)
-	data = append(data, pos...)
+	data = append(data, f.pos...)
 	data = append(data, `","ack_id":"`...)
 	data = append(data, ackID...)
 	data = append(data, `","delivery":`...)
 	data = strconv.AppendUint(data, count, 10)
 	data = append(data, rest...)
-	f := m.Frame(buildFrame).(*frame)
 	ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, st.token)), Event: f.event, Data: data}
 	return st.enqueue(ev)
 }
 
-// SendNotice implements hub.GroupSink.
+// SendNotice implements hub.GroupSink. The hub sends notices only to live
+// connections, so r3labs has registered the subscriber and the enqueue is
+// counted like any other (deadlineWriter).
 func (st *stream) SendNotice(event string, data []byte, at hub.Position) bool {
 	ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, st.token)), Event: []byte(event), Data: data}
-	return st.srv.r3.TryPublish(st.id, ev)
+	return st.enqueue(ev)
 }
 
 // SendWait implements hub.Sink.
