@@ -44,9 +44,6 @@ func (e *validationError) Error() string {
 
 func (e *validationError) Unwrap() error { return hub.ErrInvalid }
 
-// errTooLarge marks a body over the namespace's limit.
-var errTooLarge = hub.ErrTooLarge
-
 // status is the one table from domain errors to HTTP statuses.
 func status(err error) (int, string) {
 	switch {

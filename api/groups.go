@@ -149,11 +149,9 @@ func (h *nsAPI) putGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req putGroupRequest
-	if r.ContentLength != 0 {
-		if err := h.decodeOptional(w, r, &req); err != nil {
-			h.fail(w, r, err)
-			return
-		}
+	if err := h.decodeOptional(w, r, &req); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 	cfg := hub.GroupConfig{MaxDeliver: req.MaxDeliver, MaxInFlight: req.MaxInFlight}
 	if req.AckWait != "" {

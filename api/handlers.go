@@ -174,10 +174,7 @@ func (h *nsAPI) openStream(w http.ResponseWriter, r *http.Request, rooms []strin
 		h.fail(w, r, err)
 		return openedStream{}, false
 	}
-	id := hub.Identity{User: p.id.User, Expires: p.id.Expires}
-	if h.sec.Locked || p.kind != anonymous {
-		id.Perms = p.perms(!h.sec.Locked)
-	}
+	id := hub.Identity{User: p.id.User, Expires: p.id.Expires, Perms: p.perms(!h.sec.Locked)}
 	r = r.WithContext(hub.WithIdentity(r.Context(), id))
 	return openedStream{r: r, resume: resume, token: token, release: release}, true
 }

@@ -86,17 +86,35 @@ func fieldErrors(err error) error {
 // unknown fields are refused so that a typo ("room" for "rooms") is an error,
 // not a silent broadcast to the whole namespace.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(w, r, limit, false)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("body is larger than %d bytes: %w", limit, errTooLarge)
-		}
-		return fmt.Errorf("read body: %w: %w", hub.ErrInvalid, err)
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return fmt.Errorf("the body is empty; send a JSON object: %w", hub.ErrInvalid)
 	}
+	return a.decodeBytes(body, dst)
+}
+
+// readBody reads at most limit bytes of r's body; the error names the
+// limit in bytes, or in KiB with kib.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, kib bool) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		if kib {
+			return nil, fmt.Errorf("body is larger than %d KiB: %w", limit>>10, hub.ErrTooLarge)
+		}
+		return nil, fmt.Errorf("body is larger than %d bytes: %w", limit, hub.ErrTooLarge)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w: %w", hub.ErrInvalid, err)
+	}
+	return body, nil
+}
+
+// decodeBytes decodes a JSON body into dst and validates it.
+func (a *API) decodeBytes(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -115,19 +133,11 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, limit int64, dst an
 // decodeOptional is decode for bodies that may be empty (all fields
 // optional): an empty body leaves dst as it is.
 func (a *API) decodeOptional(w http.ResponseWriter, r *http.Request, dst any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return fmt.Errorf("body is larger than 16 KiB: %w", errTooLarge)
+	body, err := readBody(w, r, 16<<10, true)
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("read body: %w: %w", hub.ErrInvalid, err)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return a.decode(w, r, int64(len(body))+1, dst)
+	return a.decodeBytes(body, dst)
 }
 
 func jsonErr(err error) string {

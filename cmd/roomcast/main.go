@@ -39,14 +39,21 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
+	os.Exit(exitStatus(err, os.Stderr))
+}
+
+// exitStatus is the process status run's error ends with (printed to
+// stderr unless it is a status or --help).
+func exitStatus(err error, stderr io.Writer) int {
 	var code exitCode
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	case errors.As(err, &code):
-		os.Exit(int(code))
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "roomcast:", err)
-		os.Exit(1)
+		return int(code)
+	default:
+		fmt.Fprintln(stderr, "roomcast:", err)
+		return 1
 	}
 }
 

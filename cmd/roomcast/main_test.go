@@ -3,11 +3,10 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
-	"flag"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,37 +24,13 @@ func TestMain(m *testing.M) {
 		if mode == "cli" || os.Getenv("ROOMCAST_TEST_LOG") != "" {
 			stderr = os.Stderr
 		}
-		ctx, stop := signalContext()
+		// As main does.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, stderr)
 		stop()
-		if mode == "cli" && errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		var code exitCode
-		if errors.As(err, &code) {
-			os.Exit(int(code))
-		}
-		if err != nil {
-			os.Stderr.WriteString("child: " + err.Error() + "\n")
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(exitStatus(err, os.Stderr))
 	}
 	os.Exit(m.Run())
-}
-
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 1)
-	signalNotify(ch)
-	go func() {
-		select {
-		case <-ch:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
 }
 
 // child is the server running as a separate process.

@@ -53,9 +53,10 @@ type Config struct {
 }
 
 type key struct {
-	id  string
-	alg string
-	key any
+	id     string
+	alg    string
+	key    any
+	parser *jwt.Parser // this key's checks, built once (New)
 }
 
 // Verifier checks JWTs and API keys for one namespace.
@@ -63,7 +64,6 @@ type Verifier struct {
 	cfg     Config
 	keys    []key
 	apiKeys [][32]byte
-	getenv  func(string) string
 }
 
 // Claims are roomcast's JWT claims.
@@ -79,15 +79,12 @@ type Identity struct {
 	Expires time.Time // zero: never (API keys)
 }
 
-// Errors.
-var (
-	ErrNoCredentials = errors.New("no credentials")
-	ErrBadToken      = errors.New("invalid token")
-)
+// ErrBadToken marks a credential that does not verify.
+var ErrBadToken = errors.New("invalid token")
 
 // New builds a verifier, loading every key (files are read once, here).
 func New(cfg Config, getenv func(string) string) (*Verifier, error) {
-	v := &Verifier{cfg: cfg, getenv: getenv}
+	v := &Verifier{cfg: cfg}
 	for i, kc := range cfg.Keys {
 		ks, err := loadKey(kc, getenv)
 		if err != nil {
@@ -104,11 +101,21 @@ func New(cfg Config, getenv func(string) string) (*Verifier, error) {
 	if len(v.keys) > 0 && cfg.Audience == "" {
 		return nil, errors.New("jwt: audience is required (tokens for other services must not be accepted)")
 	}
+	for i := range v.keys {
+		opts := []jwt.ParserOption{
+			jwt.WithValidMethods([]string{v.keys[i].alg}), // pinned: never the token's own choice
+			jwt.WithExpirationRequired(),
+			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithAudience(cfg.Audience),
+			jwt.WithIssuedAt(),
+		}
+		if cfg.Issuer != "" {
+			opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+		}
+		v.keys[i].parser = jwt.NewParser(opts...)
+	}
 	return v, nil
 }
-
-// HasJWT reports whether JWTs are configured.
-func (v *Verifier) HasJWT() bool { return len(v.keys) > 0 }
 
 var algFamily = map[string]string{
 	"HS256": "hmac", "HS384": "hmac", "HS512": "hmac",
@@ -310,18 +317,7 @@ func (v *Verifier) Verify(token string) (Identity, error) {
 	var lastErr error
 	for _, k := range v.keys {
 		claims = Claims{}
-		opts := []jwt.ParserOption{
-			jwt.WithValidMethods([]string{k.alg}), // pinned: never the token's own choice
-			jwt.WithExpirationRequired(),
-			jwt.WithLeeway(v.cfg.Leeway),
-			jwt.WithAudience(v.cfg.Audience),
-			jwt.WithIssuedAt(),
-		}
-		if v.cfg.Issuer != "" {
-			opts = append(opts, jwt.WithIssuer(v.cfg.Issuer))
-		}
-		parser := jwt.NewParser(opts...)
-		_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
+		_, err := k.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 			if kid, _ := t.Header["kid"].(string); k.id != "" && kid != k.id {
 				return nil, errWrongKey
 			}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/roomcast/roomcast/internal/hub"
 )
 
 // Config is the whole server configuration.
@@ -521,7 +523,7 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("queue-size and resume-buffer must be at least 1"))
 	}
 	for _, n := range c.Namespaces {
-		if !validNamespace(n.Name) {
+		if !hub.ValidNamespace(n.Name) {
 			errs = append(errs, fmt.Errorf("namespace %q: want 1–64 of A-Z a-z 0-9 _ -", n.Name))
 		}
 		switch n.Auth {
@@ -549,16 +551,4 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func validNamespace(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
