@@ -397,3 +397,25 @@ func TestE2EMethodNotAllowedAllowHeader(t *testing.T) {
 }
 
 func e2eDecodeJSON(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+// TestMaxConnectionsPerNode: past --max-connections streams on the node a
+// new one is answered 503 with a problem, and a slot frees when a stream
+// ends.
+func TestMaxConnectionsPerNode(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--max-connections", "2")
+	a := s.subscribe(t, "/ns/default/rooms/a/events", "")
+	s.subscribe(t, "/ns/default/rooms/b/events", "")
+	p := e2eProblem(t, s, http.MethodGet, "/ns/default/rooms/c/events", nil, nil, http.StatusServiceUnavailable)
+	if p["status"] != float64(http.StatusServiceUnavailable) {
+		t.Errorf("problem %v, want status 503", p)
+	}
+	a.Close()
+	eventually(t, 10*time.Second, "a slot to free up", func() bool {
+		st, code := s.trySubscribe(t, "/ns/default/rooms/c/events", "")
+		if st != nil {
+			st.Close()
+		}
+		return code == http.StatusOK
+	})
+}

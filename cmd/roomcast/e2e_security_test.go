@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -76,25 +77,14 @@ func mint(t *testing.T, user string, g grants, mod func(jwt.MapClaims)) string {
 // (nil unless 200) and the status.
 func authStream(t *testing.T, s *testServer, path, bearer string, hdr map[string]string) (*sseStream, int) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.URL+path, nil)
+	h := maps.Clone(hdr)
 	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
+		if h == nil {
+			h = map[string]string{}
+		}
+		h["Authorization"] = "Bearer " + bearer
 	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, resp.StatusCode
-	}
-	st := &sseStream{t: t, resp: resp, cancel: func() {}, events: make(chan sseEvent, 1024), err: make(chan error, 1), Comments: make(chan string, 64)}
-	go st.read()
-	t.Cleanup(st.Close)
-	return st, resp.StatusCode
+	return s.subscribeWith(t, path, h)
 }
 
 func TestSecureNamespaceRefusesAnonymous(t *testing.T) {
@@ -459,6 +449,11 @@ func TestLimitsRateAndConnections(t *testing.T) {
 	if _, code := authStream(t, s, "/ns/limited/events", "", nil); code != 429 {
 		t.Errorf("4th connection from one IP: %d, want 429", code)
 	}
+	// The client IP is the TCP peer's: a forged X-Forwarded-For does not
+	// make a fourth connection from another address.
+	if _, code := authStream(t, s, "/ns/limited/events", "", map[string]string{"X-Forwarded-For": "203.0.113.7"}); code != 429 {
+		t.Errorf("4th connection with X-Forwarded-For: %d, want 429", code)
+	}
 	// The limit is per namespace: the default namespace still takes it.
 	if _, code := authStream(t, s, "/ns/default/events", "", nil); code != 200 {
 		t.Errorf("default namespace: %d", code)
@@ -480,6 +475,10 @@ func TestLimitsRateAndConnections(t *testing.T) {
 	}
 	if rateLimited == 0 {
 		t.Errorf("40 joins at once under a 5/1s limit: none refused (joins %d)", joins)
+	}
+	// 409 (room limit) only once the connection holds max_rooms_per_conn.
+	if joins > 20 || full > 0 && joins < 20 {
+		t.Errorf("%d joins and %d refused as full with max_rooms_per_conn 20", joins, full)
 	}
 	streams[0].Close()
 	eventually(t, 10*time.Second, "a slot to free up", func() bool {

@@ -243,6 +243,9 @@ func (s *testServer) subscribeWith(t testing.TB, path string, header map[string]
 	if xa := resp.Header.Get("X-Accel-Buffering"); xa != "no" {
 		t.Errorf("X-Accel-Buffering %q, want no", xa)
 	}
+	if rp := resp.Header.Get("Referrer-Policy"); rp != "no-referrer" {
+		t.Errorf("Referrer-Policy %q, want no-referrer (the URL may carry a ticket)", rp)
+	}
 	st := &sseStream{t: t, resp: resp, cancel: cancel, events: make(chan sseEvent, 4096), err: make(chan error, 1), Comments: make(chan string, 64)}
 	go st.read()
 	t.Cleanup(st.Close)

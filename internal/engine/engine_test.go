@@ -86,3 +86,34 @@ func TestEpochSurvivesRestart(t *testing.T) {
 		t.Fatalf("publish after reopen: %v %v (first %d)", p2, err, p1.Seq)
 	}
 }
+
+// TestIdleGroupIsRemoved: a group nobody consumes for GroupIdle is removed
+// (README "Queues", --group-idle).
+func TestIdleGroupIsRemoved(t *testing.T) {
+	e, err := Open(context.Background(), Config{DataDir: t.TempDir(), GroupIdle: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	ctx := context.Background()
+	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.EnsureGroup(ctx, "x", "r", "g", hub.GroupConfig{}, hub.GroupConfig{AckWait: time.Second, MaxDeliver: 5, MaxInFlight: 10}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.GroupState(ctx, "x", "r", "g"); err != nil {
+		t.Fatalf("GroupState of a new group: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := e.GroupState(ctx, "x", "r", "g")
+		if errors.Is(err, hub.ErrNotFound) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GroupState 20s after the group went idle (GroupIdle 1s): %v, want ErrNotFound", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
