@@ -1,12 +1,12 @@
 # The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz build bench-short bench vulncheck generate-check ts-client
+.PHONY: test deps vet unit fuzz build bench-micro bench-short bench vulncheck generate-check ts-client
 
 # test installs what the tests need, then runs every test with the race
 # detector, the spec checks, short fuzz runs, and the load generator's
 # short mode.
-test: deps vet unit fuzz bench-short vulncheck generate-check ts-client
+test: deps vet unit fuzz bench-micro bench-short vulncheck generate-check ts-client
 
 # deps: Go modules, and Debian's chromium for the browser tests of web/
 # (cmd/roomcast/web_test.go fails, not skips, without it). CI runs as root.
@@ -53,6 +53,13 @@ vulncheck:
 
 build:
 	$(GO) build -o bin/roomcast ./cmd/roomcast
+
+# bench-micro runs every testing.B benchmark once (-benchtime 1x), so that
+# none can rot between the runs of BENCHMARKS.md: a benchmark that fails
+# (b.Fatal) fails the build; their figures here are not measurements. About
+# 35 s, most of it the 3-node cluster of BenchmarkPublishToDeliver.
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./...
 
 # bench-short runs every roomcast-bench scenario small (a few seconds each,
 # well under a minute in all) against roomcast and the reference server, so

@@ -1,0 +1,76 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/roomcast/roomcast/internal/hub"
+)
+
+// BenchmarkPublish: the engine's share of a REST publish — a 100-byte
+// envelope stored through the embedded JetStream and read back by the
+// namespace's live consumer — from 64 goroutines (the bench's `publish`
+// scenario without HTTP). 1e9 / ns/op is the engine's publishes/s on this
+// machine, cpu-µs/op the CPU of the whole process (engine, embedded server
+// and the 64 publishers) per publish; BENCHMARKS.md "Publish" sets them
+// beside the HTTP side's ceiling.
+func BenchmarkPublish(b *testing.B) {
+	ctx := context.Background()
+	e, err := Open(ctx, Config{DataDir: b.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	st, err := e.EnsureNamespace(ctx, "bench", Retention{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var applied atomic.Int64
+	if err := e.Follow(ctx, "bench", st.Last, func(*hub.Message) { applied.Add(1) }); err != nil {
+		b.Fatal(err)
+	}
+	out := &hub.Outgoing{Rooms: []string{"room"}, Event: "e",
+		Data: []byte(`{"n":1,"pad":"` + strings.Repeat("x", 78) + `"}`)}
+	out.Body, err = hub.EncodeBody("bench", out, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := e.Publish(ctx, "bench", out); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	// Every stored message reaches the live consumer (bounded wait).
+	want := int64(b.N)
+	for deadline := time.Now().Add(10 * time.Second); applied.Load() < want && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := applied.Load(); got < want {
+		b.Fatalf("live consumer applied %d of %d", got, want)
+	}
+}
+
+// cpuTime is the CPU (user + system) this process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
