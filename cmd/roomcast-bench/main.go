@@ -412,6 +412,15 @@ func ratios(name string, rc, rf *result) map[string]float64 {
 			add("publish_p99", rc.PublishLatency.P99, rf.PublishLatency.P99)
 		}
 		add("server_cpu_per_publish", rc.ServerCPUPerOpUS, rf.ServerCPUPerOpUS)
+	case "resume": // against --baseline-bin only: the reference keeps no store
+		add("catch_up_s", rc.CatchUpS, rf.CatchUpS)
+		add("server_cpu_per_delivery", rc.ServerCPUPerDeliveryUS, rf.ServerCPUPerDeliveryUS)
+	case "group": // likewise
+		add("acked_per_s", rc.AckedPerSec, rf.AckedPerSec)
+		add("server_cpu_per_ack", rc.ServerCPUPerDeliveryUS, rf.ServerCPUPerDeliveryUS)
+		if rc.AckLatency != nil && rf.AckLatency != nil {
+			add("ack_p50", rc.AckLatency.P50, rf.AckLatency.P50)
+		}
 	}
 	return out
 }

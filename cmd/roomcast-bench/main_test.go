@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"maps"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -134,5 +135,19 @@ func TestSpreadIsMedianAndRange(t *testing.T) {
 	printSpread(&w, "ratio: ", got)
 	if want := "   ratio: a 1.00 [0.70–1.20], b 3.00 [2.00–4.00]\n"; w.String() != want {
 		t.Errorf("printed %q, want %q", w.String(), want)
+	}
+}
+
+// TestRatiosOfStoreScenarios: resume and group have no reference, so their
+// only ratios are against --baseline-bin; they must exist for --repeat's
+// summary to have anything to say about them.
+func TestRatiosOfStoreScenarios(t *testing.T) {
+	rc := &result{CatchUpS: 1.5, AckedPerSec: 15000, ServerCPUPerDeliveryUS: 80, AckLatency: &latency{P50: 0.8}}
+	base := &result{CatchUpS: 2, AckedPerSec: 10000, ServerCPUPerDeliveryUS: 100, AckLatency: &latency{P50: 1.6}}
+	if got, want := ratios("group", rc, base), map[string]float64{"acked_per_s": 1.5, "server_cpu_per_ack": 0.8, "ack_p50": 0.5}; !maps.Equal(got, want) {
+		t.Errorf("group ratios %v, want %v", got, want)
+	}
+	if got, want := ratios("resume", rc, base), map[string]float64{"catch_up_s": 0.75, "server_cpu_per_delivery": 0.8}; !maps.Equal(got, want) {
+		t.Errorf("resume ratios %v, want %v", got, want)
 	}
 }

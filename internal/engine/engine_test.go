@@ -3,8 +3,10 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,5 +117,76 @@ func TestIdleGroupIsRemoved(t *testing.T) {
 			t.Fatalf("GroupState 20s after the group went idle (GroupIdle 1s): %v, want ErrNotFound", err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSettleAllConfirmsEach: a batch of settles is confirmed delivery by
+// delivery; a handle nothing consumes any more is an ErrUnavailable, not a
+// confirmation; a malformed one is refused before anything is sent.
+func TestSettleAllConfirmsEach(t *testing.T) {
+	e := open(t)
+	ctx := context.Background()
+	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hub.GroupConfig{AckWait: time.Minute, MaxDeliver: 5, MaxInFlight: 100}
+	for _, g := range []string{"g", "gone"} {
+		if _, err := e.EnsureGroup(ctx, "x", "r", g, hub.GroupConfig{}, cfg, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 6 {
+		body := []byte(fmt.Sprintf(`{"n":%d}`, i))
+		if _, _, err := e.Publish(ctx, "x", &hub.Outgoing{Rooms: []string{"r"}, Event: "e", Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(group string) []string {
+		t.Helper()
+		var replies []string
+		for deadline := time.Now().Add(10 * time.Second); len(replies) < 6 && time.Now().Before(deadline); {
+			ds, err := e.Fetch(ctx, "x", "r", group, 6-len(replies), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				replies = append(replies, d.Reply)
+			}
+		}
+		if len(replies) != 6 {
+			t.Fatalf("fetched %d of 6 deliveries", len(replies))
+		}
+		return replies
+	}
+
+	replies := fetch("g")
+	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 6 {
+		t.Fatalf("before the acks: in flight %d (%v), want 6", st.InFlight, err)
+	}
+	done, err := e.SettleAll(ctx, replies, hub.Ack)
+	if err != nil || !slices.Equal(done, []bool{true, true, true, true, true, true}) {
+		t.Fatalf("SettleAll: %v, %v; want all confirmed", done, err)
+	}
+	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 0 || st.AckFloor == 0 {
+		t.Fatalf("after the acks: in flight %d, ack floor %d (%v), want 0 and > 0", st.InFlight, st.AckFloor, err)
+	}
+	// Settled again (a client retrying after a lost answer): still confirmed.
+	if done, err := e.SettleAll(ctx, replies[:2], hub.Ack); err != nil || !done[0] || !done[1] {
+		t.Fatalf("SettleAll again: %v, %v", done, err)
+	}
+
+	if _, err := e.SettleAll(ctx, []string{replies[0], "$JS.ACK.*"}, hub.Ack); !errors.Is(err, hub.ErrInvalid) {
+		t.Fatalf("a wildcard handle: %v, want ErrInvalid", err)
+	}
+
+	gone := fetch("gone")
+	if err := e.DeleteGroup(ctx, "x", "r", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	done, err = e.SettleAll(sctx, gone, hub.Ack)
+	if !errors.Is(err, hub.ErrUnavailable) || slices.Contains(done, true) {
+		t.Fatalf("settles of a deleted group: %v, %v; want ErrUnavailable and none confirmed", done, err)
 	}
 }

@@ -229,15 +229,82 @@ func (e *Engine) Fetch(ctx context.Context, ns, room, group string, max int, wai
 // Settle implements hub.Groups. It waits for the server's confirmation, so
 // an acknowledged 204 means the ack is recorded.
 func (e *Engine) Settle(ctx context.Context, reply string, op hub.Settle) error {
-	if !strings.HasPrefix(reply, "$JS.ACK.") || strings.ContainsAny(reply, " \t\r\n*>") {
+	if !deliveryHandle(reply) {
 		return fmt.Errorf("not a delivery handle: %w", hub.ErrInvalid)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	if _, err := e.nc.RequestWithContext(ctx, reply, []byte(op)); err != nil {
 		return fmt.Errorf("engine: settle: %w: %w", hub.ErrUnavailable, err)
 	}
 	return nil
+}
+
+// SettleAll implements hub.Groups: the settles leave together and their
+// confirmations are awaited together (one round trip for the batch instead
+// of one per delivery), on a reply subscription of the batch's own.
+func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle) ([]bool, error) {
+	done := make([]bool, len(replies))
+	for _, r := range replies {
+		if !deliveryHandle(r) {
+			return done, fmt.Errorf("not a delivery handle: %w", hub.ErrInvalid)
+		}
+	}
+	if len(replies) == 1 {
+		err := e.Settle(ctx, replies[0], op)
+		done[0] = err == nil
+		return done, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	unavailable := func(err error) ([]bool, error) {
+		return done, fmt.Errorf("engine: settle: %w: %w", hub.ErrUnavailable, err)
+	}
+	inbox := e.nc.NewInbox()
+	confirmed := make(chan *nats.Msg, len(replies))
+	// The subscription is registered before the settles are sent (one
+	// connection keeps order, routes too), so no confirmation can precede it.
+	sub, err := e.nc.ChanSubscribe(inbox+".*", confirmed)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	for i, r := range replies {
+		if err := e.nc.PublishRequest(r, inbox+"."+strconv.Itoa(i), []byte(op)); err != nil {
+			return unavailable(err)
+		}
+	}
+	if err := e.nc.FlushWithContext(ctx); err != nil {
+		return unavailable(err)
+	}
+	for n := 0; n < len(replies); {
+		select {
+		case m := <-confirmed:
+			if m.Header.Get("Status") != "" {
+				// Not a confirmation: the server's "no responders" (503)
+				// when nothing consumes that handle any more (a deleted
+				// group, a consumer mid-election).
+				return unavailable(fmt.Errorf("%w: status %s", nats.ErrNoResponders, m.Header.Get("Status")))
+			}
+			i, err := strconv.Atoi(m.Subject[len(inbox)+1:])
+			if err == nil && i >= 0 && i < len(done) && !done[i] {
+				done[i] = true
+				n++
+			}
+		case <-ctx.Done():
+			return unavailable(ctx.Err())
+		}
+	}
+	return done, nil
+}
+
+// settleTimeout bounds the wait for the server's confirmation of a settle.
+const settleTimeout = 5 * time.Second
+
+// deliveryHandle reports whether reply is a JetStream delivery's ack subject
+// (a literal subject under $JS.ACK.).
+func deliveryHandle(reply string) bool {
+	return strings.HasPrefix(reply, "$JS.ACK.") && !strings.ContainsAny(reply, " \t\r\n*>")
 }
 
 // Owns implements hub.Groups: the reply subject names the stream and the

@@ -104,6 +104,9 @@ type Groups interface {
 	Fetch(ctx context.Context, ns, room, group string, max int, wait time.Duration) ([]Delivery, error)
 	// Settle acknowledges, naks or terminates a delivery by its reply handle.
 	Settle(ctx context.Context, reply string, op Settle) error
+	// SettleAll settles several deliveries at once; done[i] reports whether
+	// replies[i] was confirmed, also when err is not nil.
+	SettleAll(ctx context.Context, replies []string, op Settle) (done []bool, err error)
 	// Owns reports whether reply is a delivery of this group.
 	Owns(ns, room, group, reply string) bool
 	GroupState(ctx context.Context, ns, room, group string) (GroupState, error)
@@ -439,11 +442,11 @@ func (ns *Namespace) leaveGroups(c *Conn) {
 		delete(g.perConn, c)
 		empty := len(g.members) == 0
 		g.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		for _, r := range replies {
-			_ = g.engine.Settle(ctx, r, Nak)
+		if len(replies) > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = g.engine.SettleAll(ctx, replies, Nak)
+			cancel()
 		}
-		cancel()
 		if empty {
 			ns.stopGroupIfEmpty(g)
 		}
@@ -486,15 +489,15 @@ func (ns *Namespace) SettleGroup(ctx context.Context, conn ConnID, room, name st
 	ns.gmu.Lock()
 	g := ns.groups[groupKey(room, name)]
 	ns.gmu.Unlock()
-	for i, reply := range replies {
-		if err := gs.Settle(ctx, reply, op); err != nil {
-			return err
-		}
-		if g != nil {
-			g.release(ackIDs[i])
+	done, err := gs.SettleAll(ctx, replies, op)
+	if g != nil {
+		for i, ok := range done {
+			if ok {
+				g.release(ackIDs[i])
+			}
 		}
 	}
-	return nil
+	return err
 }
 
 // EnsureGroup creates group name of room if missing (zero fields of cfg
