@@ -37,6 +37,7 @@ FUZZ_TARGETS = \
 	./api:FuzzPublishBody:15000 \
 	./api:FuzzRequestBodies:30000 \
 	./internal/auth:FuzzVerify:200000 \
+	./internal/auth:FuzzMatch:300000 \
 	./sse:FuzzSSEFrame:60000
 
 fuzz:

@@ -236,7 +236,51 @@ func TestMatch(t *testing.T) {
 		if got := Match(c.pattern, c.room); got != c.want {
 			t.Errorf("Match(%q, %q) = %v, want %v", c.pattern, c.room, got, c.want)
 		}
+		if got := matchSplit(c.pattern, c.room); got != c.want {
+			t.Errorf("matchSplit(%q, %q) = %v, want %v", c.pattern, c.room, got, c.want)
+		}
 	}
+	if n := testing.AllocsPerRun(100, func() { Match("orders.*.>", "orders.eu.paris.1") }); n != 0 {
+		t.Errorf("Match allocates %v times per call, want 0", n)
+	}
+}
+
+// matchSplit is Match as first written (split both, compare segments): the
+// oracle FuzzMatch holds the allocation-free Match to.
+func matchSplit(pattern, room string) bool {
+	if pattern == ">" {
+		return room != ""
+	}
+	ps := strings.Split(pattern, ".")
+	rs := strings.Split(room, ".")
+	for i, p := range ps {
+		if p == ">" {
+			return i == len(ps)-1 && len(rs) > i
+		}
+		if i >= len(rs) {
+			return false
+		}
+		if p != "*" && p != rs[i] {
+			return false
+		}
+	}
+	return len(rs) == len(ps)
+}
+
+// FuzzMatch: Match agrees with matchSplit on any pattern and room, valid or
+// not (go test -fuzz FuzzMatch ./internal/auth).
+func FuzzMatch(f *testing.F) {
+	for _, s := range [][2]string{
+		{"a.>", "a.b"}, {"a.>", "a."}, {"a.>.b", "a.x.b"}, {">", ""}, {"*", ""}, {"", ""}, {".", "."},
+		{"a..b", "a..b"}, {"a.*", "a."}, {"*.*", "x"}, {"a.b", "a.b.c"}, {"a.b.c", "a.b"}, {">.>", "a.b"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, pattern, room string) {
+		if got, want := Match(pattern, room), matchSplit(pattern, room); got != want {
+			t.Fatalf("Match(%q, %q) = %v, split says %v", pattern, room, got, want)
+		}
+	})
 }
 
 func TestGrants(t *testing.T) {

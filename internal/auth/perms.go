@@ -63,20 +63,27 @@ func Match(pattern, room string) bool {
 	if pattern == ">" {
 		return room != ""
 	}
-	ps := strings.Split(pattern, ".")
-	rs := strings.Split(room, ".")
-	for i, p := range ps {
+	// Segment by segment without splitting (no allocation: this runs per
+	// pattern for every message a connection with permissions replays).
+	for {
+		p, pnext, pmore := strings.Cut(pattern, ".")
 		if p == ">" {
-			return i == len(ps)-1 && len(rs) > i
+			return !pmore // room has a segment left here: it had one more than the prefix
 		}
-		if i >= len(rs) {
+		r, rnext, rmore := strings.Cut(room, ".")
+		if p != "*" && p != r {
 			return false
 		}
-		if p != "*" && p != rs[i] {
+		switch {
+		case !pmore:
+			return !rmore
+		case !rmore:
+			// The pattern goes on and the room does not: only a last ">"
+			// would match, and it needs a segment that is not there.
 			return false
 		}
+		pattern, room = pnext, rnext
 	}
-	return len(rs) == len(ps)
 }
 
 // validPattern reports whether p is a room name with optional wildcard

@@ -25,6 +25,10 @@ var _ hub.Groups = (*Engine)(nil)
 // rc.<ns>.g.<consumer> (dead letters replayed to this group alone).
 // Dead letters live in the stream roomcast_dead, subject dead.<ns>.<consumer>.
 
+// deadSubject is the subject of consumer's dead letters in ns (consumer ">":
+// all of ns's).
+func deadSubject(ns, consumer string) string { return "dead." + ns + "." + consumer }
+
 const (
 	deadStream   = "roomcast_dead"
 	mdRoom       = "roomcast_room"
@@ -164,7 +168,7 @@ func (e *Engine) DeleteGroup(ctx context.Context, ns, room, group string) error 
 		return fmt.Errorf("engine: delete group %s: %w: %w", group, hub.ErrUnavailable, err)
 	}
 	if dead, err := e.ensureDeadStream(ctx); err == nil {
-		_ = dead.Purge(ctx, jetstream.WithPurgeSubject("dead."+ns+"."+name))
+		_ = dead.Purge(ctx, jetstream.WithPurgeSubject(deadSubject(ns, name)))
 	}
 	return nil
 }
@@ -344,7 +348,7 @@ func (e *Engine) GroupState(ctx context.Context, ns, room, group string) (hub.Gr
 	}
 	st.Config = st.Config.Or(hub.DefaultGroupConfig)
 	if dead, err := e.ensureDeadStream(ctx); err == nil {
-		subj := "dead." + ns + "." + info.Name
+		subj := deadSubject(ns, info.Name)
 		if di, err := dead.Info(ctx, jetstream.WithSubjectFilter(subj)); err == nil {
 			st.DeadLetters = di.State.Subjects[subj]
 		}
@@ -359,7 +363,7 @@ func (e *Engine) Park(ctx context.Context, ns, room, group string, d hub.Deliver
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg("dead." + ns + "." + consumerName(room, group))
+	msg := nats.NewMsg(deadSubject(ns, consumerName(room, group)))
 	msg.Header.Set(hdrEvent, d.Msg.Event)
 	msg.Header.Set(hdrRoom, room)
 	msg.Header.Set(hdrRooms, strings.Join(d.Msg.Rooms, ","))
@@ -385,7 +389,7 @@ func (e *Engine) DeadLetters(ctx context.Context, ns, room, group string, limit 
 	if err != nil {
 		return nil, err
 	}
-	subj := "dead." + ns + "." + consumerName(room, group)
+	subj := deadSubject(ns, consumerName(room, group))
 	cons, err := dead.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		FilterSubject: subj, AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, InactiveThreshold: time.Minute,
 	})
@@ -437,7 +441,7 @@ func (e *Engine) deadMsg(ctx context.Context, ns, room, group string, seq uint64
 		return nil, nil, err
 	}
 	raw, err := dead.GetMsg(ctx, seq)
-	if err != nil || raw.Subject != "dead."+ns+"."+consumerName(room, group) {
+	if err != nil || raw.Subject != deadSubject(ns, consumerName(room, group)) {
 		return nil, nil, fmt.Errorf("dead letter %d of group %s: %w", seq, group, hub.ErrNotFound)
 	}
 	return dead, raw, nil
@@ -528,7 +532,7 @@ func (e *Engine) GroupTotals(ctx context.Context, ns string) (pending, inFlight,
 		return 0, 0, 0, 0, fmt.Errorf("engine: list groups: %w: %w", hub.ErrUnavailable, err)
 	}
 	if ds, err := e.ensureDeadStream(ctx); err == nil {
-		if di, err := ds.Info(ctx, jetstream.WithSubjectFilter("dead."+ns+".>")); err == nil {
+		if di, err := ds.Info(ctx, jetstream.WithSubjectFilter(deadSubject(ns, ">"))); err == nil {
 			for _, n := range di.State.Subjects {
 				dead += n
 			}

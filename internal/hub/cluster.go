@@ -300,12 +300,7 @@ func (ns *Namespace) ClusterMembers(ctx context.Context, room string) ([]ConnInf
 			out = append(out, ConnInfo{ID: m.ID, User: m.User, Connected: m.Connected})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Connected.Equal(out[j].Connected) {
-			return out[i].Connected.Before(out[j].Connected)
-		}
-		return out[i].ID < out[j].ID
-	})
+	sortMembers(out)
 	if out == nil {
 		out = []ConnInfo{}
 	}

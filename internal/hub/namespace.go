@@ -561,13 +561,19 @@ func (ns *Namespace) Members(room string) ([]ConnInfo, error) {
 		out = append(out, ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected})
 	}
 	ns.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Connected.Equal(out[j].Connected) {
-			return out[i].Connected.Before(out[j].Connected)
-		}
-		return out[i].ID < out[j].ID
-	})
+	sortMembers(out)
 	return out, nil
+}
+
+// sortMembers orders a member list as the API answers it: oldest
+// connection first, then by id.
+func sortMembers(m []ConnInfo) {
+	sort.Slice(m, func(i, j int) bool {
+		if !m[i].Connected.Equal(m[j].Connected) {
+			return m[i].Connected.Before(m[j].Connected)
+		}
+		return m[i].ID < m[j].ID
+	})
 }
 
 // ConnCount returns the number of local connections.
