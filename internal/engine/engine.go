@@ -157,6 +157,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 			NoLog:              true,
 			JetStreamLimits:    server.JSLimitOpts{DefaultMaxConsumers: cfg.MaxConsumers},
 			JetStreamMaxMemory: 512 << 20,
+			// A route to a node that is down is retried every second; log
+			// the first failure and then one a minute, not each (the
+			// server's default for reconnects).
+			ReconnectErrorReports: 60,
 		}
 		if cfg.ClusterName != "" {
 			if err := clusterOptions(sopts, cfg); err != nil {
@@ -167,10 +171,20 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 		if err != nil {
 			return nil, fmt.Errorf("engine: new server: %w", err)
 		}
+		nlog := &natsLog{l: logger}
+		srv.SetLoggerV2(nlog, false, false, false)
 		srv.Start()
-		if !srv.ReadyForConnections(30 * time.Second) {
-			srv.Shutdown()
-			return nil, fmt.Errorf("engine: embedded server not ready after 30s: %w", hub.ErrUnavailable)
+		// Ready, or failed for good (a listener's port in use): the server
+		// does not stop on its fatal errors when embedded.
+		for deadline := time.Now().Add(30 * time.Second); !srv.ReadyForConnections(100 * time.Millisecond); {
+			err := nlog.fatalError()
+			if err == nil && time.Now().After(deadline) {
+				err = errors.New("embedded server not ready after 30s")
+			}
+			if err != nil {
+				srv.Shutdown()
+				return nil, fmt.Errorf("engine: %w: %w", hub.ErrUnavailable, err)
+			}
 		}
 		e.srv = srv
 		opts = append(opts, nats.InProcessServer(srv))

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,3 +193,42 @@ func TestSettleAllConfirmsEach(t *testing.T) {
 		t.Fatalf("settles of a deleted group: %v, %v; want ErrUnavailable and none confirmed", done, err)
 	}
 }
+
+// TestClusterPortInUseFailsAtOnce: a cluster port another process holds is
+// reported by Open at once, with the server's own words, not as a
+// 30-second "not ready"; the server's errors reach roomcast's log.
+func TestClusterPortInUseFailsAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var logged strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), nil))
+	start := time.Now()
+	e, err := Open(context.Background(), Config{DataDir: t.TempDir(), ClusterName: "c", ClusterListen: l.Addr().String()}, logger)
+	if err == nil {
+		e.Close()
+		t.Fatal("Open with the cluster port in use succeeded")
+	}
+	if !errors.Is(err, hub.ErrUnavailable) || !strings.Contains(err.Error(), "router port") {
+		t.Errorf("Open: %v, want ErrUnavailable naming the router port", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("Open took %v to fail: it should not wait for readiness that cannot come", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "component=nats") || !strings.Contains(logged.String(), "level=ERROR") {
+		t.Errorf("the server's error did not reach the log:\n%s", logged.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -1,0 +1,44 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+)
+
+// natsLog hands the embedded NATS server's log to roomcast's logger (it had
+// none: a port already in use showed only as "not ready after 30s"). Its
+// notices (the start-up banner, routes connecting) go at debug, its
+// warnings and errors as they are, and its fatal errors as errors that
+// Open also reports at once: embedded, the server does not exit on them.
+type natsLog struct {
+	l     *slog.Logger
+	fatal atomic.Pointer[string]
+}
+
+func (n *natsLog) log(level slog.Level, format string, v []any) {
+	if n.l.Enabled(context.Background(), level) {
+		n.l.Log(context.Background(), level, fmt.Sprintf(format, v...), "component", "nats")
+	}
+}
+
+func (n *natsLog) Noticef(format string, v ...any) { n.log(slog.LevelDebug, format, v) }
+func (n *natsLog) Warnf(format string, v ...any)   { n.log(slog.LevelWarn, format, v) }
+func (n *natsLog) Errorf(format string, v ...any)  { n.log(slog.LevelError, format, v) }
+func (n *natsLog) Debugf(format string, v ...any)  {} // not enabled (SetLoggerV2's debug flag is off)
+func (n *natsLog) Tracef(format string, v ...any)  {}
+
+func (n *natsLog) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	n.fatal.CompareAndSwap(nil, &msg)
+	n.log(slog.LevelError, format, v)
+}
+
+// fatalError is the server's first fatal error, if any.
+func (n *natsLog) fatalError() error {
+	if p := n.fatal.Load(); p != nil {
+		return fmt.Errorf("embedded server: %s", *p)
+	}
+	return nil
+}
