@@ -272,7 +272,16 @@ func TestClusterThreeNodes(t *testing.T) {
 			seen := map[string]bool{}
 			after := first
 			for pages := 0; pages < 100; pages++ {
-				code, body, _ := node.do(t, http.MethodGet, "/ns/default/rooms/extra/messages?limit=1000&after="+after, nil, "")
+				// A read needs the cluster's JetStream meta leader; if the
+				// killed node held it, reads answer 503 until a new one is
+				// elected (~6.5 s, longer on a loaded machine), and a client
+				// retries: so does this one, for a bounded time.
+				var code int
+				var body map[string]any
+				eventually(t, 45*time.Second, fmt.Sprintf("history on node %d (not 503)", i+1), func() bool {
+					code, body, _ = node.do(t, http.MethodGet, "/ns/default/rooms/extra/messages?limit=1000&after="+after, nil, "")
+					return code != http.StatusServiceUnavailable
+				})
 				if code != 200 {
 					t.Fatalf("history on node %d: %d %v", i+1, code, body)
 				}
