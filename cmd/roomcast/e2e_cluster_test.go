@@ -272,10 +272,12 @@ func TestClusterThreeNodes(t *testing.T) {
 			seen := map[string]bool{}
 			after := first
 			for pages := 0; pages < 100; pages++ {
-				// A read needs the cluster's JetStream meta leader; if the
-				// killed node held it, reads answer 503 until a new one is
-				// elected (~6.5 s, longer on a loaded machine), and a client
-				// retries: so does this one, for a bounded time.
+				// A read makes a consumer, which needs the cluster's
+				// JetStream meta leader; if the killed node held it, a new
+				// one is elected in ~6.5 s (longer on a loaded machine) and a
+				// read that could not wait for it within its own 10 s
+				// answers 503. A client retries; so does this one, for
+				// 45 s (plus the attempt under way, at most a minute).
 				var code int
 				var body map[string]any
 				eventually(t, 45*time.Second, fmt.Sprintf("history on node %d (not 503)", i+1), func() bool {

@@ -102,6 +102,10 @@ func (s *testServer) Stop() {
 	}
 }
 
+// requestClient bounds every request of do: the server's own retries end
+// well within it (publish 8 s + 3 s, reads 10 s), a hang fails the test.
+var requestClient = &http.Client{Timeout: time.Minute}
+
 // do sends a JSON request (body may be nil, a string sent as is, or a value
 // to encode) and decodes a JSON answer into a map.
 func (s *testServer) do(t testing.TB, method, path string, body any, token string) (int, map[string]any, http.Header) {
@@ -113,7 +117,7 @@ func (s *testServer) do(t testing.TB, method, path string, body any, token strin
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := requestClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

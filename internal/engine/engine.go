@@ -102,7 +102,8 @@ type Engine struct {
 	dead      jetstream.Stream
 	tickets   jetstream.KeyValue
 	control   *nats.Subscription
-	nodes     int // nodes of the configured cluster (0: unknown)
+	settles   *settleMux // SettleAll's answers, made on first use
+	nodes     int        // nodes of the configured cluster (0: unknown)
 }
 
 type nsStream struct {
@@ -138,6 +139,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 	if cfg.GroupIdle <= 0 {
 		cfg.GroupIdle = 7 * 24 * time.Hour
 	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	e := &Engine{cfg: cfg, logger: logger, streams: map[string]*nsStream{}, consumers: map[string]jetstream.Consumer{}}
 	var opts []nats.Option
 	opts = append(opts, nats.Name("roomcast "+cfg.NodeName), nats.MaxReconnects(-1))
@@ -159,8 +163,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 			JetStreamMaxMemory: 512 << 20,
 			// A route to a node that is down is retried every second; log
 			// the first failure and then one a minute, not each (the
-			// server's default for reconnects).
+			// server's defaults: every reconnect failure, and an hour
+			// apart for a node not seen since start-up).
 			ReconnectErrorReports: 60,
+			ConnectErrorReports:   60,
 		}
 		if cfg.ClusterName != "" {
 			if err := clusterOptions(sopts, cfg); err != nil {
@@ -178,12 +184,16 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 		// does not stop on its fatal errors when embedded.
 		for deadline := time.Now().Add(30 * time.Second); !srv.ReadyForConnections(100 * time.Millisecond); {
 			err := nlog.fatalError()
-			if err == nil && time.Now().After(deadline) {
-				err = errors.New("embedded server not ready after 30s")
+			switch {
+			case err != nil:
+			case ctx.Err() != nil:
+				err = ctx.Err()
+			case time.Now().After(deadline):
+				err = errors.New("not ready after 30s")
 			}
 			if err != nil {
 				srv.Shutdown()
-				return nil, fmt.Errorf("engine: %w: %w", hub.ErrUnavailable, err)
+				return nil, fmt.Errorf("engine: embedded server: %w: %w", hub.ErrUnavailable, err)
 			}
 		}
 		e.srv = srv
@@ -318,9 +328,14 @@ func (e *Engine) Close() {
 	e.follows = nil
 	control := e.control
 	e.control = nil
+	settles := e.settles
+	e.settles = nil
 	e.mu.Unlock()
 	if control != nil {
 		_ = control.Unsubscribe()
+	}
+	if settles != nil {
+		_ = settles.sub.Unsubscribe()
 	}
 	for _, cc := range follows {
 		cc.Stop()

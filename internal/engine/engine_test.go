@@ -166,12 +166,13 @@ func TestSettleAllConfirmsEach(t *testing.T) {
 	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 6 {
 		t.Fatalf("before the acks: in flight %d (%v), want 6", st.InFlight, err)
 	}
-	done, err := e.SettleAll(ctx, replies, hub.Ack)
+	// Five of them, one given twice.
+	done, err := e.SettleAll(ctx, append(replies[:5:5], replies[1]), hub.Ack)
 	if err != nil || !slices.Equal(done, []bool{true, true, true, true, true, true}) {
 		t.Fatalf("SettleAll: %v, %v; want all confirmed", done, err)
 	}
-	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 0 || st.AckFloor == 0 {
-		t.Fatalf("after the acks: in flight %d, ack floor %d (%v), want 0 and > 0", st.InFlight, st.AckFloor, err)
+	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 1 || st.AckFloor == 0 {
+		t.Fatalf("after the acks: in flight %d, ack floor %d (%v), want 1 (the sixth) and > 0", st.InFlight, st.AckFloor, err)
 	}
 	// Settled again (a client retrying after a lost answer): still confirmed.
 	if done, err := e.SettleAll(ctx, replies[:2], hub.Ack); err != nil || !done[0] || !done[1] {
@@ -191,6 +192,14 @@ func TestSettleAllConfirmsEach(t *testing.T) {
 	done, err = e.SettleAll(sctx, gone, hub.Ack)
 	if !errors.Is(err, hub.ErrUnavailable) || slices.Contains(done, true) {
 		t.Fatalf("settles of a deleted group: %v, %v; want ErrUnavailable and none confirmed", done, err)
+	}
+	// A batch mixing both: what was confirmed is reported as such.
+	done, err = e.SettleAll(sctx, []string{gone[0], replies[5], gone[1]}, hub.Ack)
+	if !errors.Is(err, hub.ErrUnavailable) || !slices.Equal(done, []bool{false, true, false}) {
+		t.Fatalf("a mixed batch: %v, %v; want [false true false] and ErrUnavailable", done, err)
+	}
+	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 0 {
+		t.Fatalf("after the mixed batch: in flight %d (%v), want 0", st.InFlight, err)
 	}
 }
 
@@ -232,3 +241,90 @@ func TestClusterPortInUseFailsAtOnce(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestSettleAllInCluster: with R3 consumers the server keeps one pending
+// confirmation per message, so handles of the same message in one batch (a
+// delivery and its redelivery, or one handle twice) must go as one settle,
+// or the batch waits for an answer that never comes.
+func TestSettleAllInCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3-node cluster: not in -short")
+	}
+	var routes []string
+	var listens []string
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listens = append(listens, l.Addr().String())
+		routes = append(routes, "nats://"+l.Addr().String())
+		l.Close()
+	}
+	engines := make([]*Engine, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			engines[i], errs[i] = Open(context.Background(), Config{DataDir: t.TempDir(), NodeName: fmt.Sprintf("n%d", i+1),
+				ClusterName: "c", ClusterListen: listens[i], Routes: routes}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}()
+	}
+	wg.Wait()
+	for i, e := range engines {
+		if errs[i] != nil {
+			t.Fatalf("node %d: %v", i+1, errs[i])
+		}
+		t.Cleanup(e.Close)
+	}
+	e := engines[0]
+	if e.Replicas() != 3 {
+		t.Fatalf("replicas %d, want 3", e.Replicas())
+	}
+	ctx := context.Background()
+	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hub.GroupConfig{AckWait: time.Minute, MaxDeliver: 5, MaxInFlight: 100}
+	if _, err := e.EnsureGroup(ctx, "x", "r", "g", hub.GroupConfig{}, cfg, false); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, _, err := e.Publish(ctx, "x", &hub.Outgoing{Rooms: []string{"r"}, Event: "e", Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(n int) []hub.Delivery {
+		t.Helper()
+		var out []hub.Delivery
+		for deadline := time.Now().Add(10 * time.Second); len(out) < n && time.Now().Before(deadline); {
+			ds, err := e.Fetch(ctx, "x", "r", "g", n-len(out), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ds...)
+		}
+		if len(out) != n {
+			t.Fatalf("fetched %d of %d deliveries", len(out), n)
+		}
+		return out
+	}
+	first := fetch(2)
+	if err := e.Settle(ctx, first[0].Reply, hub.Nak); err != nil {
+		t.Fatal(err)
+	}
+	again := fetch(1) // the redelivery of the first message: another handle
+	if again[0].Msg.Pos != first[0].Msg.Pos || again[0].Reply == first[0].Reply {
+		t.Fatalf("redelivery %v (%s), want message %v with a new handle", again[0].Msg.Pos, again[0].Reply, first[0].Msg.Pos)
+	}
+	start := time.Now()
+	done, err := e.SettleAll(ctx, []string{first[0].Reply, again[0].Reply, first[1].Reply, again[0].Reply}, hub.Ack)
+	if err != nil || slices.Contains(done, false) {
+		t.Fatalf("SettleAll in a cluster: %v, %v (after %v); want all confirmed", done, err, time.Since(start))
+	}
+	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 0 {
+		t.Fatalf("after the acks: in flight %d (%v), want 0", st.InFlight, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -246,7 +247,10 @@ func (e *Engine) Settle(ctx context.Context, reply string, op hub.Settle) error 
 
 // SettleAll implements hub.Groups: the settles leave together and their
 // confirmations are awaited together (one round trip for the batch instead
-// of one per delivery), on a reply subscription of the batch's own.
+// of one per delivery). Handles of the same message (a delivery and its
+// redelivery, or one id given twice) are settled once, with the latest
+// delivery's handle: a clustered consumer keeps one pending confirmation
+// per message, so a second one would never be answered.
 func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle) ([]bool, error) {
 	done := make([]bool, len(replies))
 	for _, r := range replies {
@@ -259,47 +263,158 @@ func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle)
 		done[0] = err == nil
 		return done, err
 	}
+	type settle struct {
+		reply     string
+		delivered uint64
+		idx       []int // the indexes of replies it settles
+	}
+	var sends []settle
+	bySeq := make(map[string]int, len(replies))
+	for i, r := range replies {
+		seq, delivered := ackInfo(r)
+		if k, ok := bySeq[seq]; ok {
+			sends[k].idx = append(sends[k].idx, i)
+			if delivered > sends[k].delivered {
+				sends[k].reply, sends[k].delivered = r, delivered
+			}
+			continue
+		}
+		bySeq[seq] = len(sends)
+		sends = append(sends, settle{reply: r, delivered: delivered, idx: []int{i}})
+	}
+
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
 	unavailable := func(err error) ([]bool, error) {
 		return done, fmt.Errorf("engine: settle: %w: %w", hub.ErrUnavailable, err)
 	}
-	inbox := e.nc.NewInbox()
-	confirmed := make(chan *nats.Msg, len(replies))
-	// The subscription is registered before the settles are sent (one
-	// connection keeps order, routes too), so no confirmation can precede it.
-	sub, err := e.nc.ChanSubscribe(inbox+".*", confirmed)
+	prefix, answers, release, err := e.settleBatch(len(sends))
 	if err != nil {
 		return unavailable(err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	for i, r := range replies {
-		if err := e.nc.PublishRequest(r, inbox+"."+strconv.Itoa(i), []byte(op)); err != nil {
+	defer release()
+	for k, st := range sends {
+		if err := e.nc.PublishRequest(st.reply, prefix+strconv.Itoa(k), []byte(op)); err != nil {
 			return unavailable(err)
 		}
 	}
 	if err := e.nc.FlushWithContext(ctx); err != nil {
 		return unavailable(err)
 	}
-	for n := 0; n < len(replies); {
+	// Every answer is read, failures too (a consumer mid-election may
+	// refuse some and confirm others), until each has one or time is up.
+	answered := make([]bool, len(sends))
+	var failed error
+	for n := 0; n < len(sends); {
 		select {
-		case m := <-confirmed:
-			if m.Header.Get("Status") != "" {
-				// Not a confirmation: the server's "no responders" (503)
-				// when nothing consumes that handle any more (a deleted
-				// group, a consumer mid-election).
-				return unavailable(fmt.Errorf("%w: status %s", nats.ErrNoResponders, m.Header.Get("Status")))
+		case m := <-answers:
+			k, err := strconv.Atoi(strings.TrimPrefix(m.Subject, prefix))
+			if err != nil || k < 0 || k >= len(sends) || answered[k] {
+				continue
 			}
-			i, err := strconv.Atoi(m.Subject[len(inbox)+1:])
-			if err == nil && i >= 0 && i < len(done) && !done[i] {
+			answered[k] = true
+			n++
+			if status := m.Header.Get("Status"); status != "" {
+				// Not a confirmation: "no responders" (503) when nothing
+				// consumes that handle any more (a deleted group, a
+				// consumer mid-election).
+				failed = fmt.Errorf("%w: status %s", nats.ErrNoResponders, status)
+				continue
+			}
+			for _, i := range sends[k].idx {
 				done[i] = true
-				n++
 			}
 		case <-ctx.Done():
 			return unavailable(ctx.Err())
 		}
 	}
+	if failed != nil {
+		return unavailable(failed)
+	}
 	return done, nil
+}
+
+// settleBatch registers a batch of n settles with the engine's settle
+// replies: one wildcard subscription for the engine's life (one per batch
+// would be a SUB and an UNSUB per ack request, sent to every node of a
+// cluster). A settle's reply subject is prefix+<its index>; its answer
+// arrives on answers. release unregisters the batch.
+func (e *Engine) settleBatch(n int) (prefix string, answers chan *nats.Msg, release func(), err error) {
+	mux, err := e.settleMux()
+	if err != nil {
+		return "", nil, nil, err
+	}
+	answers = make(chan *nats.Msg, n)
+	mux.mu.Lock()
+	mux.next++
+	id := strconv.FormatUint(mux.next, 36)
+	mux.batches[id] = answers
+	mux.mu.Unlock()
+	return mux.inbox + "." + id + ".", answers, func() {
+		mux.mu.Lock()
+		delete(mux.batches, id)
+		mux.mu.Unlock()
+	}, nil
+}
+
+// settleMux is the reply subscription behind settleBatch.
+type settleMux struct {
+	inbox string
+	sub   *nats.Subscription
+
+	mu      sync.Mutex
+	next    uint64
+	batches map[string]chan *nats.Msg
+}
+
+func (e *Engine) settleMux() (*settleMux, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.settles != nil {
+		return e.settles, nil
+	}
+	mux := &settleMux{inbox: e.nc.NewInbox(), batches: map[string]chan *nats.Msg{}}
+	sub, err := e.nc.Subscribe(mux.inbox+".>", func(m *nats.Msg) {
+		// <inbox>.<batch>.<index>
+		batch, _, ok := strings.Cut(strings.TrimPrefix(m.Subject, mux.inbox+"."), ".")
+		if !ok {
+			return
+		}
+		mux.mu.Lock()
+		ch := mux.batches[batch]
+		mux.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- m: // room for one answer per settle
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux.sub = sub
+	e.settles = mux
+	return mux, nil
+}
+
+// ackInfo returns the stream sequence (as its token) and the delivery count
+// of a delivery handle: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.… or,
+// with a domain, $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.…
+// A handle of another shape is its own key.
+func ackInfo(reply string) (seq string, delivered uint64) {
+	t := strings.Split(reply, ".")
+	var d string
+	switch {
+	case len(t) == 9:
+		d, seq = t[4], t[5]
+	case len(t) >= 11:
+		d, seq = t[6], t[7]
+	default:
+		return reply, 0
+	}
+	delivered, _ = strconv.ParseUint(d, 10, 64)
+	return seq, delivered
 }
 
 // settleTimeout bounds the wait for the server's confirmation of a settle.

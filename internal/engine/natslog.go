@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -12,6 +13,9 @@ import (
 // notices (the start-up banner, routes connecting) go at debug, its
 // warnings and errors as they are, and its fatal errors as errors that
 // Open also reports at once: embedded, the server does not exit on them.
+// A cluster's start-up and shutdown are not silent at warn: "Waiting for
+// routing", "no meta leader" and a first route error per node not yet up
+// are expected there.
 type natsLog struct {
 	l     *slog.Logger
 	fatal atomic.Pointer[string]
@@ -38,7 +42,7 @@ func (n *natsLog) Fatalf(format string, v ...any) {
 // fatalError is the server's first fatal error, if any.
 func (n *natsLog) fatalError() error {
 	if p := n.fatal.Load(); p != nil {
-		return fmt.Errorf("embedded server: %s", *p)
+		return errors.New(*p)
 	}
 	return nil
 }

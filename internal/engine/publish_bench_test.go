@@ -14,10 +14,10 @@ import (
 	"github.com/roomcast/roomcast/internal/hub"
 )
 
-// BenchmarkPublish: the engine's share of a REST publish — a 100-byte
-// envelope stored through the embedded JetStream and read back by the
-// namespace's live consumer — from 64 goroutines (the bench's `publish`
-// scenario without HTTP). 1e9 / ns/op is the engine's publishes/s on this
+// BenchmarkPublish: the engine's share of a REST publish — a message with
+// 94 bytes of data (its envelope ~180) stored through the embedded
+// JetStream and read back by the namespace's live consumer — from 64
+// goroutines on 2 CPUs (the bench's `publish` scenario without HTTP). 1e9 / ns/op is the engine's publishes/s on this
 // machine, cpu-µs/op the CPU of the whole process (engine, embedded server
 // and the 64 publishers) per publish; BENCHMARKS.md "Publish" sets them
 // beside the HTTP side's ceiling.
@@ -54,13 +54,14 @@ func BenchmarkPublish(b *testing.B) {
 			}
 		}
 	})
-	b.StopTimer()
-	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
-	// Every stored message reaches the live consumer (bounded wait).
+	// Every stored message reaches the live consumer (bounded wait), inside
+	// the measurement: a backlog's work counts.
 	want := int64(b.N)
 	for deadline := time.Now().Add(10 * time.Second); applied.Load() < want && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	if got := applied.Load(); got < want {
 		b.Fatalf("live consumer applied %d of %d", got, want)
 	}
