@@ -328,14 +328,10 @@ func (e *Engine) Close() {
 	e.follows = nil
 	control := e.control
 	e.control = nil
-	settles := e.settles
-	e.settles = nil
+	e.settles = nil // its subscription ends with the connection's Drain, answers in flight delivered
 	e.mu.Unlock()
 	if control != nil {
 		_ = control.Unsubscribe()
-	}
-	if settles != nil {
-		_ = settles.sub.Unsubscribe()
 	}
 	for _, cc := range follows {
 		cc.Stop()

@@ -129,35 +129,12 @@ func TestIdleGroupIsRemoved(t *testing.T) {
 func TestSettleAllConfirmsEach(t *testing.T) {
 	e := open(t)
 	ctx := context.Background()
-	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := hub.GroupConfig{AckWait: time.Minute, MaxDeliver: 5, MaxInFlight: 100}
-	for _, g := range []string{"g", "gone"} {
-		if _, err := e.EnsureGroup(ctx, "x", "r", g, hub.GroupConfig{}, cfg, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range 6 {
-		body := []byte(fmt.Sprintf(`{"n":%d}`, i))
-		if _, _, err := e.Publish(ctx, "x", &hub.Outgoing{Rooms: []string{"r"}, Event: "e", Body: body}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	groupFixture(t, e, []string{"g", "gone"}, 6)
 	fetch := func(group string) []string {
 		t.Helper()
 		var replies []string
-		for deadline := time.Now().Add(10 * time.Second); len(replies) < 6 && time.Now().Before(deadline); {
-			ds, err := e.Fetch(ctx, "x", "r", group, 6-len(replies), time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, d := range ds {
-				replies = append(replies, d.Reply)
-			}
-		}
-		if len(replies) != 6 {
-			t.Fatalf("fetched %d of 6 deliveries", len(replies))
+		for _, d := range fetchN(t, e, group, 6) {
+			replies = append(replies, d.Reply)
 		}
 		return replies
 	}
@@ -296,21 +273,7 @@ func TestSettleAllInCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fetch := func(n int) []hub.Delivery {
-		t.Helper()
-		var out []hub.Delivery
-		for deadline := time.Now().Add(10 * time.Second); len(out) < n && time.Now().Before(deadline); {
-			ds, err := e.Fetch(ctx, "x", "r", "g", n-len(out), time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, ds...)
-		}
-		if len(out) != n {
-			t.Fatalf("fetched %d of %d deliveries", len(out), n)
-		}
-		return out
-	}
+	fetch := func(n int) []hub.Delivery { return fetchN(t, e, "g", n) }
 	first := fetch(2)
 	if err := e.Settle(ctx, first[0].Reply, hub.Nak); err != nil {
 		t.Fatal(err)
@@ -326,5 +289,92 @@ func TestSettleAllInCluster(t *testing.T) {
 	}
 	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 0 {
 		t.Fatalf("after the acks: in flight %d (%v), want 0", st.InFlight, err)
+	}
+}
+
+// TestSettleAllMergesByMessage: handles are merged per message of one
+// consumer — two groups' deliveries of the same message are two settles
+// (checked to fail when merged by sequence alone) — and a merged nak of a
+// delivery and its redelivery is applied once. (SettleAll sends the latest
+// delivery's handle; a single node applies a nak of either, so which one
+// went is not observable here.)
+func TestSettleAllMergesByMessage(t *testing.T) {
+	e := open(t)
+	ctx := context.Background()
+	groupFixture(t, e, []string{"g", "h"}, 2)
+	inFlight := func(group string) int {
+		t.Helper()
+		st, err := e.GroupState(ctx, "x", "r", group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.InFlight
+	}
+
+	g, h := fetchN(t, e, "g", 2), fetchN(t, e, "h", 1)
+	if len(g) != 2 || len(h) != 1 || g[0].Msg.Pos != h[0].Msg.Pos {
+		t.Fatalf("fetched %d and %d deliveries, want 2 and 1 of the same first message", len(g), len(h))
+	}
+	// Group g's second message is naked and redelivered (a new handle).
+	if err := e.Settle(ctx, g[1].Reply, hub.Nak); err != nil {
+		t.Fatal(err)
+	}
+	again := fetchN(t, e, "g", 1)
+	if len(again) != 1 || again[0].Msg.Pos != g[1].Msg.Pos {
+		t.Fatalf("no redelivery of the naked message: %v", again)
+	}
+	// The first message, in both groups: two settles, both acknowledged;
+	// group g's ack floor moves past the second message's first delivery.
+	if done, err := e.SettleAll(ctx, []string{g[0].Reply, h[0].Reply}, hub.Ack); err != nil || slices.Contains(done, false) {
+		t.Fatalf("acks of one message in two groups: %v, %v", done, err)
+	}
+	if n := inFlight("h"); n != 0 {
+		t.Fatalf("group h: %d in flight after its ack, want 0 (merged with group g's?)", n)
+	}
+	// The old and the new handle of the second message, naked together.
+	if done, err := e.SettleAll(ctx, []string{g[1].Reply, again[0].Reply}, hub.Nak); err != nil || slices.Contains(done, false) {
+		t.Fatalf("nak of a delivery and its redelivery: %v, %v", done, err)
+	}
+	if third := fetchN(t, e, "g", 1); third[0].Count != 3 {
+		t.Fatalf("after the merged nak: %d deliveries (count %v), want the third delivery at once", len(third), third)
+	}
+}
+
+// fetchN fetches n deliveries of group g of room r in namespace x, within
+// 10 s, or fails the test.
+func fetchN(t *testing.T, e *Engine, group string, n int) []hub.Delivery {
+	t.Helper()
+	var out []hub.Delivery
+	for deadline := time.Now().Add(10 * time.Second); len(out) < n && time.Now().Before(deadline); {
+		ds, err := e.Fetch(context.Background(), "x", "r", group, n-len(out), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ds...)
+	}
+	if len(out) != n {
+		t.Fatalf("group %s: fetched %d of %d deliveries", group, len(out), n)
+	}
+	return out
+}
+
+// groupFixture makes namespace x with the given groups of room r (ack wait
+// a minute, 100 in flight) and publishes msgs messages to r.
+func groupFixture(t *testing.T, e *Engine, groups []string, msgs int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hub.GroupConfig{AckWait: time.Minute, MaxDeliver: 5, MaxInFlight: 100}
+	for _, g := range groups {
+		if _, err := e.EnsureGroup(ctx, "x", "r", g, hub.GroupConfig{}, cfg, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range msgs {
+		if _, _, err := e.Publish(ctx, "x", &hub.Outgoing{Rooms: []string{"r"}, Event: "e", Body: []byte(fmt.Sprintf(`{"n":%d}`, i))}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -269,17 +269,17 @@ func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle)
 		idx       []int // the indexes of replies it settles
 	}
 	var sends []settle
-	bySeq := make(map[string]int, len(replies))
+	byMsg := make(map[string]int, len(replies))
 	for i, r := range replies {
-		seq, delivered := ackInfo(r)
-		if k, ok := bySeq[seq]; ok {
+		msg, delivered := ackInfo(r)
+		if k, ok := byMsg[msg]; ok {
 			sends[k].idx = append(sends[k].idx, i)
 			if delivered > sends[k].delivered {
 				sends[k].reply, sends[k].delivered = r, delivered
 			}
 			continue
 		}
-		bySeq[seq] = len(sends)
+		byMsg[msg] = len(sends)
 		sends = append(sends, settle{reply: r, delivered: delivered, idx: []int{i}})
 	}
 
@@ -305,8 +305,24 @@ func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle)
 	// refuse some and confirm others), until each has one or time is up.
 	answered := make([]bool, len(sends))
 	var failed error
+	// A clustered consumer answers an ack or term once it is replicated,
+	// and keeps one pending answer per message: another settle of the same
+	// message meanwhile (a client's retry, the member holding its
+	// redelivery) takes that answer. What is still unanswered after a
+	// second is sent once more (settling again is harmless).
+	resend := time.NewTimer(time.Second)
+	defer resend.Stop()
+	if op != hub.Ack && op != hub.Term {
+		resend.Stop()
+	}
 	for n := 0; n < len(sends); {
 		select {
+		case <-resend.C:
+			for k, st := range sends {
+				if !answered[k] {
+					_ = e.nc.PublishRequest(st.reply, prefix+strconv.Itoa(k), []byte(op))
+				}
+			}
 		case m := <-answers:
 			k, err := strconv.Atoi(strings.TrimPrefix(m.Subject, prefix))
 			if err != nil || k < 0 || k >= len(sends) || answered[k] {
@@ -359,8 +375,7 @@ func (e *Engine) settleBatch(n int) (prefix string, answers chan *nats.Msg, rele
 
 // settleMux is the reply subscription behind settleBatch.
 type settleMux struct {
-	inbox string
-	sub   *nats.Subscription
+	inbox string // its subscription ends with the connection (Engine.Close drains it)
 
 	mu      sync.Mutex
 	next    uint64
@@ -374,7 +389,7 @@ func (e *Engine) settleMux() (*settleMux, error) {
 		return e.settles, nil
 	}
 	mux := &settleMux{inbox: e.nc.NewInbox(), batches: map[string]chan *nats.Msg{}}
-	sub, err := e.nc.Subscribe(mux.inbox+".>", func(m *nats.Msg) {
+	_, err := e.nc.Subscribe(mux.inbox+".>", func(m *nats.Msg) {
 		// <inbox>.<batch>.<index>
 		batch, _, ok := strings.Cut(strings.TrimPrefix(m.Subject, mux.inbox+"."), ".")
 		if !ok {
@@ -393,28 +408,29 @@ func (e *Engine) settleMux() (*settleMux, error) {
 	if err != nil {
 		return nil, err
 	}
-	mux.sub = sub
 	e.settles = mux
 	return mux, nil
 }
 
-// ackInfo returns the stream sequence (as its token) and the delivery count
-// of a delivery handle: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.… or,
-// with a domain, $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.…
-// A handle of another shape is its own key.
-func ackInfo(reply string) (seq string, delivered uint64) {
+// ackInfo returns the message a delivery handle settles (its stream,
+// consumer and stream sequence) and its delivery count:
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.… or, with a domain,
+// $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.…
+// (the positions nats.go and the server parse). A handle of another shape
+// is its own key.
+func ackInfo(reply string) (msg string, delivered uint64) {
 	t := strings.Split(reply, ".")
 	var d string
 	switch {
 	case len(t) == 9:
-		d, seq = t[4], t[5]
+		msg, d = t[2]+"."+t[3]+"."+t[5], t[4]
 	case len(t) >= 11:
-		d, seq = t[6], t[7]
+		msg, d = t[4]+"."+t[5]+"."+t[7], t[6]
 	default:
 		return reply, 0
 	}
 	delivered, _ = strconv.ParseUint(d, 10, 64)
-	return seq, delivered
+	return msg, delivered
 }
 
 // settleTimeout bounds the wait for the server's confirmation of a settle.
