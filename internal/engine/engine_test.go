@@ -16,9 +16,14 @@ import (
 	"github.com/roomcast/roomcast/internal/hub"
 )
 
-func open(t *testing.T) *Engine {
+// open opens an engine with cfg (a temp data dir unless set) and closes it
+// when the test or benchmark ends.
+func open(t testing.TB, cfg Config) *Engine {
 	t.Helper()
-	e, err := Open(context.Background(), Config{DataDir: t.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	e, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +34,7 @@ func open(t *testing.T) *Engine {
 // TestReadyFlipsWhenTheServerStops: Ready (behind /readyz) fails while the
 // embedded server is down.
 func TestReadyFlipsWhenTheServerStops(t *testing.T) {
-	e := open(t)
+	e := open(t, Config{})
 	ctx := context.Background()
 	if err := e.Ready(ctx); err != nil {
 		t.Fatalf("Ready on a fresh engine: %v", err)
@@ -95,11 +100,7 @@ func TestEpochSurvivesRestart(t *testing.T) {
 // TestIdleGroupIsRemoved: a group nobody consumes for GroupIdle is removed
 // (README "Queues", --group-idle).
 func TestIdleGroupIsRemoved(t *testing.T) {
-	e, err := Open(context.Background(), Config{DataDir: t.TempDir(), GroupIdle: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
+	e := open(t, Config{GroupIdle: time.Second})
 	ctx := context.Background()
 	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func TestIdleGroupIsRemoved(t *testing.T) {
 // delivery; a handle nothing consumes any more is an ErrUnavailable, not a
 // confirmation; a malformed one is refused before anything is sent.
 func TestSettleAllConfirmsEach(t *testing.T) {
-	e := open(t)
+	e := open(t, Config{})
 	ctx := context.Background()
 	groupFixture(t, e, []string{"g", "gone"}, 6)
 	fetch := func(group string) []string {
@@ -299,7 +300,7 @@ func TestSettleAllInCluster(t *testing.T) {
 // delivery's handle; a single node applies a nak of either, so which one
 // went is not observable here.)
 func TestSettleAllMergesByMessage(t *testing.T) {
-	e := open(t)
+	e := open(t, Config{})
 	ctx := context.Background()
 	groupFixture(t, e, []string{"g", "h"}, 2)
 	inFlight := func(group string) int {

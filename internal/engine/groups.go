@@ -293,8 +293,9 @@ func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle)
 		return unavailable(err)
 	}
 	defer release()
-	for k, st := range sends {
-		if err := e.nc.PublishRequest(st.reply, prefix+strconv.Itoa(k), []byte(op)); err != nil {
+	send := func(k int) error { return e.nc.PublishRequest(sends[k].reply, prefix+strconv.Itoa(k), []byte(op)) }
+	for k := range sends {
+		if err := send(k); err != nil {
 			return unavailable(err)
 		}
 	}
@@ -310,17 +311,18 @@ func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle)
 	// message meanwhile (a client's retry, the member holding its
 	// redelivery) takes that answer. What is still unanswered after a
 	// second is sent once more (settling again is harmless).
-	resend := time.NewTimer(time.Second)
-	defer resend.Stop()
-	if op != hub.Ack && op != hub.Term {
-		resend.Stop()
+	var resend <-chan time.Time // nil (never) for a nak
+	if op == hub.Ack || op == hub.Term {
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		resend = t.C
 	}
 	for n := 0; n < len(sends); {
 		select {
-		case <-resend.C:
-			for k, st := range sends {
+		case <-resend:
+			for k := range sends {
 				if !answered[k] {
-					_ = e.nc.PublishRequest(st.reply, prefix+strconv.Itoa(k), []byte(op))
+					_ = send(k)
 				}
 			}
 		case m := <-answers:
@@ -412,25 +414,43 @@ func (e *Engine) settleMux() (*settleMux, error) {
 	return mux, nil
 }
 
-// ackInfo returns the message a delivery handle settles (its stream,
-// consumer and stream sequence) and its delivery count:
+// ackHandle is what a delivery handle names:
 // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.… or, with a domain,
 // $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.…
-// (the positions nats.go and the server parse). A handle of another shape
-// is its own key.
-func ackInfo(reply string) (msg string, delivered uint64) {
+// (the positions nats.go and the server parse).
+type ackHandle struct {
+	stream, consumer, seq string
+	delivered             uint64
+}
+
+func parseAck(reply string) (ackHandle, bool) {
 	t := strings.Split(reply, ".")
+	if len(t) < 2 || t[0] != "$JS" || t[1] != "ACK" {
+		return ackHandle{}, false
+	}
+	var h ackHandle
 	var d string
 	switch {
 	case len(t) == 9:
-		msg, d = t[2]+"."+t[3]+"."+t[5], t[4]
+		h.stream, h.consumer, d, h.seq = t[2], t[3], t[4], t[5]
 	case len(t) >= 11:
-		msg, d = t[4]+"."+t[5]+"."+t[7], t[6]
+		h.stream, h.consumer, d, h.seq = t[4], t[5], t[6], t[7]
 	default:
+		return ackHandle{}, false
+	}
+	h.delivered, _ = strconv.ParseUint(d, 10, 64)
+	return h, true
+}
+
+// ackInfo returns the message a delivery handle settles (its stream,
+// consumer and stream sequence) and its delivery count; a handle of
+// another shape is its own key.
+func ackInfo(reply string) (msg string, delivered uint64) {
+	h, ok := parseAck(reply)
+	if !ok {
 		return reply, 0
 	}
-	delivered, _ = strconv.ParseUint(d, 10, 64)
-	return msg, delivered
+	return h.stream + "." + h.consumer + "." + h.seq, h.delivered
 }
 
 // settleTimeout bounds the wait for the server's confirmation of a settle.
@@ -443,20 +463,10 @@ func deliveryHandle(reply string) bool {
 }
 
 // Owns implements hub.Groups: the reply subject names the stream and the
-// consumer ($JS.ACK.<stream>.<consumer>.… or, with a domain,
-// $JS.ACK.<domain>.<account>.<stream>.<consumer>.…).
+// consumer (ackHandle).
 func (e *Engine) Owns(ns, room, group, reply string) bool {
-	t := strings.Split(reply, ".")
-	var stream, cons string
-	switch {
-	case len(t) == 9 && t[0] == "$JS" && t[1] == "ACK":
-		stream, cons = t[2], t[3]
-	case len(t) >= 11 && t[0] == "$JS" && t[1] == "ACK":
-		stream, cons = t[4], t[5]
-	default:
-		return false
-	}
-	return stream == streamName(ns) && cons == consumerName(room, group)
+	h, ok := parseAck(reply)
+	return ok && h.stream == streamName(ns) && h.consumer == consumerName(room, group)
 }
 
 // GroupState implements hub.Groups.

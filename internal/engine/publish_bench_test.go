@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -17,17 +15,14 @@ import (
 // BenchmarkPublish: the engine's share of a REST publish — a message with
 // 94 bytes of data (its envelope ~180) stored through the embedded
 // JetStream and read back by the namespace's live consumer — from 64
-// goroutines on 2 CPUs (the bench's `publish` scenario without HTTP). 1e9 / ns/op is the engine's publishes/s on this
-// machine, cpu-µs/op the CPU of the whole process (engine, embedded server
-// and the 64 publishers) per publish; BENCHMARKS.md "Publish" sets them
-// beside the HTTP side's ceiling.
+// goroutines on 2 CPUs (the bench's `publish` scenario without HTTP).
+// 1e9 / ns/op is the engine's publishes/s on this machine, cpu-µs/op the
+// CPU of the whole process (engine, embedded server and the 64 publishers)
+// per publish; BENCHMARKS.md "Publish" sets them beside the HTTP side's
+// ceiling.
 func BenchmarkPublish(b *testing.B) {
 	ctx := context.Background()
-	e, err := Open(ctx, Config{DataDir: b.TempDir()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
+	e := open(b, Config{})
 	st, err := e.EnsureNamespace(ctx, "bench", Retention{})
 	if err != nil {
 		b.Fatal(err)

@@ -11,7 +11,7 @@ import (
 // TestSessionSaveTakeCycles: a session saved is taken exactly once, cycle
 // after cycle on the same key (as a client that reconnects again and again).
 func TestSessionSaveTakeCycles(t *testing.T) {
-	e := open(t)
+	e := open(t, Config{})
 	ctx := context.Background()
 	for i := 0; i < 200; i++ {
 		s := hub.Session{NS: "n", ID: "c", Rooms: map[string]uint64{"r": uint64(i)}, Saved: time.Now()}
