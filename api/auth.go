@@ -114,10 +114,9 @@ const (
 
 // principal is who makes a request.
 type principal struct {
-	kind      principalKind
-	conn      hub.ConnRef // with kind connection: the connection, on this node or another
-	connPerms hub.Perms   // with kind connection: its rights (nil: open)
-	id        auth.Identity
+	kind principalKind
+	conn hub.ConnInfo // with kind connection: the connection, on this node or another
+	id   auth.Identity
 }
 
 // perms returns what the principal may do (nil: everything, in an open
@@ -125,7 +124,7 @@ type principal struct {
 func (p principal) perms(open bool) hub.Perms {
 	switch p.kind {
 	case connection:
-		return p.connPerms
+		return p.conn.Perms
 	case user:
 		return p.id.Grants
 	case admin:
@@ -192,21 +191,11 @@ func (h *nsAPI) authenticate(r *http.Request, allowTicket bool) (principal, erro
 	case v != nil && v.APIKey(cred):
 		return principal{kind: admin, id: auth.Admin()}, nil
 	}
-	ref, err := h.ns.FindToken(r.Context(), cred)
+	c, err := h.ns.ConnectionByToken(r.Context(), cred)
 	if err != nil {
 		return principal{}, err
 	}
-	p := principal{kind: connection, conn: ref}
-	if ref.Local != nil {
-		p.connPerms = ref.Local.Perms
-	} else if len(ref.Remote.Perms) > 0 && string(ref.Remote.Perms) != "null" {
-		var g auth.Grants
-		if err := json.Unmarshal(ref.Remote.Perms, &g); err != nil {
-			return principal{}, fmt.Errorf("connection rights from another node: %w", hub.ErrUnavailable)
-		}
-		p.connPerms = g
-	}
-	return p, nil
+	return principal{kind: connection, conn: c}, nil
 }
 
 // require checks that p may do a on room ("" for namespace-wide actions).
@@ -225,16 +214,16 @@ func (h *nsAPI) require(p principal, a hub.Action, room string) error {
 
 // mayActFor reports whether p may act on connection c (join/leave it,
 // disconnect it, read it): c's own token, a JWT of the same user, or admin.
-func (h *nsAPI) mayActFor(p principal, c hub.ConnRef) error {
+func (h *nsAPI) mayActFor(p principal, c hub.ConnInfo) error {
 	switch {
-	case p.kind == connection && p.conn.ID() == c.ID(), p.isAdmin():
+	case p.kind == connection && p.conn.ID == c.ID, p.isAdmin():
 		return nil
 	case p.kind == connection:
-		return fmt.Errorf("the token is not connection %s's: %w", c.ID(), hub.ErrForbidden)
-	case p.kind == user && p.id.User != "" && p.id.User == c.User():
+		return fmt.Errorf("the token is not connection %s's: %w", c.ID, hub.ErrForbidden)
+	case p.kind == user && p.id.User != "" && p.id.User == c.User:
 		return nil
 	case p.kind == user:
-		return fmt.Errorf("connection %s belongs to another user: %w", c.ID(), hub.ErrForbidden)
+		return fmt.Errorf("connection %s belongs to another user: %w", c.ID, hub.ErrForbidden)
 	}
 	return fmt.Errorf("this call needs the connection's token (Authorization: Bearer <token from the connected event>): %w", hub.ErrUnauthorized)
 }

@@ -59,6 +59,8 @@ func status(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "request too large"
 	case errors.Is(err, hub.ErrLimit):
 		return http.StatusConflict, "limit reached"
+	case errors.Is(err, hub.ErrSuperseded):
+		return http.StatusConflict, "delivery superseded"
 	case errors.Is(err, hub.ErrRateLimited):
 		return http.StatusTooManyRequests, "too many requests"
 	case errors.Is(err, hub.ErrResumeExpired):

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,12 +12,6 @@ import (
 	"github.com/roomcast/roomcast/internal/hub"
 )
 
-// GroupStreams is the optional capability of Streams to serve consumer
-// group members (sse.Server has it).
-type GroupStreams interface {
-	ServeGroup(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, room, group string, resume *hub.Position, token string) error
-}
-
 func groupParam(r *http.Request) (string, error) {
 	g := chi.URLParam(r, "group")
 	if !hub.ValidGroup(g) {
@@ -27,42 +20,39 @@ func groupParam(r *http.Request) (string, error) {
 	return g, nil
 }
 
-// roomGroup validates {room} and {group}, checks that the caller may do a
-// (ActAck: what a member may see; ActAdmin: managing the group; "": no
-// check, the handler checks) and that groups are on.
-func (h *nsAPI) roomGroup(r *http.Request, a hub.Action) (string, string, hub.Groups, error) {
+// roomGroup validates {room} and {group} and checks that the caller may do
+// a (ActAck: what a member may see; ActAdmin: managing the group; "": no
+// check, the handler checks).
+func (h *nsAPI) roomGroup(r *http.Request, a hub.Action) (string, string, error) {
 	room, err := roomParam(r)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", err
 	}
 	g, err := groupParam(r)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", err
 	}
 	if a != "" {
 		p, err := h.authenticate(r, false)
 		if err != nil {
-			return "", "", nil, err
+			return "", "", err
 		}
 		target := room
 		if a == hub.ActAdmin {
 			target = ""
 		}
 		if err := h.require(p, a, target); err != nil {
-			return "", "", nil, err
+			return "", "", err
 		}
 	}
-	gs := h.ns.Groups()
-	if gs == nil {
-		return "", "", nil, fmt.Errorf("consumer groups are not enabled: %w", hub.ErrUnavailable)
-	}
-	return room, g, gs, nil
+	return room, g, nil
 }
 
 type groupConfigJSON struct {
-	AckWait     string `json:"ack_wait"`
-	MaxDeliver  int    `json:"max_deliver"`
-	MaxInFlight int    `json:"max_in_flight"`
+	AckWait     string   `json:"ack_wait"`
+	MaxDeliver  int      `json:"max_deliver"`
+	MaxInFlight int      `json:"max_in_flight"`
+	Backoff     []string `json:"backoff"`
 }
 
 type groupStateJSON struct {
@@ -77,22 +67,21 @@ type groupStateJSON struct {
 	Members     []memberInfo    `json:"members"`
 }
 
-func (h *nsAPI) groupState(ctx context.Context, gs hub.Groups, room, group string) (groupStateJSON, error) {
-	st, err := gs.GroupState(ctx, h.ns.Name(), room, group)
-	if err != nil {
-		return groupStateJSON{}, err
-	}
+func groupJSON(st hub.GroupStatus) groupStateJSON {
 	out := groupStateJSON{
-		Room: room, Group: group,
-		Config:  groupConfigJSON{AckWait: st.Config.AckWait.String(), MaxDeliver: st.Config.MaxDeliver, MaxInFlight: st.Config.MaxInFlight},
+		Room: st.Key.Room, Group: st.Key.Name,
+		Config: groupConfigJSON{AckWait: st.Config.AckWait.String(), MaxDeliver: st.Config.MaxDeliver,
+			MaxInFlight: st.Config.MaxInFlight, Backoff: []string{}},
 		Pending: st.Pending, InFlight: st.InFlight, Redelivered: st.Redelivered,
-		AckFloor:    hub.Position{Epoch: h.ns.Epoch(), Seq: st.AckFloor}.String(),
-		DeadLetters: st.DeadLetters, Members: []memberInfo{},
+		AckFloor: st.AckFloor.String(), DeadLetters: st.DeadLetters, Members: []memberInfo{},
 	}
-	for _, m := range h.ns.GroupMembers(room, group) {
+	for _, d := range st.Config.Backoff {
+		out.Config.Backoff = append(out.Config.Backoff, d.String())
+	}
+	for _, m := range st.Members {
 		out.Members = append(out.Members, memberInfo{ID: m.ID, User: m.User, ConnectedAt: m.Connected.UTC()})
 	}
-	return out, nil
+	return out
 }
 
 func (h *nsAPI) listGroups(w http.ResponseWriter, r *http.Request) {
@@ -101,49 +90,41 @@ func (h *nsAPI) listGroups(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	gs := h.ns.Groups()
-	if gs == nil {
-		h.fail(w, r, fmt.Errorf("consumer groups are not enabled: %w", hub.ErrUnavailable))
-		return
-	}
-	names, err := gs.ListGroups(r.Context(), h.ns.Name(), room)
+	groups, err := h.ns.ListGroups(r.Context(), room)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	out := []groupStateJSON{}
-	for _, g := range names {
-		st, err := h.groupState(r.Context(), gs, room, g)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		out = append(out, st)
+	out := make([]groupStateJSON, len(groups))
+	for i, st := range groups {
+		out[i] = groupJSON(st)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"room": room, "groups": out})
 }
 
 func (h *nsAPI) getGroup(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r, hub.ActAck)
+	room, g, err := h.roomGroup(r, hub.ActAck)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	st, err := h.groupState(r.Context(), gs, room, g)
+	st, err := h.ns.Group(r.Context(), room, g)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, groupJSON(st))
 }
 
 type putGroupRequest struct {
-	AckWait     string `json:"ack_wait" validate:"omitempty,duration"`
-	MaxDeliver  int    `json:"max_deliver" validate:"omitempty,min=1,max=1000"`
-	MaxInFlight int    `json:"max_in_flight" validate:"omitempty,min=1,max=10000"`
+	AckWait     string   `json:"ack_wait" validate:"omitempty,duration"`
+	MaxDeliver  int      `json:"max_deliver" validate:"omitempty,min=1,max=1000"`
+	MaxInFlight int      `json:"max_in_flight" validate:"omitempty,min=1,max=10000"`
+	Backoff     []string `json:"backoff" validate:"omitempty,max=20,dive,duration"`
 }
 
 func (h *nsAPI) putGroup(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
+	room, g, err := h.roomGroup(r, hub.ActAdmin)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -157,25 +138,30 @@ func (h *nsAPI) putGroup(w http.ResponseWriter, r *http.Request) {
 	if req.AckWait != "" {
 		cfg.AckWait, _ = time.ParseDuration(req.AckWait) // validated
 	}
-	if _, err := h.ns.EnsureGroup(r.Context(), room, g, cfg, true); err != nil {
+	if req.Backoff != nil {
+		cfg.Backoff = make([]time.Duration, len(req.Backoff))
+		for i, b := range req.Backoff {
+			cfg.Backoff[i], _ = time.ParseDuration(b) // validated
+		}
+	}
+	if _, err := h.ns.PutGroup(r.Context(), room, g, cfg, true); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	st, err := h.groupState(r.Context(), gs, room, g)
+	st, err := h.ns.Group(r.Context(), room, g)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeJSON(w, http.StatusOK, groupJSON(st))
 }
 
 func (h *nsAPI) deleteGroup(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
-	if err != nil {
-		h.fail(w, r, err)
-		return
+	room, g, err := h.roomGroup(r, hub.ActAdmin)
+	if err == nil {
+		err = h.ns.DeleteGroup(r.Context(), room, g)
 	}
-	if err := gs.DeleteGroup(r.Context(), h.ns.Name(), room, g); err != nil {
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -186,14 +172,35 @@ type ackRequest struct {
 	IDs []string `json:"ids" validate:"required,min=1,max=1000,dive,required,max=1024"`
 }
 
+type nackRequest struct {
+	IDs []string `json:"ids" validate:"required,min=1,max=1000,dive,required,max=1024"`
+	// Delay postpones the redelivery (default: at once).
+	Delay string `json:"delay" validate:"omitempty,duration"`
+}
+
+// settle settles deliveries held by the calling connection: only its
+// token may, and only deliveries it still holds (409 otherwise).
 func (h *nsAPI) settle(w http.ResponseWriter, r *http.Request, op hub.Settle) {
-	room, g, _, err := h.roomGroup(r, "")
+	room, g, err := h.roomGroup(r, "")
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	var req ackRequest
-	if err := h.decode(w, r, h.maxBody, &req); err != nil {
+	var ids []string
+	var delay time.Duration
+	if op == hub.Nack {
+		var req nackRequest
+		err = h.decode(w, r, h.maxBody, &req)
+		ids = req.IDs
+		if req.Delay != "" {
+			delay, _ = time.ParseDuration(req.Delay) // validated
+		}
+	} else {
+		var req ackRequest
+		err = h.decode(w, r, h.maxBody, &req)
+		ids = req.IDs
+	}
+	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -203,25 +210,25 @@ func (h *nsAPI) settle(w http.ResponseWriter, r *http.Request, op hub.Settle) {
 		return
 	}
 	if p.kind != connection {
-		h.fail(w, r, fmt.Errorf("acknowledging needs the token of the connection that received the deliveries: %w", hub.ErrUnauthorized))
+		h.fail(w, r, fmt.Errorf("settling a delivery needs the token of the connection that received it: %w", hub.ErrUnauthorized))
 		return
 	}
-	if err := h.ns.SettleGroup(r.Context(), p.conn.ID(), room, g, req.IDs, op); err != nil {
+	if err := h.ns.SettleGroup(r.Context(), p.conn.ID, room, g, ids, op, delay); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *nsAPI) ack(w http.ResponseWriter, r *http.Request)  { h.settle(w, r, hub.Ack) }
-func (h *nsAPI) nack(w http.ResponseWriter, r *http.Request) { h.settle(w, r, hub.Nak) }
+func (h *nsAPI) ack(w http.ResponseWriter, r *http.Request)      { h.settle(w, r, hub.Ack) }
+func (h *nsAPI) nack(w http.ResponseWriter, r *http.Request)     { h.settle(w, r, hub.Nack) }
+func (h *nsAPI) progress(w http.ResponseWriter, r *http.Request) { h.settle(w, r, hub.Progress) }
 
 // groupMessages lists the messages of the room after the group's ack floor:
 // what a member reconnecting after a long absence asks for ("give me all I
-// have not acknowledged"). Messages acknowledged out of order past the floor
-// are included too: acks are per message, the floor is contiguous.
+// have not acknowledged").
 func (h *nsAPI) groupMessages(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r, hub.ActAck)
+	room, g, err := h.roomGroup(r, hub.ActAck)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -231,12 +238,7 @@ func (h *nsAPI) groupMessages(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	st, err := gs.GroupState(r.Context(), h.ns.Name(), room, g)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	msgs, err := h.ns.RoomMessages(r.Context(), room, st.AckFloor, limit)
+	floor, msgs, err := h.ns.GroupBacklog(r.Context(), room, g, limit)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -245,7 +247,7 @@ func (h *nsAPI) groupMessages(w http.ResponseWriter, r *http.Request) {
 	for i, m := range msgs {
 		out[i] = m.Body
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"room": room, "group": g, "ack_floor": hub.Position{Epoch: h.ns.Epoch(), Seq: st.AckFloor}.String(), "messages": out})
+	writeJSON(w, http.StatusOK, map[string]any{"room": room, "group": g, "ack_floor": floor.String(), "messages": out})
 }
 
 func (h *nsAPI) limitParam(r *http.Request) (int, error) {
@@ -264,11 +266,12 @@ type deadLetterJSON struct {
 	Seq        uint64          `json:"seq"`
 	Deliveries uint64          `json:"deliveries"`
 	ParkedAt   time.Time       `json:"parked_at"`
+	Reason     string          `json:"reason,omitempty"`
 	Message    json.RawMessage `json:"message"`
 }
 
 func (h *nsAPI) listDead(w http.ResponseWriter, r *http.Request) {
-	room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
+	room, g, err := h.roomGroup(r, hub.ActAdmin)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -278,23 +281,19 @@ func (h *nsAPI) listDead(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	if _, err := gs.GroupState(r.Context(), h.ns.Name(), room, g); err != nil {
-		h.fail(w, r, err) // 404 for an unknown group
-		return
-	}
-	dls, err := gs.DeadLetters(r.Context(), h.ns.Name(), room, g, limit)
+	dls, err := h.ns.DeadLetters(r.Context(), room, g, limit)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	out := make([]deadLetterJSON, len(dls))
 	for i, d := range dls {
-		out[i] = deadLetterJSON{Seq: d.Seq, Deliveries: d.Deliveries, ParkedAt: d.Parked.UTC(), Message: d.Msg.Body}
+		out[i] = deadLetterJSON{Seq: d.Seq, Deliveries: d.Deliveries, ParkedAt: d.Parked.UTC(), Reason: d.Reason, Message: d.Msg.Body}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"room": room, "group": g, "dead_letters": out})
 }
 
-func (h *nsAPI) deadSeq(r *http.Request) (uint64, error) {
+func deadSeq(r *http.Request) (uint64, error) {
 	n, err := strconv.ParseUint(chi.URLParam(r, "seq"), 10, 64)
 	if err != nil || n == 0 {
 		return 0, invalidParam("seq", "must be a dead letter's seq (a positive integer)")
@@ -302,15 +301,15 @@ func (h *nsAPI) deadSeq(r *http.Request) (uint64, error) {
 	return n, nil
 }
 
-// deadLetterOp is a handler applying op (hub.Groups.ReplayDead or DropDead)
+// deadLetterOp is a handler applying op (Namespace.ReplayDead or DropDead)
 // to dead letter {seq}, answering status.
-func (h *nsAPI) deadLetterOp(status int, op func(gs hub.Groups, ctx context.Context, ns, room, group string, seq uint64) error) http.HandlerFunc {
+func (h *nsAPI) deadLetterOp(status int, op func(ns *hub.Namespace, r *http.Request, room, group string, seq uint64) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		room, g, gs, err := h.roomGroup(r, hub.ActAdmin)
+		room, g, err := h.roomGroup(r, hub.ActAdmin)
 		if err == nil {
 			var seq uint64
-			if seq, err = h.deadSeq(r); err == nil {
-				err = op(gs, r.Context(), h.ns.Name(), room, g, seq)
+			if seq, err = deadSeq(r); err == nil {
+				err = op(h.ns, r, room, g, seq)
 			}
 		}
 		if err != nil {
@@ -323,10 +322,14 @@ func (h *nsAPI) deadLetterOp(status int, op func(gs hub.Groups, ctx context.Cont
 
 // replayDead redelivers a dead letter to its group alone.
 func (h *nsAPI) replayDead(w http.ResponseWriter, r *http.Request) {
-	h.deadLetterOp(http.StatusAccepted, hub.Groups.ReplayDead)(w, r)
+	h.deadLetterOp(http.StatusAccepted, func(ns *hub.Namespace, r *http.Request, room, g string, seq uint64) error {
+		return ns.ReplayDead(r.Context(), room, g, seq)
+	})(w, r)
 }
 
 // dropDead removes a dead letter.
 func (h *nsAPI) dropDead(w http.ResponseWriter, r *http.Request) {
-	h.deadLetterOp(http.StatusNoContent, hub.Groups.DropDead)(w, r)
+	h.deadLetterOp(http.StatusNoContent, func(ns *hub.Namespace, r *http.Request, room, g string, seq uint64) error {
+		return ns.DropDead(r.Context(), room, g, seq)
+	})(w, r)
 }

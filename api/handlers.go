@@ -80,20 +80,10 @@ func (h *nsAPI) roomEvents(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, invalidParam("group", "must be 1–64 characters of A-Z a-z 0-9 _ -"))
 			return
 		}
-		gs, ok := h.cfg.Streams.(GroupStreams)
-		if !ok {
-			h.fail(w, r, fmt.Errorf("consumer groups are not enabled: %w", hub.ErrUnavailable))
-			return
-		}
-		h.stream(w, r, nil, &groupRef{room: room, group: g, serve: gs})
+		h.stream(w, r, nil, &hub.GroupKey{Room: room, Name: g})
 		return
 	}
 	h.stream(w, r, []string{room}, nil)
-}
-
-type groupRef struct {
-	room, group string
-	serve       GroupStreams
 }
 
 // stream authenticates, checks limits, parses Last-Event-ID and serves the
@@ -101,49 +91,36 @@ type groupRef struct {
 // goroutine running it lives for the whole stream, and the checks (in
 // openStream) and the error answer (streamFailed) run in helpers whose large
 // frames are gone by the time the stream idles (BENCHMARKS.md, target 4).
-func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string, g *groupRef) {
-	o, ok := h.openStream(w, r, rooms, g)
+func (h *nsAPI) stream(w http.ResponseWriter, r *http.Request, rooms []string, g *hub.GroupKey) {
+	req, release, ok := h.openStream(w, r, rooms, g)
 	if !ok {
 		return
 	}
-	defer o.release()
-	var err error
-	if g != nil {
-		err = g.serve.ServeGroup(w, o.r, h.ns, g.room, g.group, o.resume, o.token)
-	} else {
-		err = h.cfg.Streams.Serve(w, o.r, h.ns, rooms, o.resume, o.token)
-	}
-	if err != nil {
-		h.streamFailed(w, o.r, err)
+	defer release()
+	if err := h.cfg.Streams.Serve(w, r, h.ns, req); err != nil {
+		h.streamFailed(w, r, err)
 	}
 }
 
-// openedStream is what openStream hands to stream.
-type openedStream struct {
-	r       *http.Request // with the connection's identity
-	resume  *hub.Position
-	token   string
-	release func()
-}
-
-// openStream does stream's checks; it answers the request itself and
-// returns false when the stream is not to be served.
+// openStream does stream's checks and builds the connection's request; it
+// answers the request itself and returns false when the stream is not to
+// be served.
 //
 //go:noinline
-func (h *nsAPI) openStream(w http.ResponseWriter, r *http.Request, rooms []string, g *groupRef) (openedStream, bool) {
+func (h *nsAPI) openStream(w http.ResponseWriter, r *http.Request, rooms []string, g *hub.GroupKey) (hub.OpenRequest, func(), bool) {
 	p, err := h.authenticate(r, true)
 	if err != nil {
 		h.fail(w, r, err)
-		return openedStream{}, false
+		return hub.OpenRequest{}, nil, false
 	}
 	if p.kind == connection {
 		h.fail(w, r, fmt.Errorf("a connection token cannot open a stream; reconnect with Last-Event-ID to resume a connection: %w", hub.ErrUnauthorized))
-		return openedStream{}, false
+		return hub.OpenRequest{}, nil, false
 	}
 	if h.sec.Locked && p.kind == anonymous {
 		err = h.require(p, hub.ActSubscribe, "") // 401 with the reason
 	} else if g != nil {
-		err = h.require(p, hub.ActAck, g.room)
+		err = h.require(p, hub.ActAck, g.Room)
 	} else {
 		for _, room := range rooms {
 			if err = h.require(p, hub.ActSubscribe, room); err != nil {
@@ -153,30 +130,27 @@ func (h *nsAPI) openStream(w http.ResponseWriter, r *http.Request, rooms []strin
 	}
 	if err != nil {
 		h.fail(w, r, err)
-		return openedStream{}, false
+		return hub.OpenRequest{}, nil, false
 	}
 	last, field := r.Header.Get("Last-Event-ID"), "Last-Event-ID"
 	if last == "" {
 		last, field = r.URL.Query().Get("last_event_id"), "last_event_id"
 	}
-	var resume *hub.Position
-	var token string
+	req := hub.OpenRequest{Rooms: rooms, Group: g, User: p.id.User, Expires: p.id.Expires, Perms: p.perms(!h.sec.Locked)}
 	if last != "" {
 		pos, tok, err := hub.ParseResume(last)
 		if err != nil {
 			h.fail(w, r, invalidParam(field, "must be an event id received from this server (epoch-sequence[.token])"))
-			return openedStream{}, false
+			return hub.OpenRequest{}, nil, false
 		}
-		resume, token = &pos, tok
+		req.Resume, req.Token = &pos, tok
 	}
 	release, err := h.conns.acquire(h.sec, h.ns.Name(), clientIP(r), p.id.User)
 	if err != nil {
 		h.fail(w, r, err)
-		return openedStream{}, false
+		return hub.OpenRequest{}, nil, false
 	}
-	id := hub.Identity{User: p.id.User, Expires: p.id.Expires, Perms: p.perms(!h.sec.Locked)}
-	r = r.WithContext(hub.WithIdentity(r.Context(), id))
-	return openedStream{r: r, resume: resume, token: token, release: release}, true
+	return req, release, true
 }
 
 // streamFailed answers a stream that ended before anything was written.
@@ -271,7 +245,7 @@ func (h *nsAPI) send(w http.ResponseWriter, r *http.Request, o *hub.Outgoing) {
 		return
 	}
 	if p.kind == connection {
-		o.From = p.conn.ID()
+		o.From = p.conn.ID
 	}
 	if o.Key != "" {
 		// Scope idempotency keys per namespace and sender so that two
@@ -342,7 +316,7 @@ func (h *nsAPI) listRooms(w http.ResponseWriter, r *http.Request) {
 	}
 	perms := p.perms(!h.sec.Locked)
 	out := []roomInfo{}
-	for _, ri := range h.ns.ClusterRooms(r.Context()) {
+	for _, ri := range h.ns.Rooms(r.Context()) {
 		if hub.Allowed(perms, hub.ActPresence, ri.Name) { // only rooms whose presence the caller may see
 			out = append(out, roomInfo{Name: ri.Name, Members: ri.Members})
 		}
@@ -369,7 +343,7 @@ func (h *nsAPI) getRoom(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	members, err := h.ns.ClusterMembers(r.Context(), room)
+	members, err := h.ns.Members(r.Context(), room)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -391,7 +365,7 @@ func (h *nsAPI) listMembers(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	members, err := h.ns.ClusterMembers(r.Context(), room)
+	members, err := h.ns.Members(r.Context(), room)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -414,24 +388,24 @@ type membership struct {
 
 // target returns connection {id}, on any node, after checking that the
 // caller may act for it.
-func (h *nsAPI) target(r *http.Request) (hub.ConnRef, principal, error) {
+func (h *nsAPI) target(r *http.Request) (hub.ConnInfo, principal, error) {
 	id, err := connParam(r)
 	if err != nil {
-		return hub.ConnRef{}, principal{}, err
+		return hub.ConnInfo{}, principal{}, err
 	}
 	p, err := h.authenticate(r, false)
 	if err != nil {
-		return hub.ConnRef{}, principal{}, err
+		return hub.ConnInfo{}, principal{}, err
 	}
 	if p.kind == anonymous {
-		return hub.ConnRef{}, p, h.mayActFor(p, hub.ConnRef{Remote: &hub.RemoteConn{ID: id}})
+		return hub.ConnInfo{}, p, h.mayActFor(p, hub.ConnInfo{ID: id})
 	}
-	if p.kind == connection && p.conn.ID() != id {
-		return hub.ConnRef{}, p, fmt.Errorf("the token is not connection %s's: %w", id, hub.ErrForbidden)
+	if p.kind == connection && p.conn.ID != id {
+		return hub.ConnInfo{}, p, fmt.Errorf("the token is not connection %s's: %w", id, hub.ErrForbidden)
 	}
-	c, err := h.ns.Find(r.Context(), id)
+	c, err := h.ns.Connection(r.Context(), id)
 	if err != nil {
-		return hub.ConnRef{}, p, err
+		return hub.ConnInfo{}, p, err
 	}
 	return c, p, h.mayActFor(p, c)
 }
@@ -447,8 +421,7 @@ func (h *nsAPI) membership(w http.ResponseWriter, r *http.Request, join bool) {
 		h.fail(w, r, err)
 		return
 	}
-	var changed bool
-	var rooms []string
+	var m hub.Membership
 	if join {
 		// The caller's own rights decide: the connection's claims when it
 		// acts for itself (checked where it lives), the JWT's for a backend
@@ -460,15 +433,15 @@ func (h *nsAPI) membership(w http.ResponseWriter, r *http.Request, join bool) {
 				return
 			}
 		}
-		changed, rooms, err = h.ns.JoinRef(r.Context(), c, room, own)
+		m, err = h.ns.Join(r.Context(), c.ID, room, own)
 	} else {
-		changed, rooms, err = h.ns.LeaveRef(r.Context(), c, room)
+		m, err = h.ns.Leave(r.Context(), c.ID, room)
 	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, membership{Room: room, ID: c.ID(), Member: join, Changed: changed, Rooms: rooms})
+	writeJSON(w, http.StatusOK, membership{Room: room, ID: c.ID, Member: join, Changed: m.Changed, Rooms: m.Rooms})
 }
 
 func (h *nsAPI) join(w http.ResponseWriter, r *http.Request)  { h.membership(w, r, true) }
@@ -483,7 +456,7 @@ type connectionInfo struct {
 }
 
 func (h *nsAPI) getConnection(w http.ResponseWriter, r *http.Request) {
-	var c hub.ConnRef
+	var c hub.ConnInfo
 	var err error
 	if h.sec.Locked {
 		c, _, err = h.target(r)
@@ -491,7 +464,7 @@ func (h *nsAPI) getConnection(w http.ResponseWriter, r *http.Request) {
 		var id hub.ConnID
 		if id, err = connParam(r); err == nil {
 			if _, err = h.authenticate(r, false); err == nil { // a credential, if any, must be valid
-				c, err = h.ns.Find(r.Context(), id)
+				c, err = h.ns.Connection(r.Context(), id)
 			}
 		}
 	}
@@ -499,14 +472,13 @@ func (h *nsAPI) getConnection(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	info := h.ns.InfoRef(c)
-	writeJSON(w, http.StatusOK, connectionInfo{ID: info.ID, NS: h.ns.Name(), User: info.User, Rooms: info.Rooms, ConnectedAt: info.Connected.UTC()})
+	writeJSON(w, http.StatusOK, connectionInfo{ID: c.ID, NS: h.ns.Name(), User: c.User, Rooms: c.Rooms, ConnectedAt: c.Connected.UTC()})
 }
 
 func (h *nsAPI) disconnect(w http.ResponseWriter, r *http.Request) {
 	c, _, err := h.target(r)
 	if err == nil {
-		err = h.ns.CloseRef(r.Context(), c)
+		err = h.ns.Disconnect(r.Context(), c.ID)
 	}
 	if err != nil {
 		h.fail(w, r, err)

@@ -22,6 +22,11 @@ import (
 // nullLog is a hub.Log that numbers publishes and stores nothing.
 type nullLog struct{ seq atomic.Uint64 }
 
+func (l *nullLog) OpenNamespace(context.Context, string, hub.Retention) (hub.LogState, error) {
+	return hub.LogState{Epoch: "e1", First: 1}, nil
+}
+func (l *nullLog) Follow(context.Context, string, uint64, func(*hub.Message)) error { return nil }
+
 func (l *nullLog) Publish(context.Context, string, *hub.Outgoing) (hub.Position, bool, error) {
 	return hub.Position{Epoch: "e1", Seq: l.seq.Add(1)}, false, nil
 }
@@ -42,15 +47,18 @@ func (nullSessions) Take(context.Context, string) (hub.Session, bool, error) {
 
 type noStreams struct{}
 
-func (noStreams) Serve(http.ResponseWriter, *http.Request, *hub.Namespace, []string, *hub.Position, string) error {
+func (noStreams) Serve(http.ResponseWriter, *http.Request, *hub.Namespace, hub.OpenRequest) error {
 	return hub.ErrUnavailable
 }
 
 func BenchmarkPublishRoom(b *testing.B) {
 	// The bench runs the server at warn: no access log line per request.
 	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h := hub.New(&nullLog{}, nullSessions{}, logger, hub.Config{})
-	if _, err := h.AddNamespace("default", hub.NamespaceConfig{}, "e1", 0); err != nil {
+	h, err := hub.New(hub.Deps{Log: &nullLog{}, Sessions: nullSessions{}, Logger: logger}, hub.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := h.AddNamespace(context.Background(), "default", hub.NamespaceConfig{}); err != nil {
 		b.Fatal(err)
 	}
 	router, err := api.New(api.Config{Hub: h, Streams: noStreams{}, Namespaces: []api.Namespace{{Name: "default", MaxBody: 64 << 10}}, Logger: logger})

@@ -23,6 +23,12 @@ type recLog struct {
 
 var _ hub.Log = (*recLog)(nil)
 
+func (l *recLog) OpenNamespace(context.Context, string, hub.Retention) (hub.LogState, error) {
+	return hub.LogState{Epoch: "e1", First: 1}, nil
+}
+
+func (l *recLog) Follow(context.Context, string, uint64, func(*hub.Message)) error { return nil }
+
 func (l *recLog) Publish(_ context.Context, _ string, o *hub.Outgoing) (hub.Position, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -61,7 +67,7 @@ func (noSessions) Take(context.Context, string) (hub.Session, bool, error) {
 // refuseStreams is the API's Streams for tests that open none.
 type refuseStreams struct{}
 
-func (refuseStreams) Serve(http.ResponseWriter, *http.Request, *hub.Namespace, []string, *hub.Position, string) error {
+func (refuseStreams) Serve(http.ResponseWriter, *http.Request, *hub.Namespace, hub.OpenRequest) error {
 	return hub.ErrUnavailable
 }
 
@@ -96,10 +102,7 @@ func newPublishRig(tb testing.TB) *publishRig {
 	tb.Helper()
 	rig := &publishRig{log: &recLog{}, errs: &lockedBuffer{}}
 	logger := slog.New(slog.NewTextHandler(rig.errs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h := hub.New(rig.log, noSessions{}, logger, hub.Config{})
-	if _, err := h.AddNamespace("default", hub.NamespaceConfig{}, "e1", 0); err != nil {
-		tb.Fatal(err)
-	}
+	h := testHub(tb, rig.log, logger)
 	r, err := New(Config{Hub: h, Streams: refuseStreams{}, Namespaces: []Namespace{{Name: "default", MaxBody: publishMaxBody}}, Logger: logger})
 	if err != nil {
 		tb.Fatal(err)

@@ -17,10 +17,7 @@ import (
 // engine's Ready fails, and 200 again once it recovers; /healthz stays 200.
 func TestReadyzFollowsTheEngine(t *testing.T) {
 	var down atomic.Bool
-	h := hub.New(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), hub.Config{})
-	if _, err := h.AddNamespace("default", hub.NamespaceConfig{}, "e", 0); err != nil {
-		t.Fatal(err)
-	}
+	h := testHub(t, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	router, err := New(Config{
 		Hub: h, Namespaces: []Namespace{{Name: "default", MaxBody: 1024}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -15,10 +15,12 @@ import (
 	"github.com/roomcast/roomcast/internal/hub"
 )
 
-// Streams serves an SSE stream (implemented by sse.Server). It returns an
-// error only when it wrote nothing, so that the API can answer a problem.
+// Streams serves an SSE stream (implemented by sse.Server): it opens the
+// connection req describes (the Streams provides its Sink) and streams to
+// it. It returns an error only when it wrote nothing, so that the API can
+// answer a problem.
 type Streams interface {
-	Serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, resume *hub.Position, token string) error
+	Serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, req hub.OpenRequest) error
 }
 
 // Namespace is a declared namespace's HTTP settings.
@@ -137,6 +139,7 @@ func New(cfg Config) (http.Handler, error) {
 			r.Get("/rooms/{room}/groups/{group}/messages", h.groupMessages)
 			r.Post("/rooms/{room}/groups/{group}/acks", h.ack)
 			r.Post("/rooms/{room}/groups/{group}/nacks", h.nack)
+			r.Post("/rooms/{room}/groups/{group}/progress", h.progress)
 			r.Get("/rooms/{room}/groups/{group}/dead", h.listDead)
 			r.Post("/rooms/{room}/groups/{group}/dead/{seq}/replay", h.replayDead)
 			r.Delete("/rooms/{room}/groups/{group}/dead/{seq}", h.dropDead)
@@ -224,7 +227,8 @@ type namespaceInfo struct {
 func (a *API) listNamespaces(w http.ResponseWriter, _ *http.Request) {
 	out := []namespaceInfo{}
 	for _, ns := range a.cfg.Hub.Namespaces() {
-		out = append(out, namespaceInfo{Name: ns.Name(), Connections: ns.ConnCount(), Rooms: len(ns.Rooms())})
+		conns, rooms := ns.LocalCounts()
+		out = append(out, namespaceInfo{Name: ns.Name(), Connections: conns, Rooms: rooms})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"namespaces": out})
 }

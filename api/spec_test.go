@@ -110,7 +110,7 @@ func specRoutes(t *testing.T, h http.Handler) (map[string]bool, map[string]bool)
 
 type specNopStreams struct{}
 
-func (specNopStreams) Serve(http.ResponseWriter, *http.Request, *hub.Namespace, []string, *hub.Position, string) error {
+func (specNopStreams) Serve(http.ResponseWriter, *http.Request, *hub.Namespace, hub.OpenRequest) error {
 	return nil
 }
 
@@ -120,10 +120,7 @@ func (specNopStreams) Serve(http.ResponseWriter, *http.Request, *hub.Namespace, 
 func specRouter(t *testing.T) http.Handler {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := hub.New(nil, nil, logger, hub.Config{})
-	if _, err := h.AddNamespace("default", hub.NamespaceConfig{}, "1", 0); err != nil {
-		t.Fatal(err)
-	}
+	h := testHub(t, nil, logger)
 	r, err := New(Config{
 		Hub: h, Streams: specNopStreams{}, Namespaces: []Namespace{{Name: "default", MaxBody: 1 << 10}},
 		Spec: roomcast.OpenAPI, Web: func(nf http.Handler) http.Handler { return nf }, Metrics: http.NotFoundHandler(), Logger: logger,

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -120,27 +119,12 @@ func (s *Server) Close() {
 // Active returns the number of open streams.
 func (s *Server) Active() int64 { return s.active.Load() }
 
-// Serve opens a connection and streams to it until the client goes away or
-// the connection is closed. It returns an error only when nothing was
-// written yet (the caller answers with a problem), nil otherwise.
-// rooms are joined at once; resume and token come from Last-Event-ID
-// (header or last_event_id), already parsed.
-func (s *Server) Serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, resume *hub.Position, token string) error {
-	return s.serve(w, r, ns, rooms, "", "", resume, token)
-}
-
-// ServeGroup opens a connection that is a member of consumer group group of
-// room: it receives the group's deliveries (each message to one member)
-// instead of the room's broadcast, plus its direct and namespace-wide
-// messages.
-func (s *Server) ServeGroup(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, room, group string, resume *hub.Position, token string) error {
-	if ns.Groups() == nil {
-		return fmt.Errorf("consumer groups: %w", hub.ErrUnavailable)
-	}
-	if _, err := ns.EnsureGroup(r.Context(), room, group, hub.GroupConfig{}, false); err != nil {
-		return err
-	}
-	return s.serve(w, r, ns, nil, room, group, resume, token)
+// Serve opens a connection (req, without its Sink) and streams to it until
+// the client goes away or the connection is closed. It returns an error
+// only when nothing was written yet (the caller answers with a problem),
+// nil otherwise.
+func (s *Server) Serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, req hub.OpenRequest) error {
+	return s.serve(w, r, ns, req)
 }
 
 // serve keeps its own frame small: the goroutine that runs it lives for the
@@ -149,19 +133,18 @@ func (s *Server) ServeGroup(w http.ResponseWriter, r *http.Request, ns *hub.Name
 // request) and the tear-down run in helpers that have returned by the time
 // the stream idles, so their large frames are not part of the idle stack
 // (BENCHMARKS.md, target 4).
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, groupRoom, group string, resume *hub.Position, token string) error {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, req hub.OpenRequest) error {
 	var st *stream
 	var err error
-	onSideStack(func() {
-		if st, err = s.open(w, r, ns, rooms, groupRoom, group, resume, token); err == nil {
-			s.sendHeader(st)
-		}
-	})
+	onSideStack(func() { st, err = s.open(w, r, ns, req) })
 	if err != nil {
 		return err
 	}
 	defer st.cancel()
 	s.r3.ServeHTTP(st.w, s.r3Request(r, st))
+	if t := st.endTimer.Load(); t != nil {
+		t.Stop()
+	}
 	st.w.finish()
 	s.end(st, r)
 	return nil
@@ -186,32 +169,34 @@ func onSideStack(f func()) {
 	}
 }
 
-// open connects to the hub and registers the stream with r3labs.
+// open opens the connection in the hub, which sends `connected` through
+// Hello (with the response header), and registers the stream with r3labs.
 //
 //go:noinline
-func (s *Server) open(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, rooms []string, groupRoom, group string, resume *hub.Position, token string) (*stream, error) {
+func (s *Server) open(w http.ResponseWriter, r *http.Request, ns *hub.Namespace, req hub.OpenRequest) (*stream, error) {
 	ctx, cancel := context.WithCancel(r.Context())
-	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx, groupRoom: groupRoom, group: group}
-	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, st.Close)
-
-	id := hub.IdentityFrom(r.Context())
-	start, err := ns.Connect(ctx, hub.ConnectRequest{
-		Rooms: rooms, Resume: resume, Token: token, Remote: r.RemoteAddr, Sink: st,
-		Perms: id.Perms, User: id.User, Expires: id.Expires,
-	})
+	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx}
+	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, func(err error) { st.Close(err, "") })
+	st.w.onEnd = cancel
+	req.Sink = st
+	req.Remote = r.RemoteAddr
+	conn, err := ns.Open(ctx, req)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	conn := start.Conn
+	st.conn = conn
 	st.token = conn.Token
 	st.w.token = conn.Token
-	st.start = start
 	st.started = make(chan struct{})
 	st.began = time.Now()
 	if s.logger.Enabled(ctx, slog.LevelInfo) {
+		group := ""
+		if req.Group != nil {
+			group = req.Group.Name
+		}
 		s.logger.Info("connect", "ns", ns.Name(), "conn_id", conn.ID, "remote", r.RemoteAddr,
-			"rooms", len(rooms), "group", group, "restored", start.Restored, "resume", resume != nil, "reset", start.Reset != "")
+			"rooms", len(req.Rooms), "group", group, "restored", conn.Restored(), "resume", req.Resume != nil, "reset", conn.Reset() != "")
 	}
 
 	s.r3.CreateStream(st.id)
@@ -221,47 +206,41 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, ns *hub.Namespace,
 	return st, nil
 }
 
-// sendHeader writes the response header as r3labs' ServeHTTP would (same
-// headers, same order), ahead of it, and the `connected` event with it, in
-// one write. net/http's header write is the deepest call of a stream's
-// life, and r3labs makes it from the connection's goroutine, under the
-// router and the handlers, which grows that goroutine's stack from 8 to 16
-// KiB for good. Done here, on onSideStack's goroutine, it does not. r3labs'
-// own WriteHeader is then ignored (deadlineWriter.WriteHeader) and its Flush
-// finds nothing to send. The `connected` event is known once open has
-// returned and always comes first: sent here, it leaves with the header
-// instead of in a second write after r3labs has registered the stream
-// (BENCHMARKS.md, target 5), with the bytes r3labs would have written.
-func (s *Server) sendHeader(st *stream) {
+// Hello implements hub.Sink: it writes the response header as r3labs'
+// ServeHTTP would (same headers, same order), ahead of it, and the
+// `connected` event with it, in one write. net/http's header write is the
+// deepest call of a stream's life, and r3labs makes it from the
+// connection's goroutine, under the router and the handlers, which grows
+// that goroutine's stack from 8 to 16 KiB for good. Done here (Open runs on
+// onSideStack's goroutine), it does not. r3labs' own WriteHeader is then
+// ignored (deadlineWriter.WriteHeader) and its Flush finds nothing to send.
+// The event leaves with the header instead of in a second write
+// (BENCHMARKS.md, target 5), with the bytes r3labs would have written (id,
+// data, event, and the stream's retry).
+func (st *stream) Hello(ev hub.Event) error {
 	w := st.w
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Connection", "keep-alive")
-	for k, v := range s.r3.Headers {
+	for k, v := range st.srv.r3.Headers {
 		h.Set(k, v)
 	}
 	w.WriteHeader(http.StatusOK)
-	w.writeFirst(st.connectedFrame())
-	w.Flush()
-}
-
-// connectedFrame is the stream's `connected` event as r3labs formats an
-// event (id, data, event, retry).
-func (st *stream) connectedFrame() []byte {
-	start := st.start
-	conn := start.Conn
-	ns := conn.Namespace()
-	info := ns.Info(conn)
-	data, _ := json.Marshal(connectedData{ID: conn.ID, Token: conn.Token, NS: ns.Name(), Rooms: info.Rooms, Restored: start.Restored, User: conn.User})
-	b := make([]byte, 0, len(data)+len(conn.Token)+96)
+	b := make([]byte, 0, len(ev.ID)+len(ev.Data)+len(ev.Name)+48)
 	b = append(b, "id: "...)
-	b = append(b, hub.ResumeID(start.At, conn.Token)...)
+	b = append(b, ev.ID...)
 	b = append(b, "\ndata: "...)
-	b = append(b, data...)
-	b = append(b, "\nevent: connected\nretry: "...)
+	b = append(b, ev.Data...)
+	b = append(b, "\nevent: "...)
+	b = append(b, ev.Name...)
+	b = append(b, "\nretry: "...)
 	b = strconv.AppendInt(b, st.srv.cfg.Retry.Milliseconds(), 10)
-	return append(b, "\n\n"...)
+	b = append(b, "\n\n"...)
+	// A write error is reported (nothing reached the client: the caller
+	// answers with a problem); a close of the connection meanwhile is not
+	// (the stream ends, and the connection is detached as usual).
+	return w.writeFirst(b)
 }
 
 // r3Request is the request r3labs serves: r3labs reads the stream id from
@@ -291,11 +270,10 @@ func (s *Server) end(st *stream, r *http.Request) {
 	}
 	s.active.Add(-1)
 
-	conn := st.start.Conn
+	conn := st.conn
 	ns := conn.Namespace()
 	reason := st.reason()
-	recoverable := !errors.Is(reason, hub.ErrDisconnected) && !errors.Is(reason, hub.ErrReplaced)
-	if err := ns.Disconnect(conn, recoverable); err != nil {
+	if err := conn.Detach(); err != nil {
 		s.logger.Warn("save session", "ns", ns.Name(), "conn_id", conn.ID, "err", err)
 	}
 	s.logger.Info("disconnect", "ns", ns.Name(), "conn_id", conn.ID, "remote", r.RemoteAddr,
@@ -336,29 +314,24 @@ func newStreamID() string {
 type stream struct {
 	srv     *Server
 	id      string
-	token   string
+	token   string          // the connection's, set once Open returns
 	ctx     context.Context // the request's, cancelled on Close
 	cancel  context.CancelFunc
 	w       *deadlineWriter
-	start   hub.Start
+	conn    *hub.Conn
 	started chan struct{}
 	began   time.Time
-	// groupRoom and group name the consumer group this connection joins
-	// once live (empty: none).
-	groupRoom, group string
 
 	closeOnce sync.Once
 	err       atomic.Pointer[error]
+	endTimer  atomic.Pointer[time.Timer] // ends a stream whose client does not read its `end` event
 	// attached is set once r3labs has registered the stream's subscriber:
 	// before that r3labs drops events, which would leave the writer's
 	// enqueued count too high (see deadlineWriter).
 	attached atomic.Bool
 }
 
-var (
-	_ hub.Sink      = (*stream)(nil)
-	_ hub.GroupSink = (*stream)(nil)
-)
+var _ hub.Sink = (*stream)(nil)
 
 // frame is a message's encoded event, shared by every connection.
 type frame struct {
@@ -406,13 +379,17 @@ func (f *frame) live() *r3sse.Event {
 	return f.shared
 }
 
-// event returns m's event with this connection's full id (replay uses it;
-// the live path sends the shared event, which reads the same on the wire).
-func (st *stream) event(m *hub.Message) *r3sse.Event {
-	f := m.Frame(buildFrame).(*frame)
-	id := make([]byte, 0, len(f.pos)+1+len(st.token))
-	id = append(append(append(id, f.pos...), '.'), st.token...)
-	return &r3sse.Event{ID: id, Event: f.event, Data: f.data}
+// event returns ev as an r3labs event. A stored message gets this
+// connection's full id (replay uses it; the live path sends the shared
+// event, which reads the same on the wire).
+func (st *stream) event(ev hub.Event) *r3sse.Event {
+	if m := ev.Msg; m != nil {
+		f := m.Frame(buildFrame).(*frame)
+		id := make([]byte, 0, len(f.pos)+1+len(st.token))
+		id = append(append(append(id, f.pos...), '.'), st.token...)
+		return &r3sse.Event{ID: id, Event: f.event, Data: f.data}
+	}
+	return &r3sse.Event{ID: []byte(ev.ID), Event: []byte(ev.Name), Data: ev.Data}
 }
 
 // enqueue hands ev to the connection's r3labs stream without blocking and
@@ -433,39 +410,20 @@ func (st *stream) beat() {
 	}
 }
 
-// Send implements hub.Sink.
-func (st *stream) Send(m *hub.Message) bool {
-	return st.enqueue(m.Frame(buildFrame).(*frame).live())
-}
-
-// SendGroup implements hub.GroupSink: the envelope gains ack_id and
-// delivery, and the event's id is the connection's position.
-func (st *stream) SendGroup(m *hub.Message, ackID string, count uint64, at hub.Position) bool {
-	f := m.Frame(buildFrame).(*frame)
-	rest := m.Body[len(`{"id":"`)+len(f.pos)+1:] // after the id member: `,…}` or `}`
-	data := make([]byte, 0, len(m.Body)+len(ackID)+40)
-	data = append(data, `{"id":"`...)
-	data = append(data, f.pos...)
-	data = append(data, `","ack_id":"`...)
-	data = append(data, ackID...)
-	data = append(data, `","delivery":`...)
-	data = strconv.AppendUint(data, count, 10)
-	data = append(data, rest...)
-	ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, st.token)), Event: f.event, Data: data}
-	return st.enqueue(ev)
-}
-
-// SendNotice implements hub.GroupSink. The hub sends notices only to live
-// connections, so r3labs has registered the subscriber and the enqueue is
-// counted like any other (deadlineWriter).
-func (st *stream) SendNotice(event string, data []byte, at hub.Position) bool {
-	ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, st.token)), Event: []byte(event), Data: data}
-	return st.enqueue(ev)
+// Send implements hub.Sink. A live message's event is shared by every
+// connection (frame.live); the hub sends other events only to live
+// connections, once r3labs has registered the subscriber, so each enqueue
+// is counted like any other (deadlineWriter).
+func (st *stream) Send(ev hub.Event) bool {
+	if ev.Msg != nil {
+		return st.enqueue(ev.Msg.Frame(buildFrame).(*frame).live())
+	}
+	return st.enqueue(st.event(ev))
 }
 
 // SendWait implements hub.Sink.
-func (st *stream) SendWait(ctx context.Context, m *hub.Message) error {
-	return st.publish(ctx, st.event(m))
+func (st *stream) SendWait(ctx context.Context, ev hub.Event) error {
+	return st.publish(ctx, st.event(ev))
 }
 
 func (st *stream) publish(ctx context.Context, ev *r3sse.Event) error {
@@ -480,13 +438,35 @@ func (st *stream) publish(ctx context.Context, ev *r3sse.Event) error {
 	return st.ctx.Err()
 }
 
-// Close implements hub.Sink.
-func (st *stream) Close(err error) {
+// Close implements hub.Sink. A stream ended on purpose (hub.EndReason)
+// gets an `end` event first, when its queue has room: the writer ends the
+// stream once it has written it (deadlineWriter.endAt), or endGrace later
+// if the client does not read.
+func (st *stream) Close(err error, lastID string) {
 	st.closeOnce.Do(func() {
 		st.err.Store(&err)
+		if reason := hub.EndReason(err); reason != "" && st.attached.Load() && st.ctx.Err() == nil {
+			data, _ := json.Marshal(endData{Reason: reason})
+			st.w.endAt.Store(st.w.enqueued.Load() + 1)
+			if st.srv.r3.TryPublish(st.id, &r3sse.Event{ID: []byte(lastID), Event: []byte(hub.EventEnd), Data: data}) {
+				st.w.enqueued.Add(1)
+				st.endTimer.Store(time.AfterFunc(endGrace, func() { st.w.kill(); st.cancel() }))
+				return
+			}
+			st.w.endAt.Store(0)
+		}
 		st.w.kill()
 		st.cancel()
 	})
+}
+
+// endGrace bounds how long a stream ended on purpose waits for its client
+// to read the `end` event.
+const endGrace = 2 * time.Second
+
+// endData is the data of the `end` event.
+type endData struct {
+	Reason string `json:"reason"`
 }
 
 func (st *stream) reason() error {
@@ -496,63 +476,15 @@ func (st *stream) reason() error {
 	return nil
 }
 
-type connectedData struct {
-	ID       hub.ConnID `json:"id"`
-	Token    string     `json:"token"`
-	NS       string     `json:"ns"`
-	Rooms    []string   `json:"rooms"`
-	Restored bool       `json:"restored"`
-	User     string     `json:"user,omitempty"`
-}
-
-type resetData struct {
-	Reason   string `json:"reason"`
-	Position string `json:"position"`
-}
-
 // begin runs once the r3labs subscriber is registered (events published
-// earlier would be lost), after `connected` (sent with the header): `reset`
-// or the replay, then live.
+// earlier would be lost): the hub's Run does the rest of the start
+// (`reset` or the replay, live, the group).
 func (st *stream) begin() {
 	if st.ctx.Err() != nil {
 		return // the header or `connected` could not be written
 	}
-	start := st.start
-	conn := start.Conn
-	ns := conn.Namespace()
-	reset := start.Reset
-	if reset == "" && start.ReplayTo > 0 {
-		err := conn.Replay(st.ctx, start.At.Seq, start.ReplayTo)
-		switch {
-		case errors.Is(err, hub.ErrResumeExpired):
-			reset = "messages after that position were removed by retention while resuming"
-		case err != nil:
-			if st.ctx.Err() == nil { // not merely the client going away
-				// The client reconnects and resumes from what it got.
-				st.srv.logger.Warn("replay failed; closing the stream", "ns", ns.Name(), "conn_id", conn.ID, "err", err)
-				st.Close(err)
-			}
-			return
-		}
-	}
-	if reset != "" {
-		// Live messages after the registration point are held in the
-		// connection's queue and follow this event: the reset's id must be
-		// that point, or a drop right after it would skip them.
-		at := start.At
-		if start.ReplayTo > 0 {
-			at.Seq = start.ReplayTo
-		}
-		data, _ := json.Marshal(resetData{Reason: reset, Position: at.String()})
-		ev := &r3sse.Event{ID: []byte(hub.ResumeID(at, conn.Token)), Event: []byte("reset"), Data: data}
-		if st.publish(st.ctx, ev) != nil {
-			return
-		}
-	}
-	if conn.GoLive() != nil || st.group == "" {
-		return
-	}
-	if err := ns.JoinGroup(st.ctx, conn, st.groupRoom, st.group); err != nil {
-		st.Close(err)
+	if err := st.conn.Run(st.ctx); err != nil && st.ctx.Err() == nil && !errors.Is(err, hub.ErrSlowConsumer) {
+		// The client reconnects and resumes from what it got.
+		st.srv.logger.Warn("stream start failed; closing the stream", "ns", st.conn.Namespace().Name(), "conn_id", st.conn.ID, "err", err)
 	}
 }

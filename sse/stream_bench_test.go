@@ -23,18 +23,32 @@ import (
 	"github.com/roomcast/roomcast/internal/hub"
 )
 
-type benchLog struct{}
+type benchLog struct{ apply func(*hub.Message) }
 
-func (benchLog) Publish(context.Context, string, *hub.Outgoing) (hub.Position, bool, error) {
-	return hub.Position{}, false, hub.ErrUnavailable
+func (*benchLog) OpenNamespace(context.Context, string, hub.Retention) (hub.LogState, error) {
+	return hub.LogState{Epoch: "5f3a9c1e", First: 1}, nil
 }
-func (benchLog) Read(context.Context, string, uint64, uint64, hub.Filter, func(*hub.Message) bool) error {
+
+func (l *benchLog) Follow(_ context.Context, _ string, _ uint64, fn func(*hub.Message)) error {
+	l.apply = fn
 	return nil
 }
-func (benchLog) State(context.Context, string) (hub.LogState, error) {
+
+func connCount(ns *hub.Namespace) int {
+	n, _ := ns.LocalCounts()
+	return n
+}
+
+func (*benchLog) Publish(context.Context, string, *hub.Outgoing) (hub.Position, bool, error) {
+	return hub.Position{}, false, hub.ErrUnavailable
+}
+func (*benchLog) Read(context.Context, string, uint64, uint64, hub.Filter, func(*hub.Message) bool) error {
+	return nil
+}
+func (*benchLog) State(context.Context, string) (hub.LogState, error) {
 	return hub.LogState{Epoch: "e1", First: 1}, nil
 }
-func (benchLog) Gap(context.Context, string, uint64, hub.Filter) (bool, error) { return false, nil }
+func (*benchLog) Gap(context.Context, string, uint64, hub.Filter) (bool, error) { return false, nil }
 
 type benchSessions struct{}
 
@@ -71,7 +85,7 @@ func BenchmarkEvent(b *testing.B) {
 	b.Run("replay", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = st.event(m)
+			_ = st.event(hub.Event{Msg: m})
 		}
 	})
 }
@@ -99,8 +113,12 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run("conns="+strconv.Itoa(n), func(b *testing.B) {
 			logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			h := hub.New(benchLog{}, benchSessions{}, logger, hub.Config{})
-			ns, err := h.AddNamespace("default", hub.NamespaceConfig{}, "5f3a9c1e", 0)
+			log := &benchLog{}
+			h, err := hub.New(hub.Deps{Log: log, Sessions: benchSessions{}, Logger: logger}, hub.Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ns, err := h.AddNamespace(context.Background(), "default", hub.NamespaceConfig{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -108,7 +126,7 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 			ctx, stop := context.WithCancel(context.Background())
 			go srv.Run(ctx)
 			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				_ = srv.Serve(w, r, ns, []string{"lobby"}, nil, "")
+				_ = srv.Serve(w, r, ns, hub.OpenRequest{Rooms: []string{"lobby"}})
 			}))
 			var conns []net.Conn
 			var wg sync.WaitGroup
@@ -139,11 +157,11 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 			// Wait for every stream to be live: a first message reaches all.
 			seq := uint64(1)
 			deadline := time.Now().Add(time.Minute)
-			for ns.ConnCount() < n && time.Now().Before(deadline) {
+			for connCount(ns) < n && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
 			time.Sleep(50 * time.Millisecond) // GoLive runs after the connected event
-			ns.Apply(benchMessage(seq))
+			log.apply(benchMessage(seq))
 			waitFor(1)
 			msgs := make([]*hub.Message, 0, 256)
 			b.ReportAllocs()
@@ -158,7 +176,7 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 					}
 					b.StartTimer()
 				}
-				ns.Apply(msgs[0])
+				log.apply(msgs[0])
 				msgs = msgs[1:]
 				sent++
 				if sent%1024 == 0 {

@@ -26,11 +26,21 @@ const testEpoch = "e1"
 
 // memLog is a hub.Log over a slice (message seq n is msgs[n-1]).
 type memLog struct {
-	mu   sync.Mutex
-	msgs []*hub.Message
+	mu    sync.Mutex
+	msgs  []*hub.Message
+	apply func(*hub.Message) // the namespace's live feed, from Follow
 }
 
 var _ hub.Log = (*memLog)(nil)
+
+func (l *memLog) OpenNamespace(context.Context, string, hub.Retention) (hub.LogState, error) {
+	return l.State(context.Background(), "")
+}
+
+func (l *memLog) Follow(_ context.Context, _ string, _ uint64, fn func(*hub.Message)) error {
+	l.apply = fn
+	return nil
+}
 
 func (l *memLog) Publish(_ context.Context, ns string, o *hub.Outgoing) (hub.Position, bool, error) {
 	l.mu.Lock()
@@ -143,7 +153,7 @@ type client struct {
 	errc      chan error
 	cancel    context.CancelFunc
 	body      io.Closer
-	connected connectedData
+	connected hub.Connected
 }
 
 func (c *client) next(t testing.TB) wireEvent {
@@ -180,8 +190,11 @@ func newRig(tb testing.TB, cfg Config, msgs ...*hub.Message) *rig {
 	tb.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	log := &memLog{msgs: msgs}
-	h := hub.New(log, &memSessions{m: map[string]hub.Session{}}, logger, hub.Config{})
-	ns, err := h.AddNamespace("default", hub.NamespaceConfig{}, testEpoch, uint64(len(msgs)))
+	h, err := hub.New(hub.Deps{Log: log, Sessions: &memSessions{m: map[string]hub.Session{}}, Logger: logger}, hub.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ns, err := h.AddNamespace(context.Background(), "default", hub.NamespaceConfig{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -206,7 +219,11 @@ func newRig(tb testing.TB, cfg Config, msgs ...*hub.Message) *rig {
 			}
 			resume, token = &p, tok
 		}
-		if err := srv.Serve(w, r, ns, rooms, resume, token); err != nil {
+		req := hub.OpenRequest{Rooms: rooms, Resume: resume, Token: token}
+		if d, err := time.ParseDuration(r.URL.Query().Get("expires_in")); err == nil {
+			req.Expires = time.Now().Add(d) // as a JWT's exp does
+		}
+		if err := srv.Serve(w, r, ns, req); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 		}
 	}))
@@ -263,7 +280,7 @@ func (r *rig) apply(tb testing.TB, o *hub.Outgoing) *hub.Message {
 	pos := hub.Position{Epoch: testEpoch, Seq: r.seq}
 	m := &hub.Message{Pos: pos, Event: o.Event, Rooms: o.Rooms, To: o.To, From: o.From, Except: o.Except,
 		Body: hub.WithID(body, pos.String()), Time: time.Now()}
-	r.ns.Apply(m)
+	r.log.apply(m)
 	return m
 }
 
@@ -326,7 +343,7 @@ func TestServeSendsConnectedThenLiveEvents(t *testing.T) {
 		m3 := r.apply(t, &hub.Outgoing{Event: "to me", To: cd.ID})
 		checkFrame(t, c.next(t), m1, cd.Token)
 		checkFrame(t, c.next(t), m3, cd.Token)
-		r.ns.Apply(m1) // an old message applied again is not sent again
+		r.log.apply(m1) // an old message applied again is not sent again
 		m4 := r.apply(t, &hub.Outgoing{Event: "all"})
 		checkFrame(t, c.next(t), m4, cd.Token)
 		if n := r.srv.Active(); n != 1 {
@@ -367,7 +384,7 @@ func TestServeSendsResetForAnotherEpoch(t *testing.T) {
 		if got := ev.one(t, "event"); got != "reset" {
 			t.Fatalf("second event %q, want reset:\n%s", got, ev.raw)
 		}
-		var rd resetData
+		var rd struct{ Reason, Position string }
 		if err := json.Unmarshal([]byte(ev.one(t, "data")), &rd); err != nil || rd.Reason == "" || rd.Position != "e1-1" {
 			t.Errorf("reset data %+v (%v), want a reason and position e1-1", rd, err)
 		}
@@ -383,43 +400,82 @@ func TestServeErrorsBeforeWritingOnInvalidRooms(t *testing.T) {
 	r := newRig(t, Config{})
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/ns/default/events", nil)
-	err := r.srv.Serve(rec, req, r.ns, []string{"no spaces"}, nil, "")
+	err := r.srv.Serve(rec, req, r.ns, hub.OpenRequest{Rooms: []string{"no spaces"}})
 	if !errors.Is(err, hub.ErrInvalid) {
 		t.Errorf("Serve = %v, want ErrInvalid", err)
 	}
 	if rec.Body.Len() != 0 || rec.Header().Get("Content-Type") != "" {
 		t.Errorf("Serve wrote %q with Content-Type %q before failing", rec.Body, rec.Header().Get("Content-Type"))
 	}
-	if n := r.ns.ConnCount(); n != 0 {
+	if n := connCount(r.ns); n != 0 {
 		t.Errorf("ConnCount = %d, want 0", n)
 	}
 }
 
+// TestClosedConnectionEndsItsStream: a stream the server ends on purpose
+// says why in a last `end` event, then ends.
 func TestClosedConnectionEndsItsStream(t *testing.T) {
 	checkLeaks(t)
 	{
 		r := newRig(t, Config{})
 		c, _ := r.connect(t, "", "")
-		conn, err := r.ns.Conn(c.connected.ID)
-		if err != nil {
+		if err := r.ns.Disconnect(context.Background(), c.connected.ID); err != nil {
 			t.Fatal(err)
 		}
-		conn.Close(hub.ErrDisconnected)
+		ev := c.next(t)
+		if got := ev.one(t, "event"); got != hub.EventEnd {
+			t.Fatalf("event after the close %q, want end:\n%s", got, ev.raw)
+		}
+		if got := ev.one(t, "data"); got != `{"reason":"disconnected"}` {
+			t.Errorf("end data %s, want the reason disconnected", got)
+		}
+		if got, want := ev.one(t, "id"), hub.ResumeID(hub.Position{Epoch: testEpoch}, c.connected.Token); got != want {
+			t.Errorf("end id %q, want the connection's position %q (an empty id clears Last-Event-ID)", got, want)
+		}
 		select {
-		case _, ok := <-c.events:
+		case ev, ok := <-c.events:
 			if ok {
-				t.Fatal("an event after the close, want the end of the stream")
+				t.Fatalf("an event after end:\n%s", ev.raw)
 			}
 		case <-time.After(10 * time.Second):
-			t.Fatal("the stream did not end within 10s of the close")
+			t.Fatal("the stream did not end within 10s of the end event")
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for r.ns.ConnCount() != 0 || r.srv.Active() != 0 {
+		for connCount(r.ns) != 0 || r.srv.Active() != 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("ConnCount %d, Active %d 10s after the close; want 0", r.ns.ConnCount(), r.srv.Active())
+				t.Fatalf("ConnCount %d, Active %d 10s after the close; want 0", connCount(r.ns), r.srv.Active())
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// TestStreamEndReasons: every reason a client must act on reaches it.
+func TestStreamEndReasons(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{{hub.ErrTokenExpired, "expired"}, {hub.ErrClosed, "shutdown"}, {hub.ErrDisconnected, "disconnected"}} {
+		t.Run(tc.want, func(t *testing.T) {
+			r := newRig(t, Config{})
+			query := ""
+			if tc.err == hub.ErrTokenExpired {
+				query = "?expires_in=300ms"
+			}
+			c, _ := r.connect(t, query, "")
+			switch tc.err {
+			case hub.ErrClosed:
+				r.hub.Close()
+			case hub.ErrDisconnected:
+				if err := r.ns.Disconnect(context.Background(), c.connected.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ev := c.next(t)
+			if got := ev.one(t, "event"); got != hub.EventEnd || ev.one(t, "data") != `{"reason":"`+tc.want+`"}` {
+				t.Fatalf("last event:\n%s\nwant end with reason %s", ev.raw, tc.want)
+			}
+		})
 	}
 }
 
@@ -430,7 +486,7 @@ func TestEventFrameIsSharedAndCarriesTheToken(t *testing.T) {
 	m := &hub.Message{Pos: pos, Event: "e", Body: hub.WithID(body, pos.String())}
 	a := &stream{srv: srv, token: "AAAAAAAAAAAAAAAAAAAAAA"}
 	b := &stream{srv: srv, token: "BBBBBBBBBBBBBBBBBBBBBB"}
-	ea, eb := a.event(m), b.event(m)
+	ea, eb := a.event(hub.Event{Msg: m}), b.event(hub.Event{Msg: m})
 	if string(ea.ID) != "e1-9.AAAAAAAAAAAAAAAAAAAAAA" || string(eb.ID) != "e1-9.BBBBBBBBBBBBBBBBBBBBBB" {
 		t.Errorf("ids %q, %q; want the position and each connection's token", ea.ID, eb.ID)
 	}

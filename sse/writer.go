@@ -66,7 +66,13 @@ type deadlineWriter struct {
 	onFail  func(error)
 
 	dead     atomic.Bool
+	finished atomic.Bool  // the handler is done with the response: hands off
 	enqueued atomic.Int64 // events enqueued on the stream (only grows)
+	// endAt, when set, is the count of the stream's last event (`end`):
+	// once it is written and flushed the writer calls onEnd, which ends the
+	// stream.
+	endAt atomic.Int64
+	onEnd func()
 
 	// Only touched by the writing goroutine:
 	written  int64     // events written (event-ending Flushes)
@@ -117,14 +123,21 @@ func (w *deadlineWriter) arm() {
 // writeFirst hands p to the ResponseWriter ahead of r3labs: the stream's
 // first event, written by the stream with the header (Server.sendHeader).
 // It is not an r3labs event, so it is not counted as one written.
-func (w *deadlineWriter) writeFirst(p []byte) {
+// It returns the write's error, if any: a stream closed meanwhile by
+// another goroutine (kill) is not a failure of this write.
+func (w *deadlineWriter) writeFirst(p []byte) error {
 	if w.dead.Load() {
-		return
+		return nil
 	}
 	w.arm()
-	if _, err := w.ResponseWriter.Write(p); err != nil {
+	_, err := w.ResponseWriter.Write(p)
+	if err == nil {
+		err = w.rc.Flush()
+	}
+	if err != nil {
 		w.fail(err)
 	}
+	return err
 }
 
 // Write buffers p; it reaches the client at the next flush that is done.
@@ -168,15 +181,21 @@ func (w *deadlineWriter) Flush() {
 		w.release()
 		return
 	}
+	ending := false
 	if w.inEvent {
 		w.inEvent = false
 		w.written++
 		if w.written >= w.known {
 			w.known = w.enqueued.Load()
 		}
-		if w.written < w.known && w.buf != nil && len(*w.buf) < maxBuffered {
+		if end := w.endAt.Load(); end > 0 && w.written >= end {
+			ending = true
+		} else if w.written < w.known && w.buf != nil && len(*w.buf) < maxBuffered {
 			return // a queued event follows: its Flush sends this one too
 		}
+	}
+	if ending {
+		defer w.onEnd()
 	}
 	w.arm()
 	if w.buf != nil {
@@ -194,6 +213,9 @@ func (w *deadlineWriter) Flush() {
 
 // finish hands what is still buffered to the ResponseWriter (net/http
 // flushes it when the handler returns). Called once r3labs has returned.
+// From then on kill does nothing: once the handler returns, net/http may
+// reuse the connection for the client's next request, and a deadline set
+// on it then would cut that request.
 func (w *deadlineWriter) finish() {
 	if w.buf != nil && !w.dead.Load() {
 		w.arm()
@@ -202,6 +224,11 @@ func (w *deadlineWriter) finish() {
 		}
 	}
 	w.release()
+	w.finished.Store(true)
+	// A deadline armed for this stream must not outlive it either.
+	if !w.dead.Load() {
+		_ = w.rc.SetWriteDeadline(time.Time{})
+	}
 }
 
 // release returns the buffer to the pool (large ones are left to the GC).
@@ -225,8 +252,11 @@ func (w *deadlineWriter) fail(err error) {
 }
 
 // kill makes the current and every later write fail at once; safe to call
-// from any goroutine (net.Conn deadlines are).
+// from any goroutine (net.Conn deadlines are). After finish it does nothing.
 func (w *deadlineWriter) kill() {
+	if w.finished.Load() {
+		return
+	}
 	if w.dead.CompareAndSwap(false, true) {
 		_ = w.rc.SetWriteDeadline(time.Now())
 	}

@@ -19,6 +19,30 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for EndReason.
+const (
+	Disconnected EndReason = "disconnected"
+	Expired      EndReason = "expired"
+	Replaced     EndReason = "replaced"
+	Shutdown     EndReason = "shutdown"
+)
+
+// Valid indicates whether the value is a known member of the EndReason enum.
+func (e EndReason) Valid() bool {
+	switch e {
+	case Disconnected:
+		return true
+	case Expired:
+		return true
+	case Replaced:
+		return true
+	case Shutdown:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -129,6 +153,9 @@ type DeadLetter struct {
 	Message  Envelope  `json:"message"`
 	ParkedAt time.Time `json:"parked_at"`
 
+	// Reason Why it was parked.
+	Reason *string `json:"reason,omitempty"`
+
 	// Seq Its number among the dead letters (for replay and drop).
 	Seq int64 `json:"seq"`
 }
@@ -141,6 +168,35 @@ type DeadLetterList struct {
 	//
 	// Example: drivers
 	Group GroupName `json:"group"`
+
+	// Room A room name: 1–128 characters of `A-Z a-z 0-9 _ - : @ =`, optionally in dot-separated
+	// segments (`orders.eu`), with no empty segment.
+	//
+	//
+	// Example: lobby
+	Room RoomName `json:"room"`
+}
+
+// DeadLetterNotice The `data` of a `dead_letter` notice's envelope.
+type DeadLetterNotice struct {
+	Deliveries int `json:"deliveries"`
+
+	// Event The parked message's event name.
+	Event string `json:"event"`
+
+	// Group A consumer group name.
+	//
+	// Example: drivers
+	Group GroupName `json:"group"`
+
+	// Id A message id, `<epoch>-<sequence>`: the store's epoch (1–16 lower-case hex digits; it
+	// changes when the store is recreated) and the message's sequence in the namespace's log.
+	// Ids grow within an epoch.
+	//
+	//
+	// Example: 93c3ab52-42
+	Id     MessageID `json:"id"`
+	Reason string    `json:"reason"`
 
 	// Room A room name: 1–128 characters of `A-Z a-z 0-9 _ - : @ =`, optionally in dot-separated
 	// segments (`orders.eu`), with no empty segment.
@@ -178,12 +234,23 @@ type DirectPublishRequest struct {
 // Example: 30s
 type Duration = string
 
+// End The data of the `end` event.
+type End struct {
+	Reason EndReason `json:"reason"`
+}
+
+// EndReason defines model for End.Reason.
+type EndReason string
+
 // Envelope A message as delivered in an SSE event's `data:` and listed by the history. Exactly one of
 // `room` (one room), `rooms` (several rooms), `to` (a direct message) describes the target;
 // with none of them (and `room` null) the message went to the whole namespace.
 //
 // Example: {"data":{"text":"hello"},"event":"chat message","from":"DOqlT_e84BH5qnPiPslufw","id":"93c3ab52-42","ns":"default","room":"lobby","ts":"2026-11-28T13:45:46.061209734Z"}
 type Envelope struct {
+	// AckDeadline Group deliveries only; when the lease ends unless acknowledged or extended (`…/progress`); the delivery is then `revoked` and redelivered.
+	AckDeadline *time.Time `json:"ack_deadline,omitempty"`
+
 	// AckId Group deliveries only; acknowledge with it (`POST …/groups/{group}/acks`).
 	AckId *string `json:"ack_id,omitempty"`
 
@@ -266,13 +333,13 @@ type Group struct {
 	// Example: drivers
 	Group GroupName `json:"group"`
 
-	// InFlight Deliveries not yet acknowledged.
+	// InFlight Deliveries a member holds now (on any node).
 	InFlight int `json:"in_flight"`
 
-	// Members The members connected to this node.
+	// Members The members connected now, on every node.
 	Members []Member `json:"members"`
 
-	// Pending Messages waiting for a member.
+	// Pending Messages waiting for a member (never delivered, or handed back and waiting for their redelivery).
 	Pending int `json:"pending"`
 
 	// Redelivered Deliveries in flight that are redeliveries.
@@ -291,9 +358,10 @@ type GroupConfig struct {
 	// AckWait A duration such as `30s`, `1m30s` or `500ms` (Go's syntax).
 	//
 	// Example: 30s
-	AckWait     Duration `json:"ack_wait"`
-	MaxDeliver  int      `json:"max_deliver"`
-	MaxInFlight int      `json:"max_in_flight"`
+	AckWait     Duration   `json:"ack_wait"`
+	Backoff     []Duration `json:"backoff"`
+	MaxDeliver  int        `json:"max_deliver"`
+	MaxInFlight int        `json:"max_in_flight"`
 }
 
 // GroupList defines model for GroupList.
@@ -343,6 +411,11 @@ type GroupName = string
 type GroupSettings struct {
 	// AckWait Redeliver a delivery not acknowledged within this (100ms to 24h).
 	AckWait *Duration `json:"ack_wait,omitempty"`
+
+	// Backoff Delays before the redeliveries of deliveries whose lease ran out, the n-th redelivery waiting the n-th entry (the last one for later ones); `[]` for at once.
+	//
+	// Example: ["1s","10s","1m"]
+	Backoff *[]Duration `json:"backoff,omitempty"`
 
 	// MaxDeliver Deliveries of a message before it is parked as a dead letter.
 	MaxDeliver *int `json:"max_deliver,omitempty"`
@@ -445,6 +518,13 @@ type Membership struct {
 //
 // Example: 93c3ab52-42
 type MessageID = string
+
+// NackRequest defines model for NackRequest.
+type NackRequest struct {
+	// Delay Redeliver after this (100ms to 24h); at once when absent.
+	Delay *Duration `json:"delay,omitempty"`
+	Ids   []string  `json:"ids"`
+}
 
 // NamespaceInfo defines model for NamespaceInfo.
 type NamespaceInfo struct {
@@ -569,6 +649,35 @@ type Reset struct {
 
 	// Reason Why the asked-for position could not be honoured (human-readable).
 	Reason string `json:"reason"`
+}
+
+// Revoked The data of the `revoked` event.
+//
+// Example: {"ack_id":"q1Xv0o7Hk2mBq3aX9yZc1g.q3Jr7XkE1qyc3wN0bqvPZg","group":"drivers","id":"93c3ab52-42","reason":"its ack wait passed: the message goes to another delivery","room":"pickups"}
+type Revoked struct {
+	// AckId The dead ack id.
+	AckId string `json:"ack_id"`
+
+	// Group A consumer group name.
+	//
+	// Example: drivers
+	Group GroupName `json:"group"`
+
+	// Id A message id, `<epoch>-<sequence>`: the store's epoch (1–16 lower-case hex digits; it
+	// changes when the store is recreated) and the message's sequence in the namespace's log.
+	// Ids grow within an epoch.
+	//
+	//
+	// Example: 93c3ab52-42
+	Id     MessageID `json:"id"`
+	Reason string    `json:"reason"`
+
+	// Room A room name: 1–128 characters of `A-Z a-z 0-9 _ - : @ =`, optionally in dot-separated
+	// segments (`orders.eu`), with no empty segment.
+	//
+	//
+	// Example: lobby
+	Room RoomName `json:"room"`
 }
 
 // Room defines model for Room.
@@ -804,7 +913,10 @@ type PutGroupJSONRequestBody = GroupSettings
 type AckJSONRequestBody = AckRequest
 
 // NackJSONRequestBody defines body for Nack for application/json ContentType.
-type NackJSONRequestBody = AckRequest
+type NackJSONRequestBody = NackRequest
+
+// ProgressJSONRequestBody defines body for Progress for application/json ContentType.
+type ProgressJSONRequestBody = AckRequest
 
 // PublishToRoomJSONRequestBody defines body for PublishToRoom for application/json ContentType.
 type PublishToRoomJSONRequestBody = RoomPublishRequest
@@ -1130,9 +1242,10 @@ type ClientInterface interface {
 	// AckWithBody Acknowledge deliveries
 	//
 	// Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
-	// token of the connection that received them (an ack id is bound to it: another connection's
-	// token answers `403`); works on any node. An ack id of another group answers `400`; the
-	// batch stops at the first id refused.
+	// token of the connection that received them; works on any node. A malformed ack id answers
+	// `400`, an ack id of another connection or group `403`, one whose lease ended (it was
+	// `revoked` and redelivered) `409`; the batch is all or nothing (a `204` means every id was
+	// acknowledged). Acknowledging a delivery already acknowledged is a no-op.
 	//
 	// **Permission**: the token of the connection that received the deliveries, in every
 	// namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -1146,9 +1259,10 @@ type ClientInterface interface {
 	// Ack Acknowledge deliveries
 	//
 	// Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
-	// token of the connection that received them (an ack id is bound to it: another connection's
-	// token answers `403`); works on any node. An ack id of another group answers `400`; the
-	// batch stops at the first id refused.
+	// token of the connection that received them; works on any node. A malformed ack id answers
+	// `400`, an ack id of another connection or group `403`, one whose lease ended (it was
+	// `revoked` and redelivered) `409`; the batch is all or nothing (a `204` means every id was
+	// acknowledged). Acknowledging a delivery already acknowledged is a no-op.
 	//
 	// **Permission**: the token of the connection that received the deliveries, in every
 	// namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -1202,9 +1316,9 @@ type ClientInterface interface {
 
 	// NackWithBody Refuse deliveries (redeliver now)
 	//
-	// Hands deliveries back at once: each is redelivered (to any member, its `delivery` count one
-	// higher) without waiting for `ack_wait`, or parked once past `max_deliver`. Same rules as
-	// `ack`.
+	// Hands deliveries back: each is redelivered (to any member, its `delivery` count one
+	// higher) at once, or after `delay`, without waiting for its lease to run out; or parked
+	// once past `max_deliver`. Same rules as `ack` (`409` for a delivery no longer held).
 	//
 	// **Permission**: the token of the connection that received the deliveries, as for `ack`.
 	//
@@ -1215,9 +1329,9 @@ type ClientInterface interface {
 
 	// Nack Refuse deliveries (redeliver now)
 	//
-	// Hands deliveries back at once: each is redelivered (to any member, its `delivery` count one
-	// higher) without waiting for `ack_wait`, or parked once past `max_deliver`. Same rules as
-	// `ack`.
+	// Hands deliveries back: each is redelivered (to any member, its `delivery` count one
+	// higher) at once, or after `delay`, without waiting for its lease to run out; or parked
+	// once past `max_deliver`. Same rules as `ack` (`409` for a delivery no longer held).
 	//
 	// **Permission**: the token of the connection that received the deliveries, as for `ack`.
 	//
@@ -1225,6 +1339,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/nacks (the `Nack` operationId).
 	Nack(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, body NackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ProgressWithBody Extend leases (still working on them)
+	//
+	// Restarts each delivery's lease: its holder keeps it for another `ack_wait` from now (like
+	// NATS in-progress acks or SQS visibility extension), for work that takes longer than
+	// `ack_wait` — a driver who needs more time before "Pick up". The new deadline is `ack_wait`
+	// after the `204`. Same rules as `ack` (`409` for a delivery no longer held).
+	//
+	// **Permission**: the token of the connection that received the deliveries, as for `ack`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/progress (the `Progress` operationId).
+	ProgressWithBody(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// Progress Extend leases (still working on them)
+	//
+	// Restarts each delivery's lease: its holder keeps it for another `ack_wait` from now (like
+	// NATS in-progress acks or SQS visibility extension), for work that takes longer than
+	// `ack_wait` — a driver who needs more time before "Pick up". The new deadline is `ack_wait`
+	// after the `204`. Same rules as `ack` (`409` for a delivery no longer held).
+	//
+	// **Permission**: the token of the connection that received the deliveries, as for `ack`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/progress (the `Progress` operationId).
+	Progress(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, body ProgressJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMembers The connections in a room (presence)
 	//
@@ -1766,9 +1908,10 @@ func (c *Client) PutGroup(ctx context.Context, ns NsPath, room RoomPath, group G
 // AckWithBody Acknowledge deliveries
 //
 // Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
-// token of the connection that received them (an ack id is bound to it: another connection's
-// token answers `403`); works on any node. An ack id of another group answers `400`; the
-// batch stops at the first id refused.
+// token of the connection that received them; works on any node. A malformed ack id answers
+// `400`, an ack id of another connection or group `403`, one whose lease ended (it was
+// `revoked` and redelivered) `409`; the batch is all or nothing (a `204` means every id was
+// acknowledged). Acknowledging a delivery already acknowledged is a no-op.
 //
 // **Permission**: the token of the connection that received the deliveries, in every
 // namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -1792,9 +1935,10 @@ func (c *Client) AckWithBody(ctx context.Context, ns NsPath, room RoomPath, grou
 // Ack Acknowledge deliveries
 //
 // Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
-// token of the connection that received them (an ack id is bound to it: another connection's
-// token answers `403`); works on any node. An ack id of another group answers `400`; the
-// batch stops at the first id refused.
+// token of the connection that received them; works on any node. A malformed ack id answers
+// `400`, an ack id of another connection or group `403`, one whose lease ended (it was
+// `revoked` and redelivered) `409`; the batch is all or nothing (a `204` means every id was
+// acknowledged). Acknowledging a delivery already acknowledged is a no-op.
 //
 // **Permission**: the token of the connection that received the deliveries, in every
 // namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -1898,9 +2042,9 @@ func (c *Client) GroupMessages(ctx context.Context, ns NsPath, room RoomPath, gr
 
 // NackWithBody Refuse deliveries (redeliver now)
 //
-// Hands deliveries back at once: each is redelivered (to any member, its `delivery` count one
-// higher) without waiting for `ack_wait`, or parked once past `max_deliver`. Same rules as
-// `ack`.
+// Hands deliveries back: each is redelivered (to any member, its `delivery` count one
+// higher) at once, or after `delay`, without waiting for its lease to run out; or parked
+// once past `max_deliver`. Same rules as `ack` (`409` for a delivery no longer held).
 //
 // **Permission**: the token of the connection that received the deliveries, as for `ack`.
 //
@@ -1921,9 +2065,9 @@ func (c *Client) NackWithBody(ctx context.Context, ns NsPath, room RoomPath, gro
 
 // Nack Refuse deliveries (redeliver now)
 //
-// Hands deliveries back at once: each is redelivered (to any member, its `delivery` count one
-// higher) without waiting for `ack_wait`, or parked once past `max_deliver`. Same rules as
-// `ack`.
+// Hands deliveries back: each is redelivered (to any member, its `delivery` count one
+// higher) at once, or after `delay`, without waiting for its lease to run out; or parked
+// once past `max_deliver`. Same rules as `ack` (`409` for a delivery no longer held).
 //
 // **Permission**: the token of the connection that received the deliveries, as for `ack`.
 //
@@ -1932,6 +2076,54 @@ func (c *Client) NackWithBody(ctx context.Context, ns NsPath, room RoomPath, gro
 // Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/nacks (the `Nack` operationId).
 func (c *Client) Nack(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, body NackJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewNackRequest(c.Server, ns, room, group, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ProgressWithBody Extend leases (still working on them)
+//
+// Restarts each delivery's lease: its holder keeps it for another `ack_wait` from now (like
+// NATS in-progress acks or SQS visibility extension), for work that takes longer than
+// `ack_wait` — a driver who needs more time before "Pick up". The new deadline is `ack_wait`
+// after the `204`. Same rules as `ack` (`409` for a delivery no longer held).
+//
+// **Permission**: the token of the connection that received the deliveries, as for `ack`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/progress (the `Progress` operationId).
+func (c *Client) ProgressWithBody(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewProgressRequestWithBody(c.Server, ns, room, group, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// Progress Extend leases (still working on them)
+//
+// Restarts each delivery's lease: its holder keeps it for another `ack_wait` from now (like
+// NATS in-progress acks or SQS visibility extension), for work that takes longer than
+// `ack_wait` — a driver who needs more time before "Pick up". The new deadline is `ack_wait`
+// after the `204`. Same rules as `ack` (`409` for a delivery no longer held).
+//
+// **Permission**: the token of the connection that received the deliveries, as for `ack`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/progress (the `Progress` operationId).
+func (c *Client) Progress(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, body ProgressJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewProgressRequest(c.Server, ns, room, group, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3287,6 +3479,67 @@ func NewNackRequestWithBody(server string, ns NsPath, room RoomPath, group Group
 	return req, nil
 }
 
+// NewProgressRequest calls the generic Progress builder with application/json body
+func NewProgressRequest(server string, ns NsPath, room RoomPath, group GroupPath, body ProgressJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewProgressRequestWithBody(server, ns, room, group, "application/json", bodyReader)
+}
+
+// NewProgressRequestWithBody constructs an http.Request for the Progress method, with any body, and a specified content type
+func NewProgressRequestWithBody(server string, ns NsPath, room RoomPath, group GroupPath, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "ns", ns, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "group", group, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ns/%s/rooms/%s/groups/%s/progress", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewListMembersRequest constructs an http.Request for the ListMembers method
 func NewListMembersRequest(server string, ns NsPath, room RoomPath) (*http.Request, error) {
 	var err error
@@ -3963,9 +4216,10 @@ type ClientWithResponsesInterface interface {
 	// AckWithBodyWithResponse Acknowledge deliveries
 	//
 	// Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
-	// token of the connection that received them (an ack id is bound to it: another connection's
-	// token answers `403`); works on any node. An ack id of another group answers `400`; the
-	// batch stops at the first id refused.
+	// token of the connection that received them; works on any node. A malformed ack id answers
+	// `400`, an ack id of another connection or group `403`, one whose lease ended (it was
+	// `revoked` and redelivered) `409`; the batch is all or nothing (a `204` means every id was
+	// acknowledged). Acknowledging a delivery already acknowledged is a no-op.
 	//
 	// **Permission**: the token of the connection that received the deliveries, in every
 	// namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -3979,9 +4233,10 @@ type ClientWithResponsesInterface interface {
 	// AckWithResponse Acknowledge deliveries
 	//
 	// Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
-	// token of the connection that received them (an ack id is bound to it: another connection's
-	// token answers `403`); works on any node. An ack id of another group answers `400`; the
-	// batch stops at the first id refused.
+	// token of the connection that received them; works on any node. A malformed ack id answers
+	// `400`, an ack id of another connection or group `403`, one whose lease ended (it was
+	// `revoked` and redelivered) `409`; the batch is all or nothing (a `204` means every id was
+	// acknowledged). Acknowledging a delivery already acknowledged is a no-op.
 	//
 	// **Permission**: the token of the connection that received the deliveries, in every
 	// namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -4043,9 +4298,9 @@ type ClientWithResponsesInterface interface {
 
 	// NackWithBodyWithResponse Refuse deliveries (redeliver now)
 	//
-	// Hands deliveries back at once: each is redelivered (to any member, its `delivery` count one
-	// higher) without waiting for `ack_wait`, or parked once past `max_deliver`. Same rules as
-	// `ack`.
+	// Hands deliveries back: each is redelivered (to any member, its `delivery` count one
+	// higher) at once, or after `delay`, without waiting for its lease to run out; or parked
+	// once past `max_deliver`. Same rules as `ack` (`409` for a delivery no longer held).
 	//
 	// **Permission**: the token of the connection that received the deliveries, as for `ack`.
 	//
@@ -4056,9 +4311,9 @@ type ClientWithResponsesInterface interface {
 
 	// NackWithResponse Refuse deliveries (redeliver now)
 	//
-	// Hands deliveries back at once: each is redelivered (to any member, its `delivery` count one
-	// higher) without waiting for `ack_wait`, or parked once past `max_deliver`. Same rules as
-	// `ack`.
+	// Hands deliveries back: each is redelivered (to any member, its `delivery` count one
+	// higher) at once, or after `delay`, without waiting for its lease to run out; or parked
+	// once past `max_deliver`. Same rules as `ack` (`409` for a delivery no longer held).
 	//
 	// **Permission**: the token of the connection that received the deliveries, as for `ack`.
 	//
@@ -4066,6 +4321,34 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/nacks (the `Nack` operationId).
 	NackWithResponse(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, body NackJSONRequestBody, reqEditors ...RequestEditorFn) (*NackResponse, error)
+
+	// ProgressWithBodyWithResponse Extend leases (still working on them)
+	//
+	// Restarts each delivery's lease: its holder keeps it for another `ack_wait` from now (like
+	// NATS in-progress acks or SQS visibility extension), for work that takes longer than
+	// `ack_wait` — a driver who needs more time before "Pick up". The new deadline is `ack_wait`
+	// after the `204`. Same rules as `ack` (`409` for a delivery no longer held).
+	//
+	// **Permission**: the token of the connection that received the deliveries, as for `ack`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/progress (the `Progress` operationId).
+	ProgressWithBodyWithResponse(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ProgressResponse, error)
+
+	// ProgressWithResponse Extend leases (still working on them)
+	//
+	// Restarts each delivery's lease: its holder keeps it for another `ack_wait` from now (like
+	// NATS in-progress acks or SQS visibility extension), for work that takes longer than
+	// `ack_wait` — a driver who needs more time before "Pick up". The new deadline is `ack_wait`
+	// after the `204`. Same rules as `ack` (`409` for a delivery no longer held).
+	//
+	// **Permission**: the token of the connection that received the deliveries, as for `ack`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/progress (the `Progress` operationId).
+	ProgressWithResponse(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, body ProgressJSONRequestBody, reqEditors ...RequestEditorFn) (*ProgressResponse, error)
 
 	// ListMembersWithResponse The connections in a room (presence)
 	//
@@ -5542,6 +5825,8 @@ type AckResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -5572,6 +5857,11 @@ func (r AckResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r AckResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AckResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -6013,6 +6303,8 @@ type NackResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *TooLarge
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -6043,6 +6335,11 @@ func (r NackResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r NackResponse) GetApplicationproblemJSON404() *NotFound {
 	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r NackResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -6083,6 +6380,110 @@ func (r NackResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r NackResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ProgressResponse401Headers the declared response headers of an HTTP 401 response for Progress
+type ProgressResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ProgressResponse503Headers the declared response headers of an HTTP 503 response for Progress
+type ProgressResponse503Headers struct {
+	RetryAfter int
+}
+
+type ProgressResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ProgressResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ProgressResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ProgressResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ProgressResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ProgressResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ProgressResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ProgressResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ProgressResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ProgressResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ProgressResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ProgressResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ProgressResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ProgressResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ProgressResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7196,9 +7597,10 @@ func (c *ClientWithResponses) PutGroupWithResponse(ctx context.Context, ns NsPat
 // AckWithBodyWithResponse Acknowledge deliveries
 //
 // Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
-// token of the connection that received them (an ack id is bound to it: another connection's
-// token answers `403`); works on any node. An ack id of another group answers `400`; the
-// batch stops at the first id refused.
+// token of the connection that received them; works on any node. A malformed ack id answers
+// `400`, an ack id of another connection or group `403`, one whose lease ended (it was
+// `revoked` and redelivered) `409`; the batch is all or nothing (a `204` means every id was
+// acknowledged). Acknowledging a delivery already acknowledged is a no-op.
 //
 // **Permission**: the token of the connection that received the deliveries, in every
 // namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -7218,9 +7620,10 @@ func (c *ClientWithResponses) AckWithBodyWithResponse(ctx context.Context, ns Ns
 // AckWithResponse Acknowledge deliveries
 //
 // Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
-// token of the connection that received them (an ack id is bound to it: another connection's
-// token answers `403`); works on any node. An ack id of another group answers `400`; the
-// batch stops at the first id refused.
+// token of the connection that received them; works on any node. A malformed ack id answers
+// `400`, an ack id of another connection or group `403`, one whose lease ended (it was
+// `revoked` and redelivered) `409`; the batch is all or nothing (a `204` means every id was
+// acknowledged). Acknowledging a delivery already acknowledged is a no-op.
 //
 // **Permission**: the token of the connection that received the deliveries, in every
 // namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -7312,9 +7715,9 @@ func (c *ClientWithResponses) GroupMessagesWithResponse(ctx context.Context, ns 
 
 // NackWithBodyWithResponse Refuse deliveries (redeliver now)
 //
-// Hands deliveries back at once: each is redelivered (to any member, its `delivery` count one
-// higher) without waiting for `ack_wait`, or parked once past `max_deliver`. Same rules as
-// `ack`.
+// Hands deliveries back: each is redelivered (to any member, its `delivery` count one
+// higher) at once, or after `delay`, without waiting for its lease to run out; or parked
+// once past `max_deliver`. Same rules as `ack` (`409` for a delivery no longer held).
 //
 // **Permission**: the token of the connection that received the deliveries, as for `ack`.
 //
@@ -7331,9 +7734,9 @@ func (c *ClientWithResponses) NackWithBodyWithResponse(ctx context.Context, ns N
 
 // NackWithResponse Refuse deliveries (redeliver now)
 //
-// Hands deliveries back at once: each is redelivered (to any member, its `delivery` count one
-// higher) without waiting for `ack_wait`, or parked once past `max_deliver`. Same rules as
-// `ack`.
+// Hands deliveries back: each is redelivered (to any member, its `delivery` count one
+// higher) at once, or after `delay`, without waiting for its lease to run out; or parked
+// once past `max_deliver`. Same rules as `ack` (`409` for a delivery no longer held).
 //
 // **Permission**: the token of the connection that received the deliveries, as for `ack`.
 //
@@ -7346,6 +7749,46 @@ func (c *ClientWithResponses) NackWithResponse(ctx context.Context, ns NsPath, r
 		return nil, err
 	}
 	return ParseNackResponse(rsp)
+}
+
+// ProgressWithBodyWithResponse Extend leases (still working on them)
+//
+// Restarts each delivery's lease: its holder keeps it for another `ack_wait` from now (like
+// NATS in-progress acks or SQS visibility extension), for work that takes longer than
+// `ack_wait` — a driver who needs more time before "Pick up". The new deadline is `ack_wait`
+// after the `204`. Same rules as `ack` (`409` for a delivery no longer held).
+//
+// **Permission**: the token of the connection that received the deliveries, as for `ack`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/progress (the `Progress` operationId).
+func (c *ClientWithResponses) ProgressWithBodyWithResponse(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ProgressResponse, error) {
+	rsp, err := c.ProgressWithBody(ctx, ns, room, group, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseProgressResponse(rsp)
+}
+
+// ProgressWithResponse Extend leases (still working on them)
+//
+// Restarts each delivery's lease: its holder keeps it for another `ack_wait` from now (like
+// NATS in-progress acks or SQS visibility extension), for work that takes longer than
+// `ack_wait` — a driver who needs more time before "Pick up". The new deadline is `ack_wait`
+// after the `204`. Same rules as `ack` (`409` for a delivery no longer held).
+//
+// **Permission**: the token of the connection that received the deliveries, as for `ack`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ns/{ns}/rooms/{room}/groups/{group}/progress (the `Progress` operationId).
+func (c *ClientWithResponses) ProgressWithResponse(ctx context.Context, ns NsPath, room RoomPath, group GroupPath, body ProgressJSONRequestBody, reqEditors ...RequestEditorFn) (*ProgressResponse, error) {
+	rsp, err := c.Progress(ctx, ns, room, group, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseProgressResponse(rsp)
 }
 
 // ListMembersWithResponse The connections in a room (presence)
@@ -8792,6 +9235,13 @@ func ParseAckResponse(rsp *http.Response) (*AckResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9242,6 +9692,13 @@ func ParseNackResponse(rsp *http.Response) (*NackResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest TooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9278,6 +9735,107 @@ func ParseNackResponse(rsp *http.Response) (*NackResponse, error) {
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers NackResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseProgressResponse parses an HTTP response from a ProgressWithResponse call
+func ParseProgressResponse(rsp *http.Response) (*ProgressResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ProgressResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ProgressResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ProgressResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

@@ -70,20 +70,28 @@ func Bearer(token string) RequestEditorFn {
 	}
 }
 
-// Event is one event of a stream. Exactly one of Connected, Reset and
-// Message is set for the events this server sends; an unknown event name
-// sets none (Data holds its data).
+// Event is one event of a stream. Exactly one of Connected, Reset,
+// Revoked, End and Message is set for the events this server sends (a
+// `dead_letter` notice is a Message: it is stored in the room); an unknown
+// event name sets none (Data holds its data).
 type Event struct {
 	// ID is the SSE id: the resume position after this event.
 	ID string
-	// Name is the SSE event name: connected, reset, or the application's.
+	// Name is the SSE event name: connected, reset, revoked, end,
+	// dead_letter, or the application's.
 	Name string
 	// Data is the event's data line as sent (JSON).
 	Data json.RawMessage
 
 	Connected *Connected
 	Reset     *Reset
-	Message   *Envelope
+	// Revoked: a group delivery's lease ran out; its ack id is dead.
+	Revoked *Revoked
+	// End: the server ends the stream on purpose. Subscribe reconnects
+	// after it, except for reason Disconnected (it returns
+	// ErrDisconnected).
+	End     *End
+	Message *Envelope
 }
 
 // SubscribeOptions tune Subscribe. The zero value subscribes anonymously
@@ -126,7 +134,8 @@ type SubscribeOptions struct {
 // when the server cannot honour the position).
 //
 // Subscribe returns when ctx ends (ctx.Err()), when handle returns an error
-// (that error), when a resume is answered 204 (ErrDisconnected), or when the
+// (that error), when the server ends the stream with `end` reason
+// disconnected or a resume is answered 204 (ErrDisconnected), or when the
 // server refuses the stream for good: a 4xx answer other than 408, 425 and
 // 429 (a *StatusError). It is cancelled through ctx only; nothing else needs
 // closing.
@@ -196,6 +205,9 @@ func Subscribe(ctx context.Context, streamURL string, opts SubscribeOptions, han
 			if err == nil {
 				err = handle(ev)
 			}
+			if err == nil && ev.End != nil && ev.End.Reason == Disconnected {
+				err = ErrDisconnected // told to stop: do not come back
+			}
 			if err != nil {
 				handleErr = err
 				cancel() // ends the request and the retries
@@ -224,6 +236,12 @@ func decodeEvent(raw *r3sse.Event) (Event, error) {
 	case "reset":
 		ev.Reset = &Reset{}
 		dst = ev.Reset
+	case "revoked":
+		ev.Revoked = &Revoked{}
+		dst = ev.Revoked
+	case "end":
+		ev.End = &End{}
+		dst = ev.End
 	case "error", "":
 		return ev, nil // reserved; this server sends none
 	default:

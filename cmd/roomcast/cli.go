@@ -346,7 +346,7 @@ func cliSubscribe(ctx context.Context, cfg *cliConfig, args []string, getenv fun
 		switch {
 		case ev.Connected != nil:
 			connected, connToken = true, ev.Connected.Token
-		case ev.Reset != nil:
+		case ev.Reset != nil, ev.Revoked != nil, ev.End != nil:
 		case ev.Message == nil:
 			return nil // reserved events this server does not send
 		}
@@ -414,6 +414,10 @@ func printHuman(cfg *cliConfig, ev client.Event) {
 		fmt.Fprintf(cfg.stderr, "%s: connection %s%s in %s of namespace %s\n", state, c.Id, user, strings.Join(c.Rooms, ", "), c.Ns)
 	case ev.Reset != nil:
 		fmt.Fprintf(cfg.stderr, "reset: %s (messages were missed; continuing after %s)\n", ev.Reset.Reason, ev.Reset.Position)
+	case ev.Revoked != nil:
+		fmt.Fprintf(cfg.stderr, "revoked: delivery of %s (%s)\n", ev.Revoked.Id, ev.Revoked.Reason)
+	case ev.End != nil:
+		fmt.Fprintf(cfg.stderr, "the server ended the stream: %s\n", ev.End.Reason)
 	case ev.Message != nil:
 		m := ev.Message
 		target := "*"

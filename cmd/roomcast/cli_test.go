@@ -394,6 +394,10 @@ func TestCLISubscribeResume(t *testing.T) {
 			var env client.Envelope
 			_ = json.Unmarshal(ev.Data, &env)
 			got = append(got, env.Id)
+		case "end": // the restart: the server says so before it ends the stream
+			if string(ev.Data) != `{"reason":"shutdown"}` {
+				t.Errorf("end line %q, want reason shutdown", l)
+			}
 		default:
 			t.Errorf("unexpected line %q", l)
 		}

@@ -86,6 +86,8 @@ type clientSub struct {
 	events chan client.Event
 	done   chan error
 	cancel context.CancelFunc
+	// notices are the dead_letter notices message skipped.
+	notices []*client.Envelope
 }
 
 // clientSubscribe runs client.Subscribe on url until the test ends.
@@ -120,7 +122,8 @@ func (sub *clientSub) stop() error {
 	}
 }
 
-// next returns the next event.
+// next returns the next event (those handed over before Subscribe returned
+// included).
 func (sub *clientSub) next() client.Event {
 	sub.t.Helper()
 	select {
@@ -128,6 +131,11 @@ func (sub *clientSub) next() client.Event {
 		return ev
 	case err := <-sub.done:
 		sub.done <- err
+		select {
+		case ev := <-sub.events:
+			return ev
+		default:
+		}
 		sub.t.Fatalf("Subscribe returned %v while an event was awaited", err)
 	case <-time.After(specTimeout):
 		sub.t.Fatalf("no event within %s", specTimeout)
@@ -145,10 +153,15 @@ func (sub *clientSub) connected() *client.Connected {
 	return ev.Connected
 }
 
-// message reads the next application message, which must be event name.
+// message reads the next application message, which must be event name
+// (dead_letter notices on the way are kept in sub.notices).
 func (sub *clientSub) message(name string) *client.Envelope {
 	sub.t.Helper()
 	ev := sub.next()
+	for ev.Name == "dead_letter" && name != "dead_letter" && ev.Message != nil {
+		sub.notices = append(sub.notices, ev.Message)
+		ev = sub.next()
+	}
 	if ev.Message == nil || ev.Name != name || ev.Message.Event != name {
 		sub.t.Fatalf("event %q (%s), want message %q", ev.Name, ev.Data, name)
 	}
@@ -420,12 +433,14 @@ func TestClientOperations(t *testing.T) {
 		if len(gm.JSON200.Messages) != 2 {
 			t.Errorf("unacknowledged: %s, want 2", gm.Body)
 		}
+		pr, err := cl.ProgressWithResponse(ctx, ns, room, group, client.AckRequest{Ids: []string{ack1}}, client.Bearer(mc.Token))
+		clientStatus(t, "progress", pr.StatusCode(), pr.Body, err, 204)
 		ack, err := cl.AckWithResponse(ctx, ns, room, group, client.AckRequest{Ids: []string{ack1}}, client.Bearer(mc.Token))
 		clientStatus(t, "ack", ack.StatusCode(), ack.Body, err, 204)
 		other, err := cl.AckWithResponse(ctx, ns, room, group, client.AckRequest{Ids: []string{ack2}}, client.Bearer(ac.Token))
 		clientStatus(t, "ack with another connection's token", other.StatusCode(), other.Body, err, 403)
 		// max_deliver 1: refused once, parked.
-		nack, err := cl.NackWithResponse(ctx, ns, room, group, client.AckRequest{Ids: []string{ack2}}, client.Bearer(mc.Token))
+		nack, err := cl.NackWithResponse(ctx, ns, room, group, client.NackRequest{Ids: []string{ack2}}, client.Bearer(mc.Token))
 		clientStatus(t, "nack", nack.StatusCode(), nack.Body, err, 204)
 		var dead []client.DeadLetter
 		eventually(t, specTimeout, "the refused delivery to be parked", func() bool {
@@ -448,11 +463,12 @@ func TestClientOperations(t *testing.T) {
 		if replayed.Data == nil || *replayed.Data != "parcel 2" || replayed.AckId == nil {
 			t.Fatalf("replayed %+v, want parcel 2 again", replayed)
 		}
+
 		ack, err = cl.AckWithResponse(ctx, ns, room, group, client.AckRequest{Ids: []string{*replayed.AckId}}, client.Bearer(mc.Token))
 		clientStatus(t, "ack replayed", ack.StatusCode(), ack.Body, err, 204)
 
 		id3 := publish("parcel 3")
-		nack, err = cl.NackWithResponse(ctx, ns, room, group, client.AckRequest{Ids: []string{delivery(id3)}}, client.Bearer(mc.Token))
+		nack, err = cl.NackWithResponse(ctx, ns, room, group, client.NackRequest{Ids: []string{delivery(id3)}}, client.Bearer(mc.Token))
 		clientStatus(t, "nack 3", nack.StatusCode(), nack.Body, err, 204)
 		eventually(t, specTimeout, "parcel 3 to be parked", func() bool {
 			d, err := cl.ListDeadWithResponse(ctx, ns, room, group, nil)
@@ -460,6 +476,17 @@ func TestClientOperations(t *testing.T) {
 			dead = d.JSON200.DeadLetters
 			return len(dead) == 1 && dead[0].Message.Id == id3
 		})
+		// Both parks were announced to the member.
+		for len(m.notices) < 2 {
+			if ev := m.next(); ev.Name == "dead_letter" {
+				m.notices = append(m.notices, ev.Message)
+			}
+		}
+		for i, want := range []string{id2, id3} {
+			if d := m.notices[i].Data; d == nil || (*d).(map[string]any)["id"] != want {
+				t.Errorf("dead_letter notice %d: %+v, want one for %s", i, m.notices[i], want)
+			}
+		}
 		dd, err := cl.DropDeadWithResponse(ctx, ns, room, group, dead[0].Seq)
 		clientStatus(t, "dropDead", dd.StatusCode(), dd.Body, err, 204)
 		lg, err := cl.ListGroupsWithResponse(ctx, ns, room)
@@ -504,9 +531,22 @@ func TestClientOperations(t *testing.T) {
 		clientStatus(t, "disconnect with another token", d.StatusCode(), d.Body, err, 403)
 		d, err = cl.DisconnectWithResponse(ctx, ns, ac.Id, client.Bearer(ac.Token))
 		clientStatus(t, "disconnect", d.StatusCode(), d.Body, err, 204)
-		// Subscribe resumes, is answered 204, and stops as EventSource does.
+		// The stream says why it ends, and Subscribe stops there.
+		var end client.Event
+		for end.End == nil {
+			end = a.next()
+		}
+		if end.End.Reason != client.Disconnected {
+			t.Errorf("end reason %q, want disconnected", end.End.Reason)
+		}
 		if err := a.ended(); !errors.Is(err, client.ErrDisconnected) {
 			t.Errorf("Subscribe after a disconnect on request: %v, want ErrDisconnected", err)
+		}
+		// A client that knows no end event (EventSource) resumes: the 204
+		// answer stops it.
+		again := clientSubscribe(t, aURL, client.SubscribeOptions{HTTPClient: hc, LastEventID: end.ID})
+		if err := again.ended(); !errors.Is(err, client.ErrDisconnected) {
+			t.Errorf("a resume of a connection disconnected on request: %v, want ErrDisconnected", err)
 		}
 		if !tr.seen("connect", 204) {
 			t.Error("the resume's 204 was not validated")
@@ -575,12 +615,15 @@ func TestClientSubscribeResume(t *testing.T) {
 		for i := 0; time.Now().Before(deadline); i++ {
 			tok, _ := tokens(ctx)
 			p, err := cl.PublishToRoomWithResponse(ctx, "secure", "feed", client.RoomPublishRequest{Event: "tick", Data: ptr[client.Payload](float64(i))}, client.Bearer(tok))
+			if p == nil {
+				t.Fatalf("publish: %v", err)
+			}
 			clientStatus(t, "publish", p.StatusCode(), p.Body, err, 202)
 			want = append(want, p.JSON202.Id)
 			time.Sleep(50 * time.Millisecond)
 		}
 		var got []string
-		restored := 0
+		restored, expired := 0, 0
 		for len(got) < len(want) {
 			ev := sub.next()
 			switch {
@@ -589,6 +632,11 @@ func TestClientSubscribeResume(t *testing.T) {
 					t.Fatalf("after a drop: connected %+v, want %s restored", ev.Connected, first.Id)
 				}
 				restored++
+			case ev.End != nil:
+				if ev.End.Reason != client.Expired {
+					t.Fatalf("the stream ended with %q, want expired", ev.End.Reason)
+				}
+				expired++
 			case ev.Message != nil:
 				got = append(got, ev.Message.Id)
 			default:
@@ -602,6 +650,9 @@ func TestClientSubscribeResume(t *testing.T) {
 		defer mu.Unlock()
 		if restored < 2 {
 			t.Errorf("the stream was resumed %d times in 5 s of 2 s tokens, want at least 2 (retries: %v)", restored, drops)
+		}
+		if expired < restored {
+			t.Errorf("%d resumes but %d end events: each expiry is announced (end, reason expired)", restored, expired)
 		}
 	})
 
@@ -631,6 +682,10 @@ func TestClientSubscribeResume(t *testing.T) {
 		// Published while the client is away, then live.
 		missed := publish(cl2, 5)
 		ev := sub.next()
+		if ev.End == nil || ev.End.Reason != client.Shutdown {
+			t.Fatalf("the stream ended with %q %s, want end with reason shutdown", ev.Name, ev.Data)
+		}
+		ev = sub.next()
 		if ev.Connected == nil || !ev.Connected.Restored || ev.Connected.Id != first.Id {
 			t.Fatalf("after the restart: %q %s, want connection %s restored", ev.Name, ev.Data, first.Id)
 		}

@@ -32,7 +32,7 @@ func TestCrashKill9KeepsAcknowledgedPublishes(t *testing.T) {
 		c := startChild(t, data, args...)
 		srv.URL = c.URL
 		if cycle == 0 {
-			code, body, _ := srv.do(t, http.MethodPut, "/ns/default/rooms/parcels/groups/couriers", `{"max_in_flight":500}`, "")
+			code, body, _ := srv.do(t, http.MethodPut, "/ns/default/rooms/parcels/groups/couriers", `{"max_in_flight":200}`, "")
 			if code != http.StatusOK {
 				t.Fatalf("create group: %d %v", code, body)
 			}
@@ -181,4 +181,78 @@ func firstID(m map[string]string) string {
 		return id
 	}
 	return ""
+}
+
+// TestCrashKill9KeepsSessions: a connection's session is saved before its
+// client learns of it (connected, a join's answer), so a kill -9 forgets no
+// client: after the restart, a resume with the SSE id it last received
+// gets the same connection back — id, token, rooms from the URL and from
+// REST — and every message it missed (room, joined room, direct) with no
+// reset. A resume whose session is unknown still replays the URL's rooms,
+// then says what was lost.
+func TestCrashKill9KeepsSessions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: not in -short")
+	}
+	data := t.TempDir()
+	c := startChild(t, data, "--log-level", "warn")
+	srv := &testServer{t: t, URL: c.URL}
+	st := srv.subscribe(t, "/ns/default/events?rooms=a", "")
+	id, token, _ := st.connected()
+	if code, body, _ := srv.do(t, http.MethodPut, "/ns/default/rooms/b/members/"+id, nil, token); code != http.StatusOK {
+		t.Fatalf("join b: %d %v", code, body)
+	}
+	first := srv.publish(t, "/ns/default/rooms/a/messages", `{"event":"m","data":0}`, "")
+	ev := st.Expect("m")
+	if env := ev.envelope(t); env["id"] != first {
+		t.Fatalf("got %v, want %s", env, first)
+	}
+	c.kill() // no warning, no graceful save
+	st.Ended(e2eTimeout)
+
+	c2 := startChild(t, data, "--log-level", "warn")
+	srv.URL = c2.URL
+	missed := []string{
+		srv.publish(t, "/ns/default/rooms/a/messages", `{"event":"m","data":1}`, ""),
+		srv.publish(t, "/ns/default/rooms/b/messages", `{"event":"m","data":2}`, ""),
+		srv.publish(t, "/ns/default/connections/"+id+"/messages", `{"event":"m","data":3}`, ""),
+		srv.publish(t, "/ns/default/rooms/c/messages", `{"event":"m","data":"not its room"}`, ""),
+	}
+	again := srv.subscribe(t, "/ns/default/events?rooms=a", ev.ID)
+	cev := again.Expect("connected")
+	var conn struct {
+		ID, Token string
+		Rooms     []string
+		Restored  bool
+	}
+	if err := json.Unmarshal([]byte(cev.Data), &conn); err != nil {
+		t.Fatal(err)
+	}
+	if !conn.Restored || conn.ID != id || conn.Token != token || strings.Join(conn.Rooms, ",") != "a,b" {
+		t.Fatalf("after kill -9: connected %s, want %s restored in a and b", cev.Data, id)
+	}
+	for _, want := range missed[:3] {
+		ev := again.Next(e2eTimeout)
+		if ev.Event != "m" || ev.envelope(t)["id"] != want {
+			t.Fatalf("after kill -9 got %s %s, want message %s (no reset, no gap)", ev.Event, ev.Data, want)
+		}
+	}
+	// The connection is live: a sentinel, not a wait, proves nothing else
+	// came first.
+	sentinel := srv.publish(t, "/ns/default/rooms/b/messages", `{"event":"m","data":"sentinel"}`, "")
+	if ev := again.Next(e2eTimeout); ev.envelope(t)["id"] != sentinel {
+		t.Fatalf("got %s %s, want the sentinel", ev.Event, ev.Data)
+	}
+
+	// A resume with a token whose session is unknown here replays the URL's
+	// room from the position, then resets with what was lost.
+	unknown := srv.subscribe(t, "/ns/default/events?rooms=a", first+".AAAAAAAAAAAAAAAAAAAAAA")
+	unknown.Expect("connected")
+	if ev := unknown.Next(e2eTimeout); ev.Event != "m" || ev.envelope(t)["id"] != missed[0] {
+		t.Fatalf("unknown session: got %s %s, want room a's missed message %s replayed", ev.Event, ev.Data, missed[0])
+	}
+	reset := unknown.Expect("reset").envelope(t)
+	if r, _ := reset["reason"].(string); !strings.Contains(r, "not restored") || !strings.Contains(r, "unknown") {
+		t.Errorf("reset %v, want the true reason (an unknown session)", reset)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,10 +12,11 @@ import (
 
 // member is a consumer group member: its stream and token.
 type member struct {
-	st    *sseStream
-	id    string
-	token string
-	ns    string // path prefix, "/ns/default" when empty
+	st      *sseStream
+	id      string
+	token   string
+	ns      string     // path prefix, "/ns/default" when empty
+	notices []sseEvent // revoked and dead_letter events seen by next
 }
 
 func joinGroup(t *testing.T, s *testServer, room, group string) *member {
@@ -33,14 +35,23 @@ type delivery struct {
 	Data     json.RawMessage `json:"data"`
 }
 
+// next returns the member's next delivery; the server's notices on the
+// way (revoked, dead_letter) are kept in m.notices.
 func (m *member) next(t *testing.T, timeout time.Duration) delivery {
 	t.Helper()
-	ev := m.st.Next(timeout)
-	var d delivery
-	if err := json.Unmarshal([]byte(ev.Data), &d); err != nil || d.AckID == "" || d.Delivery < 1 {
-		t.Fatalf("event %q is not a group delivery: %s (%v)", ev.Event, ev.Data, err)
+	deadline := time.Now().Add(timeout)
+	for {
+		ev := m.st.Next(time.Until(deadline))
+		if ev.Event == "revoked" || ev.Event == "dead_letter" {
+			m.notices = append(m.notices, ev)
+			continue
+		}
+		var d delivery
+		if err := json.Unmarshal([]byte(ev.Data), &d); err != nil || d.AckID == "" || d.Delivery < 1 {
+			t.Fatalf("event %q is not a group delivery: %s (%v)", ev.Event, ev.Data, err)
+		}
+		return d
 	}
-	return d
 }
 
 func (m *member) settle(t *testing.T, s *testServer, room, group, op string, ids ...string) int {
@@ -204,9 +215,13 @@ func TestGroupRedeliversUnacked(t *testing.T) {
 	if code := b.settle(t, s, "jobs", "g", "acks", again.AckID); code != http.StatusNoContent {
 		t.Fatalf("ack by b: %d", code)
 	}
-	// a's old ack id is still a's: acking it now is harmless (at-least-once).
-	if code := a.settle(t, s, "jobs", "g", "acks", first.AckID); code != http.StatusNoContent {
-		t.Fatalf("late ack by a: %d", code)
+	// a's lease ran out and the job went to b: a's old ack id is dead (one
+	// owner per delivery), and a was told so when it happened.
+	if code := a.settle(t, s, "jobs", "g", "acks", first.AckID); code != http.StatusConflict {
+		t.Fatalf("late ack by a: %d, want 409", code)
+	}
+	if ev := a.st.Next(10 * time.Second); ev.Event != "revoked" || !strings.Contains(ev.Data, first.AckID) {
+		t.Fatalf("a's next event %s %s, want revoked for %s", ev.Event, ev.Data, first.AckID)
 	}
 	eventually(t, 10*time.Second, "group drained", func() bool {
 		st := groupState(t, s, "jobs", "g")
@@ -252,6 +267,36 @@ func TestGroupDeadLetters(t *testing.T) {
 	}
 	if st := groupState(t, s, "q", "g"); st["dead_letters"].(float64) != 2 {
 		t.Fatalf("group state dead_letters %v", st["dead_letters"])
+	}
+	// Each park is announced in the room (and so in its history, for those
+	// offline) and to the group's members, never silently.
+	announced := map[string]bool{}
+	for range 2 {
+		env := room.Expect("dead_letter").envelope(t)
+		data, _ := env["data"].(map[string]any)
+		if data["group"] != "g" || data["room"] != "q" || data["deliveries"] != float64(2) || data["reason"] == "" {
+			t.Errorf("dead_letter notice %v", env)
+		}
+		announced[fmt.Sprint(data["id"])] = true
+	}
+	if !announced[id1] || !announced[id2] {
+		t.Errorf("dead_letter notices for %v, want %s and %s", announced, id1, id2)
+	}
+	told := 0
+	for _, ev := range m.notices {
+		if ev.Event == "dead_letter" {
+			told++
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); told < 2; {
+		ev := m.st.Next(time.Until(deadline))
+		switch ev.Event {
+		case "dead_letter":
+			told++
+		case "revoked":
+		default:
+			t.Fatalf("member got %s %s, want the dead_letter notices", ev.Event, ev.Data)
+		}
 	}
 	// Replay the first to the group: the member gets it once more as a
 	// new delivery; the room subscriber does not see it again.
@@ -331,9 +376,10 @@ func TestGroupAckAuthorization(t *testing.T) {
 		{"no token", "", []string{d.AckID}, path, http.StatusUnauthorized},
 		{"garbage token", "not-a-token", []string{d.AckID}, path, http.StatusUnauthorized},
 		{"another connection's token", other.token, []string{d.AckID}, path, http.StatusForbidden},
-		{"forged ack id", m.token, []string{d.AckID + "x"}, path, http.StatusForbidden},
+		{"malformed ack id", m.token, []string{d.AckID + "x"}, path, http.StatusBadRequest},
+		{"forged ack id", m.token, []string{d.AckID[:len(d.AckID)-2] + "AA"}, path, http.StatusForbidden},
 		{"empty ids", m.token, []string{}, path, http.StatusBadRequest},
-		{"another group's path", m.token, []string{d.AckID}, "/ns/default/rooms/r2/groups/g/acks", http.StatusBadRequest},
+		{"another group's path", m.token, []string{d.AckID}, "/ns/default/rooms/r2/groups/g/acks", http.StatusForbidden},
 		{"right token", m.token, []string{d.AckID}, path, http.StatusNoContent},
 	}
 	for _, c := range cases {
@@ -438,6 +484,9 @@ func TestGroupValidation(t *testing.T) {
 		{http.MethodPut, "/ns/default/rooms/r/groups/g", `{"ack_wait":"forever"}`, http.StatusBadRequest},
 		{http.MethodPut, "/ns/default/rooms/r/groups/g", `{"max_deliver":0,"max_in_flight":-1}`, http.StatusBadRequest},
 		{http.MethodPut, "/ns/default/rooms/r/groups/g", `{"nope":1}`, http.StatusBadRequest},
+		// More than a member's connection queue holds (--queue-size 256):
+		// the member would be cut as a slow consumer.
+		{http.MethodPut, "/ns/default/rooms/r/groups/g", `{"max_in_flight":1000}`, http.StatusBadRequest},
 		{http.MethodGet, "/ns/default/rooms/r/groups/missing", nil, http.StatusNotFound},
 		{http.MethodDelete, "/ns/default/rooms/r/groups/missing", nil, http.StatusNotFound},
 		{http.MethodGet, "/ns/default/rooms/r/groups/missing/dead", nil, http.StatusNotFound},

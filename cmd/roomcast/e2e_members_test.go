@@ -209,3 +209,24 @@ func TestE2EDisconnectByRequest(t *testing.T) {
 		t.Fatalf("reconnect after DELETE: status %d, want 204 (stop) or 200 with a new connection and reset", code)
 	}
 }
+
+// TestE2EDisconnectRightAfterConnected: a connection disconnected on request
+// as soon as its client read `connected` (while its stream is still being
+// set up) is told to stop all the same: its resume is answered 204, never
+// turned into a new connection.
+func TestE2EDisconnectRightAfterConnected(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	for i := range 50 {
+		st := s.subscribe(t, "/ns/default/events?rooms=chat", "")
+		id, token, evID := st.connected()
+		if code, _, _ := s.do(t, http.MethodDelete, "/ns/default/connections/"+id, nil, token); code != http.StatusNoContent {
+			t.Fatalf("round %d: DELETE %d", i, code)
+		}
+		st.Ended(e2eTimeout)
+		if again, code := s.trySubscribe(t, "/ns/default/events?rooms=chat", evID); code != http.StatusNoContent {
+			ev := again.Next(e2eTimeout)
+			t.Fatalf("round %d: a resume after the disconnect answered %d (%s %s), want 204", i, code, ev.Event, ev.Data)
+		}
+	}
+}

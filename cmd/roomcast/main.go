@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -114,43 +116,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go streams.Run(hbCtx)
 	defer func() { hbCancel(); streams.Close() }()
 
-	h := hub.New(eng, eng, logger, hub.Config{ResumeBuffer: cfg.ResumeBuffer})
-	reg := metrics.New(metrics.Source{Hub: h, Ready: eng.Ready, Groups: eng.GroupTotals, Streams: streams.Active})
 	ackKey, err := eng.AckKey(ctx)
 	if err != nil {
 		return err
 	}
-	h.EnableGroups(eng, ackKey)
+	deps := hub.Deps{Log: eng, Sessions: eng, Groups: eng, AckKey: ackKey, Logger: logger,
+		DecodePerms: func(b []byte) (hub.Perms, error) {
+			var g auth.Grants
+			err := json.Unmarshal(b, &g)
+			return g, err
+		}}
 	if eng.Clustered() {
-		// Joins, leaves, disconnects and presence reach other nodes'
-		// connections over NATS request/reply.
-		if err := eng.ServeControl(h.Control); err != nil {
-			return err
-		}
-		h.EnableCluster(eng)
-		keepCtx, stopKeep := context.WithCancel(context.Background())
-		kept := make(chan struct{})
-		go func() { defer close(kept); h.KeepSessions(keepCtx, minWindow/3) }()
-		defer func() { stopKeep(); <-kept }()
+		// Joins, leaves, disconnects, settles and presence reach other
+		// nodes' connections over NATS request/reply.
+		deps.Bus = eng
 	}
+	h, err := hub.New(deps, hub.Config{ResumeBuffer: cfg.ResumeBuffer, MaxInFlight: cfg.QueueSize})
+	if err != nil {
+		return err
+	}
+	reg := metrics.New(metrics.Source{Hub: h, Ready: eng.Ready, Groups: eng.GroupTotals, Streams: streams.Active})
 	defer h.Stop() // group loops, after the handlers (deferred before eng.Close runs)
 	var nsAPI []api.Namespace
 	for _, n := range cfg.Namespaces {
-		st, err := eng.EnsureNamespace(ctx, n.Name, engine.Retention{
-			MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, MaxMsgsPerRoom: n.MaxMsgsPerRoom, Duplicates: n.DedupeWindow,
+		_, err := h.AddNamespace(ctx, n.Name, hub.NamespaceConfig{
+			RecoveryWindow: n.RecoveryWindow, MaxRoomsPerConn: n.MaxRoomsPerConn, HistoryLimit: n.HistoryLimit,
+			Retention: hub.Retention{MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, MaxMsgsPerRoom: n.MaxMsgsPerRoom, Dedupe: n.DedupeWindow},
+			Group:     hub.GroupConfig{AckWait: n.GroupAckWait, MaxDeliver: n.GroupMaxDeliver, MaxInFlight: n.GroupMaxInFlight},
+			Metrics:   reg.Namespace(n.Name),
 		})
 		if err != nil {
-			return err
-		}
-		ns, err := h.AddNamespace(n.Name, hub.NamespaceConfig{
-			RecoveryWindow: n.RecoveryWindow, MaxRoomsPerConn: n.MaxRoomsPerConn, HistoryLimit: n.HistoryLimit,
-			Group:   hub.GroupConfig{AckWait: n.GroupAckWait, MaxDeliver: n.GroupMaxDeliver, MaxInFlight: n.GroupMaxInFlight},
-			Metrics: reg.Namespace(n.Name),
-		}, st.Epoch, st.Last)
-		if err != nil {
-			return err
-		}
-		if err := eng.Follow(ctx, n.Name, st.Last, ns.Apply); err != nil {
 			return err
 		}
 		sec, err := security(n, getenv)
@@ -159,6 +154,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		nsAPI = append(nsAPI, api.Namespace{Name: n.Name, MaxBody: n.MaxBody, Security: sec})
 	}
+	// Live sessions are saved as connections open, join and leave, and
+	// refreshed, so that their clients resume after a crash or elsewhere.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); h.Run(runCtx) }()
+	defer func() { stopRun(); <-ran }()
 
 	handler, err := api.New(api.Config{
 		Hub: h, Streams: streams, Namespaces: nsAPI, Ready: eng.Ready,
@@ -169,7 +170,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	fresh := &freshConns{m: map[net.Conn]struct{}{}}
 	srv := &http.Server{
+		ConnState:         fresh.track,
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
@@ -211,13 +214,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(sctx) }()
-	h.Close() // ends the streams (Shutdown waits for them) and refuses new ones
+	h.Close()     // ends the streams (Shutdown waits for them) and refuses new ones
+	fresh.close() // connections that never sent a request (Shutdown waits 5 s for them)
 	err = <-done
 	<-serveErr
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// freshConns tracks connections that have not sent a request yet. An HTTP
+// client may dial a connection it ends up not using (Go's transport dials
+// while waiting for a busy one, and keeps the spare); http.Server.Shutdown
+// counts such a connection as active for its first 5 seconds, so a
+// shutdown would wait that long for nothing. They carry no request: close
+// them at once.
+type freshConns struct {
+	mu sync.Mutex
+	m  map[net.Conn]struct{}
+}
+
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if st == http.StateNew {
+		f.m[c] = struct{}{}
+	} else {
+		delete(f.m, c)
+	}
+}
+
+func (f *freshConns) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.m {
+		_ = c.Close()
+	}
 }
 
 // displayAddr names a wildcard listener by localhost, so that the printed

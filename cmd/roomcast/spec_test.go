@@ -839,7 +839,8 @@ func TestSpecGroups(t *testing.T) {
 	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{ack}}, token: otherTok, want: 403})
 	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{}}, token: token, want: 400, specRejects: true})
 	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{ack}, "all": true}, token: token, want: 400, specRejects: true})
-	c.call(t, specReq{method: "POST", path: ns + "/rooms/orders/groups/other/acks", body: map[string]any{"ids": []string{ack}}, token: token, want: 400})
+	c.call(t, specReq{method: "POST", path: ns + "/rooms/orders/groups/other/acks", body: map[string]any{"ids": []string{ack}}, token: token, want: 403})
+	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{ack + "x"}}, token: token, want: 400})
 	c.call(t, specReq{method: "POST", path: acks, body: `{"ids":["` + strings.Repeat("a", 65<<10) + `"]}`, token: token, want: 413})
 
 	_, raw = c.call(t, specReq{method: "GET", path: g + "/messages", want: 200})
@@ -849,8 +850,18 @@ func TestSpecGroups(t *testing.T) {
 	c.call(t, specReq{method: "GET", path: g + "/messages?limit=0", want: 400, specRejects: true})
 
 	// Refused with max_deliver 1: parked, then replayed to the group.
+	c.call(t, specReq{method: "POST", path: g + "/progress", body: map[string]any{"ids": []string{ack}}, token: token, want: 204})
+	c.call(t, specReq{method: "POST", path: g + "/nacks", body: map[string]any{"ids": []string{ack}, "delay": "never"}, token: token, want: 400, specRejects: true})
 	c.call(t, specReq{method: "POST", path: g + "/nacks", body: map[string]any{"ids": []string{ack}}, token: token, want: 204})
 	seq := deadLetter(id1)
+	// The park is announced to the member: a dead_letter notice, an
+	// Envelope whose data is a DeadLetterNotice.
+	notice := c.event(t, m.Expect("dead_letter"), "Envelope")
+	if err := c.schema(t, "DeadLetterNotice").VisitJSON(notice["data"], openapi3.MultiErrors()); err != nil {
+		t.Errorf("dead_letter data %v does not match DeadLetterNotice: %v", notice["data"], err)
+	}
+	// The acknowledged-then-parked delivery is no longer held: 409.
+	c.call(t, specReq{method: "POST", path: acks, body: map[string]any{"ids": []string{ack}}, token: token, want: 409})
 	c.call(t, specReq{method: "GET", path: g + "/dead?limit=10", want: 200})
 	c.call(t, specReq{method: "GET", path: g + "/dead?limit=0", want: 400, specRejects: true})
 	_, raw = c.call(t, specReq{method: "GET", path: g, want: 200})
@@ -868,6 +879,7 @@ func TestSpecGroups(t *testing.T) {
 	id2 := publish("parcel 2")
 	c.call(t, specReq{method: "POST", path: g + "/nacks", body: map[string]any{"ids": []string{delivered(id2, 1)}}, token: token, want: 204})
 	seq = deadLetter(id2)
+	c.event(t, m.Expect("dead_letter"), "Envelope")
 	dead := fmt.Sprintf("%s/dead/%d", g, int64(seq))
 	c.call(t, specReq{method: "DELETE", path: dead, want: 204})
 	c.call(t, specReq{method: "DELETE", path: dead, want: 404})
@@ -1136,6 +1148,7 @@ func TestSpecSecurity(t *testing.T) {
 		{op: "putGroup", method: "PUT", path: ns + "/rooms/orders.eu/groups/spare", denied: alice, allowed: apiKey, want: 200},
 		{op: "deleteGroup", method: "DELETE", path: ns + "/rooms/orders.eu/groups/spare", denied: alice, allowed: root, want: 204},
 		{op: "groupMessages", method: "GET", path: g + "/messages", denied: bob, allowed: alice, want: 200},
+		{op: "progress", method: "POST", path: g + "/progress", body: map[string]any{"ids": []string{ack1}}, denied: aTok, allowed: mTok, want: 204},
 		{op: "ack", method: "POST", path: g + "/acks", body: map[string]any{"ids": []string{ack1}}, denied: aTok, allowed: mTok, want: 204},
 		{op: "nack", method: "POST", path: g + "/nacks", body: map[string]any{"ids": []string{ack2}}, denied: aTok, allowed: mTok, want: 204},
 		{op: "listDead", method: "GET", path: g + "/dead", denied: alice, allowed: root, want: 200},

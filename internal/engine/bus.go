@@ -2,9 +2,8 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -14,31 +13,28 @@ import (
 var _ hub.Bus = (*Engine)(nil)
 
 // The control plane between nodes is core NATS request/reply on
-// rcctl.<ns>.<op>: every node subscribes once; the node that has the
-// connection answers a lookup or an operation, every node answers a
+// rcctl.<ns>.<op> (subjects.go): every node subscribes once; the node that
+// has the connection answers an operation on it, every node answers a
 // presence query. Only control requests travel here (joins, leaves,
-// disconnects, presence), never messages.
-const (
-	askTimeout    = time.Second
-	gatherTimeout = 500 * time.Millisecond
-)
+// disconnects, settles, presence), never messages. The requests are the
+// hub's, opaque here.
 
-// ServeControl answers the other nodes' control requests with handle (and
-// this node's own: Gather counts on it) until Close.
-func (e *Engine) ServeControl(handle func(hub.ControlRequest) (hub.ControlReply, bool)) error {
-	sub, err := e.nc.Subscribe("rcctl.>", func(m *nats.Msg) {
-		var req hub.ControlRequest
-		if json.Unmarshal(m.Data, &req) != nil || m.Reply == "" {
+// Serve implements hub.Bus: it answers every node's control requests (this
+// node's own too: Gather counts on it) with handle until Close. Each
+// request runs on its own goroutine: an operation waiting for the engine
+// (a settle) must not hold up the others.
+func (e *Engine) Serve(handle func(ns, op string, req []byte) ([]byte, bool)) error {
+	sub, err := e.nc.Subscribe(controlAll, func(m *nats.Msg) {
+		ns, op, ok := parseControl(m.Subject)
+		if !ok || m.Reply == "" {
 			return
 		}
-		rep, ok := handle(req)
-		if !ok {
-			return
-		}
-		b, err := json.Marshal(rep)
-		if err == nil {
-			_ = m.Respond(b)
-		}
+		go func() {
+			rep, ok := handle(ns, op, m.Data)
+			if ok {
+				_ = m.Respond(rep)
+			}
+		}()
 	})
 	if err != nil {
 		return fmt.Errorf("engine: control subscription: %w", err)
@@ -49,58 +45,41 @@ func (e *Engine) ServeControl(handle func(hub.ControlRequest) (hub.ControlReply,
 	return e.nc.Flush()
 }
 
-func controlSubject(req hub.ControlRequest) string { return "rcctl." + req.NS + "." + req.Op }
-
-// Ask implements hub.Bus.
-func (e *Engine) Ask(ctx context.Context, req hub.ControlRequest) (hub.ControlReply, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return hub.ControlReply{}, err
+// Ask implements hub.Bus: the first node to answer wins (only the node
+// holding a connection answers an operation on it).
+func (e *Engine) Ask(ctx context.Context, ns, op string, req []byte) ([]byte, error) {
+	m, err := e.nc.RequestWithContext(ctx, controlSubject(ns, op), req)
+	switch {
+	case err == nil:
+		return m.Data, nil
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return nil, fmt.Errorf("no node answered: %w", hub.ErrNotFound)
+	case errors.Is(err, context.Canceled):
+		return nil, err
+	default:
+		return nil, fmt.Errorf("engine: control request: %w: %w", hub.ErrUnavailable, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, askTimeout)
-	defer cancel()
-	m, err := e.nc.RequestWithContext(ctx, controlSubject(req), b)
-	if err != nil {
-		return hub.ControlReply{}, fmt.Errorf("no node has it: %w", hub.ErrNotFound)
-	}
-	var rep hub.ControlReply
-	if err := json.Unmarshal(m.Data, &rep); err != nil {
-		return hub.ControlReply{}, fmt.Errorf("engine: control reply: %w: %w", hub.ErrUnavailable, err)
-	}
-	if rep.Conn == nil && rep.Err == "" {
-		return hub.ControlReply{}, fmt.Errorf("no node has it: %w", hub.ErrNotFound)
-	}
-	return rep, nil
 }
 
 // Gather implements hub.Bus: it returns when every node of the configured
-// cluster answered, or after gatherTimeout (a node down only slows it).
-func (e *Engine) Gather(ctx context.Context, req hub.ControlRequest) ([]hub.ControlReply, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
+// cluster answered, or when ctx ends (a node down only slows it).
+func (e *Engine) Gather(ctx context.Context, ns, op string, req []byte) ([][]byte, error) {
 	inbox := e.nc.NewRespInbox()
 	sub, err := e.nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, fmt.Errorf("engine: gather: %w: %w", hub.ErrUnavailable, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := e.nc.PublishRequest(controlSubject(req), inbox, b); err != nil {
+	if err := e.nc.PublishRequest(controlSubject(ns, op), inbox, req); err != nil {
 		return nil, fmt.Errorf("engine: gather: %w: %w", hub.ErrUnavailable, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, gatherTimeout)
-	defer cancel()
-	var out []hub.ControlReply
+	var out [][]byte
 	for e.nodes == 0 || len(out) < e.nodes {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
 			break
 		}
-		var rep hub.ControlReply
-		if json.Unmarshal(m.Data, &rep) == nil {
-			out = append(out, rep)
-		}
+		out = append(out, m.Data)
 	}
 	return out, nil
 }

@@ -60,32 +60,6 @@ type Config struct {
 	Replicas int
 }
 
-// Retention is a namespace's storage limits.
-type Retention struct {
-	MaxAge         time.Duration // default 24h
-	MaxBytes       int64         // default 1 GiB
-	MaxMsgsPerRoom int64         // default 10000; also applies to the namespace-wide, multi-room and per-connection subjects
-	Duplicates     time.Duration // idempotency window, default 2m
-}
-
-func (r *Retention) defaults() {
-	if r.MaxAge <= 0 {
-		r.MaxAge = 24 * time.Hour
-	}
-	if r.MaxBytes <= 0 {
-		r.MaxBytes = 1 << 30
-	}
-	if r.MaxMsgsPerRoom == 0 {
-		r.MaxMsgsPerRoom = 10000
-	}
-	if r.Duplicates <= 0 {
-		r.Duplicates = 2 * time.Minute
-	}
-	if r.Duplicates > r.MaxAge {
-		r.Duplicates = r.MaxAge
-	}
-}
-
 // Engine is the storage and bus. It implements hub.Log and hub.Sessions.
 type Engine struct {
 	cfg    Config
@@ -110,7 +84,7 @@ type nsStream struct {
 	name      string
 	stream    jetstream.Stream
 	epoch     string
-	retention Retention
+	retention hub.Retention
 	// pubOpts is what a publish without an idempotency key passes: built
 	// once, not per publish.
 	pubOpts []jetstream.PublishOpt
@@ -349,30 +323,26 @@ func (e *Engine) Close() {
 	e.shutdownServer()
 }
 
-// streamName maps a namespace (validated by hub.ValidNamespace: [A-Za-z0-9_-])
-// to its stream.
-func streamName(ns string) string { return "roomcast_" + ns }
-
 const epochKey = "roomcast_epoch"
 
-// EnsureNamespace creates or updates namespace ns's stream and returns its
-// state (the hub starts fanning out after State.Last).
-func (e *Engine) EnsureNamespace(ctx context.Context, ns string, r Retention) (hub.LogState, error) {
+// OpenNamespace implements hub.Log: it creates or updates namespace ns's
+// stream and returns its state.
+func (e *Engine) OpenNamespace(ctx context.Context, ns string, r hub.Retention) (hub.LogState, error) {
 	if !hub.ValidNamespace(ns) {
 		return hub.LogState{}, fmt.Errorf("namespace %q: %w", ns, hub.ErrInvalid)
 	}
-	r.defaults()
+	r = r.Or(hub.DefaultRetention)
 	name := streamName(ns)
 	cfg := jetstream.StreamConfig{
 		Name:              name,
 		Description:       "roomcast namespace " + ns,
-		Subjects:          []string{"rc." + ns + ".>"},
+		Subjects:          []string{nsSubjects(ns)},
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		MaxAge:            r.MaxAge,
 		MaxBytes:          r.MaxBytes,
 		MaxMsgsPerSubject: r.MaxMsgsPerRoom,
-		Duplicates:        r.Duplicates,
+		Duplicates:        r.Dedupe,
 		Storage:           jetstream.FileStorage,
 		Replicas:          e.cfg.Replicas,
 		AllowDirect:       true,
@@ -460,8 +430,8 @@ func (e *Engine) State(ctx context.Context, ns string) (hub.LogState, error) {
 	return hub.LogState{Epoch: s.epoch, First: info.State.FirstSeq, Last: info.State.LastSeq}, nil
 }
 
-// Follow feeds every message of ns stored after sequence after to apply, in
-// order, from one goroutine, until Close.
+// Follow implements hub.Log: it feeds every message of ns stored after
+// sequence after to apply, in order, from one goroutine, until Close.
 func (e *Engine) Follow(ctx context.Context, ns string, after uint64, apply func(*hub.Message)) error {
 	s, err := e.ns(ns)
 	if err != nil {

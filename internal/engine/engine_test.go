@@ -39,7 +39,7 @@ func TestReadyFlipsWhenTheServerStops(t *testing.T) {
 	if err := e.Ready(ctx); err != nil {
 		t.Fatalf("Ready on a fresh engine: %v", err)
 	}
-	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
+	if _, err := e.OpenNamespace(ctx, "x", hub.Retention{}); err != nil {
 		t.Fatal(err)
 	}
 	e.srv.Shutdown()
@@ -69,7 +69,7 @@ func TestEpochSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := e.EnsureNamespace(ctx, "n", Retention{})
+	st, err := e.OpenNamespace(ctx, "n", hub.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestEpochSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close()
-	st2, err := e2.EnsureNamespace(ctx, "n", Retention{})
+	st2, err := e2.OpenNamespace(ctx, "n", hub.Retention{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,18 +102,18 @@ func TestEpochSurvivesRestart(t *testing.T) {
 func TestIdleGroupIsRemoved(t *testing.T) {
 	e := open(t, Config{GroupIdle: time.Second})
 	ctx := context.Background()
-	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
+	if _, err := e.OpenNamespace(ctx, "x", hub.Retention{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.EnsureGroup(ctx, "x", "r", "g", hub.GroupConfig{}, hub.GroupConfig{AckWait: time.Second, MaxDeliver: 5, MaxInFlight: 10}, false); err != nil {
+	if _, err := e.EnsureGroup(ctx, "x", hub.GroupKey{Room: "r", Name: "g"}, hub.GroupConfig{}, hub.GroupConfig{AckWait: time.Second, MaxDeliver: 5, MaxInFlight: 10}, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.GroupState(ctx, "x", "r", "g"); err != nil {
+	if _, err := e.GroupState(ctx, "x", hub.GroupKey{Room: "r", Name: "g"}); err != nil {
 		t.Fatalf("GroupState of a new group: %v", err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		_, err := e.GroupState(ctx, "x", "r", "g")
+		_, err := e.GroupState(ctx, "x", hub.GroupKey{Room: "r", Name: "g"})
 		if errors.Is(err, hub.ErrNotFound) {
 			return
 		}
@@ -135,49 +135,49 @@ func TestSettleAllConfirmsEach(t *testing.T) {
 		t.Helper()
 		var replies []string
 		for _, d := range fetchN(t, e, group, 6) {
-			replies = append(replies, d.Reply)
+			replies = append(replies, d.Handle)
 		}
 		return replies
 	}
 
 	replies := fetch("g")
-	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 6 {
-		t.Fatalf("before the acks: in flight %d (%v), want 6", st.InFlight, err)
+	if st, err := e.GroupState(ctx, "x", hub.GroupKey{Room: "r", Name: "g"}); err != nil || st.Unacked != 6 {
+		t.Fatalf("before the acks: in flight %d (%v), want 6", st.Unacked, err)
 	}
 	// Five of them, one given twice.
-	done, err := e.SettleAll(ctx, append(replies[:5:5], replies[1]), hub.Ack)
+	done, err := e.Settle(ctx, append(replies[:5:5], replies[1]), hub.Ack, 0)
 	if err != nil || !slices.Equal(done, []bool{true, true, true, true, true, true}) {
 		t.Fatalf("SettleAll: %v, %v; want all confirmed", done, err)
 	}
-	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 1 || st.AckFloor == 0 {
-		t.Fatalf("after the acks: in flight %d, ack floor %d (%v), want 1 (the sixth) and > 0", st.InFlight, st.AckFloor, err)
+	if st, err := e.GroupState(ctx, "x", hub.GroupKey{Room: "r", Name: "g"}); err != nil || st.Unacked != 1 || st.AckFloor == 0 {
+		t.Fatalf("after the acks: in flight %d, ack floor %d (%v), want 1 (the sixth) and > 0", st.Unacked, st.AckFloor, err)
 	}
 	// Settled again (a client retrying after a lost answer): still confirmed.
-	if done, err := e.SettleAll(ctx, replies[:2], hub.Ack); err != nil || !done[0] || !done[1] {
+	if done, err := e.Settle(ctx, replies[:2], hub.Ack, 0); err != nil || !done[0] || !done[1] {
 		t.Fatalf("SettleAll again: %v, %v", done, err)
 	}
 
-	if _, err := e.SettleAll(ctx, []string{replies[0], "$JS.ACK.*"}, hub.Ack); !errors.Is(err, hub.ErrInvalid) {
+	if _, err := e.Settle(ctx, []string{replies[0], "$JS.ACK.*"}, hub.Ack, 0); !errors.Is(err, hub.ErrInvalid) {
 		t.Fatalf("a wildcard handle: %v, want ErrInvalid", err)
 	}
 
 	gone := fetch("gone")
-	if err := e.DeleteGroup(ctx, "x", "r", "gone"); err != nil {
+	if err := e.DeleteGroup(ctx, "x", hub.GroupKey{Room: "r", Name: "gone"}); err != nil {
 		t.Fatal(err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	done, err = e.SettleAll(sctx, gone, hub.Ack)
+	done, err = e.Settle(sctx, gone, hub.Ack, 0)
 	if !errors.Is(err, hub.ErrUnavailable) || slices.Contains(done, true) {
 		t.Fatalf("settles of a deleted group: %v, %v; want ErrUnavailable and none confirmed", done, err)
 	}
 	// A batch mixing both: what was confirmed is reported as such.
-	done, err = e.SettleAll(sctx, []string{gone[0], replies[5], gone[1]}, hub.Ack)
+	done, err = e.Settle(sctx, []string{gone[0], replies[5], gone[1]}, hub.Ack, 0)
 	if !errors.Is(err, hub.ErrUnavailable) || !slices.Equal(done, []bool{false, true, false}) {
 		t.Fatalf("a mixed batch: %v, %v; want [false true false] and ErrUnavailable", done, err)
 	}
-	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 0 {
-		t.Fatalf("after the mixed batch: in flight %d (%v), want 0", st.InFlight, err)
+	if st, err := e.GroupState(ctx, "x", hub.GroupKey{Room: "r", Name: "g"}); err != nil || st.Unacked != 0 {
+		t.Fatalf("after the mixed batch: in flight %d (%v), want 0", st.Unacked, err)
 	}
 }
 
@@ -262,11 +262,11 @@ func TestSettleAllInCluster(t *testing.T) {
 		t.Fatalf("replicas %d, want 3", e.Replicas())
 	}
 	ctx := context.Background()
-	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
+	if _, err := e.OpenNamespace(ctx, "x", hub.Retention{}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := hub.GroupConfig{AckWait: time.Minute, MaxDeliver: 5, MaxInFlight: 100}
-	if _, err := e.EnsureGroup(ctx, "x", "r", "g", hub.GroupConfig{}, cfg, false); err != nil {
+	if _, err := e.EnsureGroup(ctx, "x", hub.GroupKey{Room: "r", Name: "g"}, hub.GroupConfig{}, cfg, false); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
@@ -276,20 +276,20 @@ func TestSettleAllInCluster(t *testing.T) {
 	}
 	fetch := func(n int) []hub.Delivery { return fetchN(t, e, "g", n) }
 	first := fetch(2)
-	if err := e.Settle(ctx, first[0].Reply, hub.Nak); err != nil {
+	if _, err := e.Settle(ctx, []string{first[0].Handle}, hub.Nack, 0); err != nil {
 		t.Fatal(err)
 	}
 	again := fetch(1) // the redelivery of the first message: another handle
-	if again[0].Msg.Pos != first[0].Msg.Pos || again[0].Reply == first[0].Reply {
-		t.Fatalf("redelivery %v (%s), want message %v with a new handle", again[0].Msg.Pos, again[0].Reply, first[0].Msg.Pos)
+	if again[0].Msg.Pos != first[0].Msg.Pos || again[0].Handle == first[0].Handle {
+		t.Fatalf("redelivery %v (%s), want message %v with a new handle", again[0].Msg.Pos, again[0].Handle, first[0].Msg.Pos)
 	}
 	start := time.Now()
-	done, err := e.SettleAll(ctx, []string{first[0].Reply, again[0].Reply, first[1].Reply, again[0].Reply}, hub.Ack)
+	done, err := e.Settle(ctx, []string{first[0].Handle, again[0].Handle, first[1].Handle, again[0].Handle}, hub.Ack, 0)
 	if err != nil || slices.Contains(done, false) {
 		t.Fatalf("SettleAll in a cluster: %v, %v (after %v); want all confirmed", done, err, time.Since(start))
 	}
-	if st, err := e.GroupState(ctx, "x", "r", "g"); err != nil || st.InFlight != 0 {
-		t.Fatalf("after the acks: in flight %d (%v), want 0", st.InFlight, err)
+	if st, err := e.GroupState(ctx, "x", hub.GroupKey{Room: "r", Name: "g"}); err != nil || st.Unacked != 0 {
+		t.Fatalf("after the acks: in flight %d (%v), want 0", st.Unacked, err)
 	}
 }
 
@@ -305,11 +305,11 @@ func TestSettleAllMergesByMessage(t *testing.T) {
 	groupFixture(t, e, []string{"g", "h"}, 2)
 	inFlight := func(group string) int {
 		t.Helper()
-		st, err := e.GroupState(ctx, "x", "r", group)
+		st, err := e.GroupState(ctx, "x", hub.GroupKey{Room: "r", Name: group})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.InFlight
+		return st.Unacked
 	}
 
 	g, h := fetchN(t, e, "g", 2), fetchN(t, e, "h", 1)
@@ -317,7 +317,7 @@ func TestSettleAllMergesByMessage(t *testing.T) {
 		t.Fatalf("fetched %d and %d deliveries, want 2 and 1 of the same first message", len(g), len(h))
 	}
 	// Group g's second message is naked and redelivered (a new handle).
-	if err := e.Settle(ctx, g[1].Reply, hub.Nak); err != nil {
+	if _, err := e.Settle(ctx, []string{g[1].Handle}, hub.Nack, 0); err != nil {
 		t.Fatal(err)
 	}
 	again := fetchN(t, e, "g", 1)
@@ -326,14 +326,14 @@ func TestSettleAllMergesByMessage(t *testing.T) {
 	}
 	// The first message, in both groups: two settles, both acknowledged;
 	// group g's ack floor moves past the second message's first delivery.
-	if done, err := e.SettleAll(ctx, []string{g[0].Reply, h[0].Reply}, hub.Ack); err != nil || slices.Contains(done, false) {
+	if done, err := e.Settle(ctx, []string{g[0].Handle, h[0].Handle}, hub.Ack, 0); err != nil || slices.Contains(done, false) {
 		t.Fatalf("acks of one message in two groups: %v, %v", done, err)
 	}
 	if n := inFlight("h"); n != 0 {
 		t.Fatalf("group h: %d in flight after its ack, want 0 (merged with group g's?)", n)
 	}
 	// The old and the new handle of the second message, naked together.
-	if done, err := e.SettleAll(ctx, []string{g[1].Reply, again[0].Reply}, hub.Nak); err != nil || slices.Contains(done, false) {
+	if done, err := e.Settle(ctx, []string{g[1].Handle, again[0].Handle}, hub.Nack, 0); err != nil || slices.Contains(done, false) {
 		t.Fatalf("nak of a delivery and its redelivery: %v, %v", done, err)
 	}
 	if third := fetchN(t, e, "g", 1); third[0].Count != 3 {
@@ -347,11 +347,11 @@ func fetchN(t *testing.T, e *Engine, group string, n int) []hub.Delivery {
 	t.Helper()
 	var out []hub.Delivery
 	for deadline := time.Now().Add(10 * time.Second); len(out) < n && time.Now().Before(deadline); {
-		ds, err := e.Fetch(context.Background(), "x", "r", group, n-len(out), time.Second)
+		err := e.Pull(context.Background(), "x", hub.GroupKey{Room: "r", Name: group}, n-len(out), time.Second,
+			func(d hub.Delivery) { out = append(out, d) })
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, ds...)
 	}
 	if len(out) != n {
 		t.Fatalf("group %s: fetched %d of %d deliveries", group, len(out), n)
@@ -364,12 +364,12 @@ func fetchN(t *testing.T, e *Engine, group string, n int) []hub.Delivery {
 func groupFixture(t *testing.T, e *Engine, groups []string, msgs int) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := e.EnsureNamespace(ctx, "x", Retention{}); err != nil {
+	if _, err := e.OpenNamespace(ctx, "x", hub.Retention{}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := hub.GroupConfig{AckWait: time.Minute, MaxDeliver: 5, MaxInFlight: 100}
 	for _, g := range groups {
-		if _, err := e.EnsureGroup(ctx, "x", "r", g, hub.GroupConfig{}, cfg, false); err != nil {
+		if _, err := e.EnsureGroup(ctx, "x", hub.GroupKey{Room: "r", Name: g}, hub.GroupConfig{}, cfg, false); err != nil {
 			t.Fatal(err)
 		}
 	}

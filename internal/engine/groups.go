@@ -3,10 +3,10 @@ package engine
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,31 +22,31 @@ var _ hub.Groups = (*Engine)(nil)
 
 // Consumer groups are durable pull consumers on the namespace stream,
 // filtered on the room's subject, the multi-room subject (deliveries not
-// addressed to the room are terminated) and the group's own subject
-// rc.<ns>.g.<consumer> (dead letters replayed to this group alone).
-// Dead letters live in the stream roomcast_dead, subject dead.<ns>.<consumer>.
-
-// deadSubject is the subject of consumer's dead letters in ns (consumer ">":
-// all of ns's).
-func deadSubject(ns, consumer string) string { return "dead." + ns + "." + consumer }
+// addressed to the room are terminated here, never handed to the hub) and
+// the group's own subject (dead letters replayed to this group alone);
+// subjects.go names them. Dead letters live in the stream roomcast_dead.
+//
+// The hub leases each delivery to a member for the group's ack wait and
+// ends the lease itself (a nack, with the group's backoff); the consumer's
+// own AckWait is longer by leaseMargin, so that it redelivers only what a
+// node that died can no longer give back.
 
 const (
-	deadStream   = "roomcast_dead"
 	mdRoom       = "roomcast_room"
 	mdGroup      = "roomcast_group"
+	mdAckWait    = "roomcast_ack_wait"
 	mdMaxDeliver = "roomcast_max_deliver"
 	mdInFlight   = "roomcast_max_in_flight"
+	mdBackoff    = "roomcast_backoff"
 	hdrOrigSeq   = "Rc-Orig-Seq"
 	hdrDelivered = "Rc-Deliveries"
 	hdrRoom      = "Rc-Room"
+	hdrReason    = "Rc-Reason"
 )
 
-// consumerName maps (room, group) to a durable name: room names may hold
-// characters consumer names may not ('.'), so the room is hashed.
-func consumerName(room, group string) string {
-	h := sha256.Sum256([]byte(room))
-	return "g_" + hex.EncodeToString(h[:8]) + "_" + group
-}
+// leaseMargin is how much longer the engine waits than the hub's lease
+// before it redelivers on its own.
+func leaseMargin(ackWait time.Duration) time.Duration { return max(2*time.Second, ackWait/5) }
 
 func (e *Engine) ensureDeadStream(ctx context.Context) (jetstream.Stream, error) {
 	e.mu.Lock()
@@ -75,18 +75,36 @@ func (e *Engine) ensureDeadStream(ctx context.Context) (jetstream.Stream, error)
 
 func groupConfigOf(c jetstream.ConsumerConfig) hub.GroupConfig {
 	cfg := hub.GroupConfig{AckWait: c.AckWait}
+	if d, err := time.ParseDuration(c.Metadata[mdAckWait]); err == nil {
+		cfg.AckWait = d
+	}
 	cfg.MaxDeliver, _ = strconv.Atoi(c.Metadata[mdMaxDeliver])
 	cfg.MaxInFlight, _ = strconv.Atoi(c.Metadata[mdInFlight])
+	if b := c.Metadata[mdBackoff]; b != "" {
+		for _, f := range strings.Split(b, ",") {
+			if d, err := time.ParseDuration(f); err == nil {
+				cfg.Backoff = append(cfg.Backoff, d)
+			}
+		}
+	}
 	return cfg
 }
 
-// EnsureGroup implements hub.Groups.
-func (e *Engine) EnsureGroup(ctx context.Context, ns, room, group string, cfg, defaults hub.GroupConfig, update bool) (hub.GroupConfig, error) {
+func backoffString(b []time.Duration) string {
+	parts := make([]string, len(b))
+	for i, d := range b {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// EnsureGroup implements hub.Queue.
+func (e *Engine) EnsureGroup(ctx context.Context, ns string, g hub.GroupKey, cfg, defaults hub.GroupConfig, update bool) (hub.GroupConfig, error) {
 	s, err := e.ns(ns)
 	if err != nil {
 		return hub.GroupConfig{}, err
 	}
-	name := consumerName(room, group)
+	name := consumerName(g)
 	if c, err := s.stream.Consumer(ctx, name); err == nil {
 		cur := groupConfigOf(c.CachedInfo().Config).Or(hub.DefaultGroupConfig)
 		if !update {
@@ -95,29 +113,28 @@ func (e *Engine) EnsureGroup(ctx context.Context, ns, room, group string, cfg, d
 		}
 		defaults = cur // an update changes only the fields it sets
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return hub.GroupConfig{}, fmt.Errorf("engine: group %s: %w: %w", group, hub.ErrUnavailable, err)
+		return hub.GroupConfig{}, fmt.Errorf("engine: %s: %w: %w", g, hub.ErrUnavailable, err)
 	}
 	cfg = cfg.Or(defaults.Or(hub.DefaultGroupConfig))
 	c, err := s.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:     name,
-		Description: "roomcast group " + group + " of room " + room,
-		FilterSubjects: []string{
-			"rc." + ns + ".r." + room, "rc." + ns + ".m", "rc." + ns + ".g." + name,
-		},
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    -1,    // parked by the hub after its own max_deliver, so that it can keep a copy
-		MaxAckPending: 10000, // flow control is per member, in the hub
-		DeliverPolicy: jetstream.DeliverNewPolicy,
+		Durable:        name,
+		Description:    "roomcast " + g.String(),
+		FilterSubjects: groupSubjects(ns, g.Room, name),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait + leaseMargin(cfg.AckWait),
+		MaxDeliver:     -1,    // parked by the hub after its own max_deliver, so that it can keep a copy
+		MaxAckPending:  10000, // flow control is per member, in the hub
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		// A group nobody consumes for this long is removed.
 		InactiveThreshold: e.cfg.GroupIdle,
 		Metadata: map[string]string{
-			mdRoom: room, mdGroup: group,
+			mdRoom: g.Room, mdGroup: g.Name, mdAckWait: cfg.AckWait.String(),
 			mdMaxDeliver: strconv.Itoa(cfg.MaxDeliver), mdInFlight: strconv.Itoa(cfg.MaxInFlight),
+			mdBackoff: backoffString(cfg.Backoff),
 		},
 	})
 	if err != nil {
-		return hub.GroupConfig{}, fmt.Errorf("engine: create group %s: %w: %w", group, hub.ErrUnavailable, err)
+		return hub.GroupConfig{}, fmt.Errorf("engine: create %s: %w: %w", g, hub.ErrUnavailable, err)
 	}
 	e.cacheConsumer(ns, name, c)
 	return cfg, nil
@@ -129,8 +146,8 @@ func (e *Engine) cacheConsumer(ns, name string, c jetstream.Consumer) {
 	e.mu.Unlock()
 }
 
-func (e *Engine) consumer(ctx context.Context, ns, room, group string) (jetstream.Consumer, error) {
-	name := consumerName(room, group)
+func (e *Engine) consumer(ctx context.Context, ns string, g hub.GroupKey) (jetstream.Consumer, error) {
+	name := consumerName(g)
 	e.mu.Lock()
 	c := e.consumers[ns+"/"+name]
 	e.mu.Unlock()
@@ -143,30 +160,34 @@ func (e *Engine) consumer(ctx context.Context, ns, room, group string) (jetstrea
 	}
 	c, err = s.stream.Consumer(ctx, name)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, fmt.Errorf("group %s of room %s: %w", group, room, hub.ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", g, hub.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("engine: group %s: %w: %w", group, hub.ErrUnavailable, err)
+		return nil, fmt.Errorf("engine: %s: %w: %w", g, hub.ErrUnavailable, err)
 	}
 	e.cacheConsumer(ns, name, c)
 	return c, nil
 }
 
-// DeleteGroup implements hub.Groups.
-func (e *Engine) DeleteGroup(ctx context.Context, ns, room, group string) error {
+func (e *Engine) forgetConsumer(ns string, g hub.GroupKey) {
+	e.mu.Lock()
+	delete(e.consumers, ns+"/"+consumerName(g))
+	e.mu.Unlock()
+}
+
+// DeleteGroup implements hub.GroupAdmin.
+func (e *Engine) DeleteGroup(ctx context.Context, ns string, g hub.GroupKey) error {
 	s, err := e.ns(ns)
 	if err != nil {
 		return err
 	}
-	name := consumerName(room, group)
-	e.mu.Lock()
-	delete(e.consumers, ns+"/"+name)
-	e.mu.Unlock()
+	name := consumerName(g)
+	e.forgetConsumer(ns, g)
 	if err := s.stream.DeleteConsumer(ctx, name); err != nil {
 		if errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return fmt.Errorf("group %s of room %s: %w", group, room, hub.ErrNotFound)
+			return fmt.Errorf("%s: %w", g, hub.ErrNotFound)
 		}
-		return fmt.Errorf("engine: delete group %s: %w: %w", group, hub.ErrUnavailable, err)
+		return fmt.Errorf("engine: delete %s: %w: %w", g, hub.ErrUnavailable, err)
 	}
 	if dead, err := e.ensureDeadStream(ctx); err == nil {
 		_ = dead.Purge(ctx, jetstream.WithPurgeSubject(deadSubject(ns, name)))
@@ -174,7 +195,7 @@ func (e *Engine) DeleteGroup(ctx context.Context, ns, room, group string) error 
 	return nil
 }
 
-// ListGroups implements hub.Groups.
+// ListGroups implements hub.GroupAdmin.
 func (e *Engine) ListGroups(ctx context.Context, ns, room string) ([]string, error) {
 	s, err := e.ns(ns)
 	if err != nil {
@@ -193,73 +214,161 @@ func (e *Engine) ListGroups(ctx context.Context, ns, room string) ([]string, err
 	return out, nil
 }
 
-// Fetch implements hub.Groups.
-func (e *Engine) Fetch(ctx context.Context, ns, room, group string, max int, wait time.Duration) ([]hub.Delivery, error) {
+// Pull implements hub.Queue: one pull request for up to n messages, each
+// handed to fn as soon as it arrives (never waiting for the batch to
+// fill); it ends after wait, when n arrived, or with ctx (what arrived
+// before is still handed over). Deliveries of a multi-room message not
+// addressed to g's room, and the room's notices, are terminated here.
+//
+// The request is made here rather than with nats.go's Fetch, for one
+// guarantee: when Pull returns, the server has dropped the request (its
+// reply subscription is gone, and the server has seen that), so a message
+// given back after that — a leaving member's, say — can never be handed to
+// this node's ended pull, where nobody would read it until the engine's
+// own ack wait.
+func (e *Engine) Pull(ctx context.Context, ns string, g hub.GroupKey, n int, wait time.Duration, fn func(hub.Delivery)) error {
 	s, err := e.ns(ns)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c, err := e.consumer(ctx, ns, room, group)
+	if _, err := e.consumer(ctx, ns, g); err != nil {
+		return err
+	}
+	hb := min(5*time.Second, wait/4)
+	inbox := e.nc.NewInbox()
+	msgs := make(chan *nats.Msg, n+64)
+	sub, err := e.nc.ChanSubscribe(inbox, msgs)
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("engine: pull %s: %w: %w", g, hub.ErrUnavailable, err)
 	}
-	batch, err := c.Fetch(max, jetstream.FetchMaxWait(wait))
-	if err != nil {
-		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-			e.mu.Lock()
-			delete(e.consumers, ns+"/"+consumerName(room, group))
-			e.mu.Unlock()
-		}
-		return nil, fmt.Errorf("engine: fetch %s: %w", group, err)
-	}
-	var out []hub.Delivery
-	for msg := range batch.Messages() {
-		md, err := msg.Metadata()
+	got := 0
+	deliver := func(m *nats.Msg) {
+		md, err := m.Metadata()
 		if err != nil {
-			continue
+			return
 		}
-		m, err := decodeAt(s, ns, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
-		if err != nil {
-			_ = msg.Term()
-			continue
+		msg, err := decodeAt(s, ns, m.Subject, m.Header, m.Data, md.Sequence.Stream, md.Timestamp)
+		if err != nil || msg.Notice || (!msg.GroupOnly && !slices.Contains(msg.Rooms, g.Room)) {
+			_ = m.Term() // not for this group (or undecodable): never again
+			return
 		}
-		out = append(out, hub.Delivery{Msg: m, Count: md.NumDelivered, Reply: msg.Reply(), Raw: msg.Data()})
+		fn(hub.Delivery{Msg: msg, Count: md.NumDelivered, Handle: m.Reply})
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) && len(out) == 0 {
-		return nil, fmt.Errorf("engine: fetch %s: %w", group, err)
+	defer func() {
+		// Unsubscribe and wait for the server to have it; then hand over
+		// what arrived meanwhile: it was delivered to this node.
+		_ = sub.Unsubscribe()
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = e.nc.FlushWithContext(fctx)
+		cancel()
+		for {
+			select {
+			case m := <-msgs:
+				if m.Header.Get("Status") == "" && got < n {
+					got++
+					deliver(m)
+				}
+			default:
+				return
+			}
+		}
+	}()
+	req, _ := json.Marshal(pullRequest{Batch: n, Expires: wait, Heartbeat: hb})
+	subject := "$JS.API.CONSUMER.MSG.NEXT." + s.name + "." + consumerName(g)
+	if err := e.nc.PublishRequest(subject, inbox, req); err != nil {
+		return fmt.Errorf("engine: pull %s: %w: %w", g, hub.ErrUnavailable, err)
 	}
-	return out, nil
+	idle := time.NewTimer(2*hb + time.Second)
+	defer idle.Stop()
+	end := time.NewTimer(wait + time.Second)
+	defer end.Stop()
+	for got < n {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-end.C:
+			return nil
+		case <-idle.C:
+			return fmt.Errorf("engine: pull %s: no heartbeat from the server in %v: %w", g, 2*hb, hub.ErrUnavailable)
+		case m := <-msgs:
+			idle.Reset(2*hb + time.Second)
+			switch status := m.Header.Get("Status"); status {
+			case "":
+				got++
+				deliver(m)
+			case "100": // an idle heartbeat
+			case "404", "408": // no messages, or the request expired
+				return nil
+			case "409":
+				if d := m.Header.Get("Description"); strings.Contains(strings.ToLower(d), "deleted") {
+					e.forgetConsumer(ns, g)
+					return fmt.Errorf("%s: %s: %w", g, d, hub.ErrNotFound)
+				}
+				return nil // leadership change, too many waiting: ask again
+			default:
+				return fmt.Errorf("engine: pull %s: status %s %s: %w", g, status, m.Header.Get("Description"), hub.ErrUnavailable)
+			}
+		}
+	}
+	return nil
 }
 
-// Settle implements hub.Groups. It waits for the server's confirmation, so
-// an acknowledged 204 means the ack is recorded.
-func (e *Engine) Settle(ctx context.Context, reply string, op hub.Settle) error {
-	if !deliveryHandle(reply) {
-		return fmt.Errorf("not a delivery handle: %w", hub.ErrInvalid)
+// pullRequest is JetStream's request for the next messages of a pull
+// consumer.
+type pullRequest struct {
+	Batch     int           `json:"batch"`
+	Expires   time.Duration `json:"expires,omitempty"`
+	Heartbeat time.Duration `json:"idle_heartbeat,omitempty"`
+}
+
+// settlePayload is what a settle sends to a delivery handle.
+func settlePayload(op hub.Settle, delay time.Duration) ([]byte, error) {
+	switch op {
+	case hub.Ack:
+		return []byte("+ACK"), nil
+	case hub.Nack:
+		if delay > 0 {
+			return fmt.Appendf(nil, `-NAK {"delay":%d}`, delay.Nanoseconds()), nil
+		}
+		return []byte("-NAK"), nil
+	case hub.Term:
+		return []byte("+TERM"), nil
+	case hub.Progress:
+		return []byte("+WPI"), nil
 	}
+	return nil, fmt.Errorf("settle operation %d: %w", op, hub.ErrInvalid)
+}
+
+// settleOne settles one delivery and waits for the server's confirmation,
+// so that an acknowledged 204 means the ack is recorded.
+func (e *Engine) settleOne(ctx context.Context, reply string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
-	if _, err := e.nc.RequestWithContext(ctx, reply, []byte(op)); err != nil {
+	if _, err := e.nc.RequestWithContext(ctx, reply, payload); err != nil {
 		return fmt.Errorf("engine: settle: %w: %w", hub.ErrUnavailable, err)
 	}
 	return nil
 }
 
-// SettleAll implements hub.Groups: the settles leave together and their
+// Settle implements hub.Queue: the settles leave together and their
 // confirmations are awaited together (one round trip for the batch instead
 // of one per delivery). Handles of the same message (a delivery and its
 // redelivery, or one id given twice) are settled once, with the latest
 // delivery's handle: a clustered consumer keeps one pending confirmation
 // per message, so a second one would never be answered.
-func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle) ([]bool, error) {
+func (e *Engine) Settle(ctx context.Context, replies []string, op hub.Settle, delay time.Duration) ([]bool, error) {
 	done := make([]bool, len(replies))
 	for _, r := range replies {
 		if !deliveryHandle(r) {
 			return done, fmt.Errorf("not a delivery handle: %w", hub.ErrInvalid)
 		}
 	}
+	payload, err := settlePayload(op, delay)
+	if err != nil {
+		return done, err
+	}
 	if len(replies) == 1 {
-		err := e.Settle(ctx, replies[0], op)
+		err := e.settleOne(ctx, replies[0], payload)
 		done[0] = err == nil
 		return done, err
 	}
@@ -293,7 +402,7 @@ func (e *Engine) SettleAll(ctx context.Context, replies []string, op hub.Settle)
 		return unavailable(err)
 	}
 	defer release()
-	send := func(k int) error { return e.nc.PublishRequest(sends[k].reply, prefix+strconv.Itoa(k), []byte(op)) }
+	send := func(k int) error { return e.nc.PublishRequest(sends[k].reply, prefix+strconv.Itoa(k), payload) }
 	for k := range sends {
 		if err := send(k); err != nil {
 			return unavailable(err)
@@ -462,32 +571,25 @@ func deliveryHandle(reply string) bool {
 	return strings.HasPrefix(reply, "$JS.ACK.") && !strings.ContainsAny(reply, " \t\r\n*>")
 }
 
-// Owns implements hub.Groups: the reply subject names the stream and the
-// consumer (ackHandle).
-func (e *Engine) Owns(ns, room, group, reply string) bool {
-	h, ok := parseAck(reply)
-	return ok && h.stream == streamName(ns) && h.consumer == consumerName(room, group)
-}
-
-// GroupState implements hub.Groups.
-func (e *Engine) GroupState(ctx context.Context, ns, room, group string) (hub.GroupState, error) {
-	c, err := e.consumer(ctx, ns, room, group)
+// GroupState implements hub.GroupAdmin.
+func (e *Engine) GroupState(ctx context.Context, ns string, g hub.GroupKey) (hub.GroupState, error) {
+	c, err := e.consumer(ctx, ns, g)
 	if err != nil {
 		return hub.GroupState{}, err
 	}
 	info, err := c.Info(ctx)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return hub.GroupState{}, fmt.Errorf("group %s of room %s: %w", group, room, hub.ErrNotFound)
+		e.forgetConsumer(ns, g)
+		return hub.GroupState{}, fmt.Errorf("%s: %w", g, hub.ErrNotFound)
 	}
 	if err != nil {
-		return hub.GroupState{}, fmt.Errorf("engine: group %s: %w: %w", group, hub.ErrUnavailable, err)
+		return hub.GroupState{}, fmt.Errorf("engine: %s: %w: %w", g, hub.ErrUnavailable, err)
 	}
 	st := hub.GroupState{
-		Room: room, Group: group, Config: groupConfigOf(info.Config),
-		Pending: info.NumPending, InFlight: info.NumAckPending, Redelivered: info.NumRedelivered,
+		Key: g, Config: groupConfigOf(info.Config).Or(hub.DefaultGroupConfig),
+		Waiting: info.NumPending, Unacked: info.NumAckPending, Redelivered: info.NumRedelivered,
 		AckFloor: info.AckFloor.Stream,
 	}
-	st.Config = st.Config.Or(hub.DefaultGroupConfig)
 	if dead, err := e.ensureDeadStream(ctx); err == nil {
 		subj := deadSubject(ns, info.Name)
 		if di, err := dead.Info(ctx, jetstream.WithSubjectFilter(subj)); err == nil {
@@ -497,31 +599,46 @@ func (e *Engine) GroupState(ctx context.Context, ns, room, group string) (hub.Gr
 	return st, nil
 }
 
-// Park implements hub.Groups: a copy of the message goes to the dead
-// letter stream with its delivery count.
-func (e *Engine) Park(ctx context.Context, ns, room, group string, d hub.Delivery) error {
+// Park implements hub.Queue: a copy of the message goes to the dead
+// letter stream with its delivery count and the reason.
+func (e *Engine) Park(ctx context.Context, ns string, g hub.GroupKey, d hub.Delivery, reason string) error {
 	dead, err := e.ensureDeadStream(ctx)
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg(deadSubject(ns, consumerName(room, group)))
+	msg := nats.NewMsg(deadSubject(ns, consumerName(g)))
 	msg.Header.Set(hdrEvent, d.Msg.Event)
-	msg.Header.Set(hdrRoom, room)
+	msg.Header.Set(hdrRoom, g.Room)
 	msg.Header.Set(hdrRooms, strings.Join(d.Msg.Rooms, ","))
 	if d.Msg.From != "" {
 		msg.Header.Set(hdrFrom, string(d.Msg.From))
 	}
 	msg.Header.Set(hdrOrigSeq, strconv.FormatUint(d.Msg.Pos.Seq, 10))
 	msg.Header.Set(hdrDelivered, strconv.FormatUint(d.Count-1, 10))
-	msg.Data = d.Raw
+	msg.Header.Set(hdrReason, reason)
+	// The stored body is the envelope without its id (WithID adds it back).
+	msg.Data = withoutID(d.Msg.Body)
 	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(dead.CachedInfo().Config.Name)); err != nil {
 		return fmt.Errorf("engine: park: %w: %w", hub.ErrUnavailable, err)
 	}
 	return nil
 }
 
-// DeadLetters implements hub.Groups.
-func (e *Engine) DeadLetters(ctx context.Context, ns, room, group string, limit int) ([]hub.DeadLetter, error) {
+// withoutID undoes hub.WithID: body is `{"id":"…",…}`.
+func withoutID(body []byte) []byte {
+	i := strings.IndexByte(string(body[len(`{"id":"`):]), '"')
+	if i < 0 {
+		return body
+	}
+	rest := body[len(`{"id":"`)+i+1:] // `,…}` or `}`
+	if len(rest) > 0 && rest[0] == ',' {
+		rest = rest[1:]
+	}
+	return append([]byte{'{'}, rest...)
+}
+
+// DeadLetters implements hub.GroupAdmin.
+func (e *Engine) DeadLetters(ctx context.Context, ns string, g hub.GroupKey, limit int) ([]hub.DeadLetter, error) {
 	s, err := e.ns(ns)
 	if err != nil {
 		return nil, err
@@ -530,7 +647,7 @@ func (e *Engine) DeadLetters(ctx context.Context, ns, room, group string, limit 
 	if err != nil {
 		return nil, err
 	}
-	subj := deadSubject(ns, consumerName(room, group))
+	subj := deadSubject(ns, consumerName(g))
 	cons, err := dead.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		FilterSubject: subj, AckPolicy: jetstream.AckNonePolicy, MemoryStorage: true, InactiveThreshold: time.Minute,
 	})
@@ -564,7 +681,7 @@ func (e *Engine) DeadLetters(ctx context.Context, ns, room, group string, limit 
 				m.Rooms = strings.Split(r, ",")
 			}
 			m.Body = hub.WithID(msg.Data(), m.Pos.String())
-			out = append(out, hub.DeadLetter{Seq: md.Sequence.Stream, Msg: m, Deliveries: count, Parked: md.Timestamp})
+			out = append(out, hub.DeadLetter{Seq: md.Sequence.Stream, Msg: m, Deliveries: count, Parked: md.Timestamp, Reason: h.Get(hdrReason)})
 			if md.NumPending == 0 {
 				last = true
 			}
@@ -576,27 +693,27 @@ func (e *Engine) DeadLetters(ctx context.Context, ns, room, group string, limit 
 	return out, nil
 }
 
-func (e *Engine) deadMsg(ctx context.Context, ns, room, group string, seq uint64) (jetstream.Stream, *jetstream.RawStreamMsg, error) {
+func (e *Engine) deadMsg(ctx context.Context, ns string, g hub.GroupKey, seq uint64) (jetstream.Stream, *jetstream.RawStreamMsg, error) {
 	dead, err := e.ensureDeadStream(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	raw, err := dead.GetMsg(ctx, seq)
-	if err != nil || raw.Subject != deadSubject(ns, consumerName(room, group)) {
-		return nil, nil, fmt.Errorf("dead letter %d of group %s: %w", seq, group, hub.ErrNotFound)
+	if err != nil || raw.Subject != deadSubject(ns, consumerName(g)) {
+		return nil, nil, fmt.Errorf("dead letter %d of %s: %w", seq, g, hub.ErrNotFound)
 	}
 	return dead, raw, nil
 }
 
-// ReplayDead implements hub.Groups.
-func (e *Engine) ReplayDead(ctx context.Context, ns, room, group string, seq uint64) error {
-	dead, raw, err := e.deadMsg(ctx, ns, room, group, seq)
+// ReplayDead implements hub.GroupAdmin.
+func (e *Engine) ReplayDead(ctx context.Context, ns string, g hub.GroupKey, seq uint64) error {
+	dead, raw, err := e.deadMsg(ctx, ns, g, seq)
 	if err != nil {
 		return err
 	}
-	msg := nats.NewMsg("rc." + ns + ".g." + consumerName(room, group))
+	msg := nats.NewMsg(groupSubject(ns, consumerName(g)))
 	msg.Header.Set(hdrEvent, raw.Header.Get(hdrEvent))
-	msg.Header.Set(hdrRooms, room)
+	msg.Header.Set(hdrRooms, g.Room)
 	if f := raw.Header.Get(hdrFrom); f != "" {
 		msg.Header.Set(hdrFrom, f)
 	}
@@ -610,9 +727,9 @@ func (e *Engine) ReplayDead(ctx context.Context, ns, room, group string, seq uin
 	return nil
 }
 
-// DropDead implements hub.Groups.
-func (e *Engine) DropDead(ctx context.Context, ns, room, group string, seq uint64) error {
-	dead, _, err := e.deadMsg(ctx, ns, room, group, seq)
+// DropDead implements hub.GroupAdmin.
+func (e *Engine) DropDead(ctx context.Context, ns string, g hub.GroupKey, seq uint64) error {
+	dead, _, err := e.deadMsg(ctx, ns, g, seq)
 	if err != nil {
 		return err
 	}

@@ -20,38 +20,8 @@ const (
 	hdrRooms  = "Rc-Rooms"
 	hdrFrom   = "Rc-From"
 	hdrExcept = "Rc-Except"
+	hdrNotice = "Rc-Notice" // "1": a server notice about its room (hub.Outgoing.Notice)
 )
-
-func subjectOf(ns string, o *hub.Outgoing) string {
-	switch {
-	case o.To != "":
-		return "rc." + ns + ".c." + string(o.To)
-	case len(o.Rooms) == 1:
-		return "rc." + ns + ".r." + o.Rooms[0]
-	case len(o.Rooms) > 1:
-		return "rc." + ns + ".m"
-	default:
-		return "rc." + ns + ".a"
-	}
-}
-
-// maxFilterSubjects: past this many rooms a read filters in memory instead.
-const maxFilterSubjects = 64
-
-func filterSubjects(ns string, f hub.Filter) []string {
-	if len(f.Rooms) > maxFilterSubjects {
-		return []string{"rc." + ns + ".>"}
-	}
-	subs := make([]string, 0, len(f.Rooms)+3)
-	subs = append(subs, "rc."+ns+".a", "rc."+ns+".m")
-	for _, r := range f.Rooms {
-		subs = append(subs, "rc."+ns+".r."+r)
-	}
-	if f.Conn != "" {
-		subs = append(subs, "rc."+ns+".c."+string(f.Conn))
-	}
-	return subs
-}
 
 // Publish implements hub.Log.
 func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.Position, bool, error) {
@@ -69,6 +39,9 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	}
 	if len(o.Except) > 0 {
 		msg.Header.Set(hdrExcept, strings.Join(o.Except, ","))
+	}
+	if o.Notice {
+		msg.Header.Set(hdrNotice, "1")
 	}
 	msg.Data = o.Body
 	opts := s.pubOpts
@@ -138,25 +111,22 @@ func (e *Engine) decode(s *nsStream, ns, subject string, h nats.Header, data []b
 }
 
 func decodeAt(s *nsStream, ns, subject string, h nats.Header, data []byte, seq uint64, ts time.Time) (*hub.Message, error) {
-	prefix := "rc." + ns + "."
-	rest, ok := strings.CutPrefix(subject, prefix)
-	if !ok {
-		return nil, fmt.Errorf("subject %q outside namespace %s", subject, ns)
+	k, err := parseSubject(ns, subject)
+	if err != nil {
+		return nil, err
 	}
 	m := &hub.Message{Pos: hub.Position{Epoch: s.epoch, Seq: seq}, Time: ts, Event: h.Get(hdrEvent)}
 	switch {
-	case rest == "a":
-	case rest == "m":
+	case k.multi:
 		m.Rooms = strings.Split(h.Get(hdrRooms), ",")
-	case strings.HasPrefix(rest, "r."):
-		m.Rooms = []string{rest[2:]}
-	case strings.HasPrefix(rest, "c."):
-		m.To = hub.ConnID(rest[2:])
-	case strings.HasPrefix(rest, "g."):
+	case k.room != "":
+		m.Rooms = []string{k.room}
+		m.Notice = h.Get(hdrNotice) == "1"
+	case k.conn != "":
+		m.To = k.conn
+	case k.consumer != "":
 		m.GroupOnly = true
 		m.Rooms = []string{h.Get(hdrRooms)}
-	default:
-		return nil, fmt.Errorf("subject %q: unknown kind", subject)
 	}
 	m.From = hub.ConnID(h.Get(hdrFrom))
 	if ex := h.Get(hdrExcept); ex != "" {

@@ -23,7 +23,7 @@ import (
 func BenchmarkPublish(b *testing.B) {
 	ctx := context.Background()
 	e := open(b, Config{})
-	st, err := e.EnsureNamespace(ctx, "bench", Retention{})
+	st, err := e.OpenNamespace(ctx, "bench", hub.Retention{})
 	if err != nil {
 		b.Fatal(err)
 	}

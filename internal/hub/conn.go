@@ -8,6 +8,40 @@ import (
 	"time"
 )
 
+// Sink is the outbound side of one connection (the sse package implements
+// it on an r3labs stream). The hub calls it in this order: Hello once, from
+// Open; then Send and SendWait, in the order the events are to be written;
+// Close at any time, from any goroutine.
+type Sink interface {
+	// Hello writes the connection's first event (`connected`). It is called
+	// once, by Open, before any other method, and may write synchronously.
+	Hello(ev Event) error
+	// Send enqueues ev without blocking; it returns false when the
+	// connection's queue is full (the hub then closes the connection).
+	Send(ev Event) bool
+	// SendWait enqueues ev, waiting while the queue is full (replay uses it:
+	// a resuming client is paced by its own reading speed).
+	SendWait(ctx context.Context, ev Event) error
+	// Close ends the connection with err; it does not block and may be
+	// called more than once. When EndReason(err) names a reason a client
+	// must act on, the sink writes an `end` event with it before ending the
+	// stream, if it can without waiting, with lastID as its SSE id (the id
+	// of the last event sent: an event without one would clear the
+	// client's Last-Event-ID).
+	Close(err error, lastID string)
+}
+
+// Event is one event for a connection: a stored message (Msg, whose
+// encoding the sink may share across connections; its SSE id is
+// ResumeID(Msg.Pos, the connection's token)), or a reserved event or group
+// delivery (ID, its full SSE id, Name and Data).
+type Event struct {
+	Msg  *Message
+	ID   string
+	Name string
+	Data []byte
+}
+
 type connState uint8
 
 const (
@@ -30,6 +64,7 @@ type Conn struct {
 	ns     *Namespace
 	sink   Sink
 	hash   [32]byte
+	start  start // how its stream begins (Open, Run)
 
 	// rooms maps each joined room to the sequence applied when it was
 	// joined (replay skips room messages older than the join).
@@ -43,54 +78,24 @@ type Conn struct {
 	pending []*Message // live messages held while starting
 	err     error      // why it closed
 	groups  []*group   // consumer groups it is a member of
-}
 
-// GroupSink is the optional capability of a Sink to carry consumer group
-// deliveries.
-type GroupSink interface {
-	// SendGroup enqueues a group delivery without blocking. at is the
-	// connection's current position, used as the event's resume id (a
-	// group delivery may be a redelivery of an older message and must not
-	// move the client's Last-Event-ID backwards).
-	SendGroup(m *Message, ackID string, count uint64, at Position) bool
-	// SendNotice enqueues a reserved event (reset) without blocking.
-	SendNotice(event string, data []byte, at Position) bool
-}
-
-// notice sends a reserved event to a live connection (group members are
-// told so when their group lost messages to retention).
-func (c *Conn) notice(event string, data []byte) {
-	gs, ok := c.sink.(GroupSink)
-	if !ok {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state == stateLive && !gs.SendNotice(event, data, Position{Epoch: c.ns.epoch, Seq: c.last}) {
-		c.closeLocked(ErrSlowConsumer)
-	}
-}
-
-// deliverGroup hands a group delivery to a live connection.
-func (c *Conn) deliverGroup(m *Message, ackID string, count uint64) bool {
-	gs, ok := c.sink.(GroupSink)
-	if !ok {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state != stateLive {
-		return false
-	}
-	if !gs.SendGroup(m, ackID, count, Position{Epoch: c.ns.epoch, Seq: c.last}) {
-		c.closeLocked(ErrSlowConsumer)
-		return false
-	}
-	return true
+	// saveMu orders this connection's session writes (the refresher, a
+	// join, the final save at Detach): a later one never overwrites an
+	// earlier one with older state. detached is set under it by Detach.
+	saveMu   sync.Mutex
+	detached bool
 }
 
 // Namespace returns the connection's namespace.
 func (c *Conn) Namespace() *Namespace { return c.ns }
+
+// Restored reports whether Open gave back a previous connection's id and
+// rooms.
+func (c *Conn) Restored() bool { return c.start.restored }
+
+// Reset returns why the asked-for resume position could not be honoured
+// ("" when it could, or when there was none).
+func (c *Conn) Reset() string { return c.start.reset }
 
 // Err returns why the connection was closed (nil while open).
 func (c *Conn) Err() error {
@@ -98,6 +103,11 @@ func (c *Conn) Err() error {
 	defer c.mu.Unlock()
 	return c.err
 }
+
+// at is the SSE id of a reserved event or a group delivery sent now: the
+// connection's current position (it must never move the client's
+// Last-Event-ID backwards) and its token. Called with c.mu held.
+func (c *Conn) at() string { return ResumeID(c.ns.position(c.last), c.Token) }
 
 // deliver hands m to the connection without blocking.
 func (c *Conn) deliver(m *Message) {
@@ -116,13 +126,22 @@ func (c *Conn) deliver(m *Message) {
 		c.mu.Unlock()
 		return
 	}
-	if !c.sink.Send(m) {
+	if !c.sink.Send(Event{Msg: m}) {
 		c.closeLocked(ErrSlowConsumer)
 		c.mu.Unlock()
 		return
 	}
 	c.last = m.Pos.Seq
 	c.mu.Unlock()
+}
+
+// notice sends a reserved event to a live connection without blocking.
+func (c *Conn) notice(name string, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stateLive && !c.sink.Send(Event{ID: c.at(), Name: name, Data: data}) {
+		c.closeLocked(ErrSlowConsumer)
+	}
 }
 
 // Close disconnects the connection with err.
@@ -145,7 +164,7 @@ func (c *Conn) closeLocked(err error) {
 	if err == ErrSlowConsumer {
 		c.ns.cfg.Metrics.SlowConsumer()
 	}
-	c.sink.Close(err)
+	c.sink.Close(err, c.at())
 }
 
 // replayed records that the replay handed m to the sink.
@@ -157,9 +176,9 @@ func (c *Conn) replayed(seq uint64) {
 	c.mu.Unlock()
 }
 
-// GoLive sends the live messages held during start-up (those the replay has
+// goLive sends the live messages held during start-up (those the replay has
 // not sent already) and switches the connection to direct delivery.
-func (c *Conn) GoLive() error {
+func (c *Conn) goLive() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == stateClosed {
@@ -169,7 +188,7 @@ func (c *Conn) GoLive() error {
 		if m.Pos.Seq <= c.last {
 			continue
 		}
-		if !c.sink.Send(m) {
+		if !c.sink.Send(Event{Msg: m}) {
 			c.closeLocked(ErrSlowConsumer)
 			return ErrSlowConsumer
 		}
@@ -180,10 +199,10 @@ func (c *Conn) GoLive() error {
 	return nil
 }
 
-// Replay sends, with back-pressure, every stored message with from < seq <=
+// replay sends, with back-pressure, every stored message with from < seq <=
 // to that this connection should receive. It returns ErrResumeExpired when
 // retention removed part of that range before it could be read.
-func (c *Conn) Replay(ctx context.Context, from, to uint64) error {
+func (c *Conn) replay(ctx context.Context, from, to uint64) error {
 	if to <= from {
 		return nil
 	}
@@ -198,7 +217,7 @@ func (c *Conn) Replay(ctx context.Context, from, to uint64) error {
 		if !matches(c.ID, rooms, m) || !c.mayReceive(rooms, m) {
 			return true
 		}
-		if sendErr = c.sink.SendWait(ctx, m); sendErr != nil {
+		if sendErr = c.sink.SendWait(ctx, Event{Msg: m}); sendErr != nil {
 			return false
 		}
 		c.replayed(m.Pos.Seq)
@@ -211,7 +230,7 @@ func (c *Conn) Replay(ctx context.Context, from, to uint64) error {
 		return err
 	}
 	// Retention may have removed messages between the gap check done at
-	// connect time and the read: check again rather than risk a silent gap.
+	// open and the read: check again rather than risk a silent gap.
 	gap, err := ns.hub.log.Gap(ctx, ns.name, from, f)
 	if err != nil {
 		return err
@@ -273,4 +292,10 @@ func excluded(id ConnID, rooms map[string]uint64, except []string) bool {
 		}
 	}
 	return false
+}
+
+// canReceive reports whether p lets a connection receive room's messages:
+// it may subscribe to it or join it.
+func canReceive(p Perms, room string) bool {
+	return Allowed(p, ActSubscribe, room) || Allowed(p, ActJoin, room)
 }

@@ -23,4 +23,39 @@ var (
 	ErrReplaced = errors.New("replaced by a newer connection with the same token")
 	// ErrTokenExpired closes a connection whose credentials expired.
 	ErrTokenExpired = errors.New("credentials expired")
+	// ErrSuperseded refuses to settle a group delivery that its connection
+	// no longer holds: its lease ended and the message went to another
+	// delivery.
+	ErrSuperseded = errors.New("superseded")
 )
+
+// Reserved event names: sent by the server itself, never by a publisher.
+const (
+	EventConnected  = "connected"   // a connection's first event
+	EventReset      = "reset"       // the asked-for position cannot be honoured
+	EventError      = "error"       // reserved for EventSource's own error event
+	EventRevoked    = "revoked"     // a group delivery's lease ended: its ack id is dead
+	EventDeadLetter = "dead_letter" // a room's message was parked by a consumer group
+	EventEnd        = "end"         // the server ends the stream on purpose (EndReason)
+)
+
+// EndReason names why the server ends a stream on purpose, for the `end`
+// event a client reads to know what to do: "expired" (refresh the
+// credential, then reconnect), "disconnected" (closed on request: do not
+// reconnect), "shutdown" (the server is stopping: reconnect, with
+// Last-Event-ID), "replaced" (the same connection resumed elsewhere). ""
+// for any other reason (a slow consumer, a network error: the client just
+// reconnects).
+func EndReason(err error) string {
+	switch {
+	case errors.Is(err, ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, ErrDisconnected):
+		return "disconnected"
+	case errors.Is(err, ErrClosed):
+		return "shutdown"
+	case errors.Is(err, ErrReplaced):
+		return "replaced"
+	}
+	return ""
+}

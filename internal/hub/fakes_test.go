@@ -14,6 +14,8 @@ import (
 // msgs[n-1]. Retention is simulated by first (messages before it are gone).
 type fakeLog struct {
 	mu        sync.Mutex
+	follow    func(*Message) // the namespace's apply, from Follow
+	feed      bool           // Publish hands what it stores to follow, as an engine's live feed does
 	epoch     string
 	first     uint64
 	msgs      []*Message
@@ -32,6 +34,20 @@ func newFakeLog(epoch string) *fakeLog {
 	return &fakeLog{epoch: epoch, first: 1, keys: map[string]Position{}}
 }
 
+func (l *fakeLog) OpenNamespace(context.Context, string, Retention) (LogState, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LogState{Epoch: l.epoch, First: l.first, Last: uint64(len(l.msgs))}, nil
+}
+
+// Follow keeps fn; fixture.publish calls it as the engine's live feed does.
+func (l *fakeLog) Follow(_ context.Context, _ string, _ uint64, fn func(*Message)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.follow = fn
+	return nil
+}
+
 func (l *fakeLog) Publish(_ context.Context, ns string, o *Outgoing) (Position, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -45,9 +61,12 @@ func (l *fakeLog) Publish(_ context.Context, ns string, o *Outgoing) (Position, 
 			return p, true, nil
 		}
 	}
-	m := l.appendLocked(&Message{Event: o.Event, Rooms: o.Rooms, To: o.To, From: o.From, Except: o.Except}, o.Body)
+	m := l.appendLocked(&Message{Event: o.Event, Rooms: o.Rooms, To: o.To, From: o.From, Except: o.Except, Notice: o.Notice}, o.Body)
 	if o.Key != "" {
 		l.keys[o.Key] = m.Pos
+	}
+	if l.feed && l.follow != nil {
+		l.follow(m) // under l.mu: one at a time, in order
 	}
 	return m.Pos, false, nil
 }
@@ -157,6 +176,17 @@ func (s *fakeSessions) Take(_ context.Context, key string) (Session, bool, error
 	return sess, ok, nil
 }
 
+// all returns the sessions kept.
+func (s *fakeSessions) all() []Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Session, 0, len(s.m))
+	for _, sess := range s.m {
+		out = append(out, sess)
+	}
+	return out
+}
+
 func (s *fakeSessions) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,27 +199,48 @@ func (s *fakeSessions) len() int {
 type fakeSink struct {
 	mu       sync.Mutex
 	capacity int
+	hello    *Event
 	got      []*Message
-	sends    int // Send calls, successful or not
-	waits    int // SendWait calls
+	events   []Event // reserved events and group deliveries, in order
+	sends    int     // Send calls, successful or not
+	waits    int     // SendWait calls
 	closed   []error
 	waitErr  error
+	helloErr error
 }
 
 var _ Sink = (*fakeSink)(nil)
 
-func (s *fakeSink) Send(m *Message) bool {
+func (s *fakeSink) Hello(ev Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hello != nil {
+		panic("Hello called twice")
+	}
+	s.hello = &ev
+	return s.helloErr
+}
+
+func (s *fakeSink) Send(ev Event) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sends++
-	if s.capacity > 0 && len(s.got) >= s.capacity {
+	if s.capacity > 0 && len(s.got)+len(s.events) >= s.capacity {
 		return false
 	}
-	s.got = append(s.got, m)
+	s.add(ev)
 	return true
 }
 
-func (s *fakeSink) SendWait(ctx context.Context, m *Message) error {
+func (s *fakeSink) add(ev Event) {
+	if ev.Msg != nil {
+		s.got = append(s.got, ev.Msg)
+	} else {
+		s.events = append(s.events, ev)
+	}
+}
+
+func (s *fakeSink) SendWait(ctx context.Context, ev Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.waits++
@@ -199,11 +250,11 @@ func (s *fakeSink) SendWait(ctx context.Context, m *Message) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s.got = append(s.got, m)
+	s.add(ev)
 	return nil
 }
 
-func (s *fakeSink) Close(err error) {
+func (s *fakeSink) Close(err error, _ string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = append(s.closed, err)
@@ -216,6 +267,19 @@ func (s *fakeSink) seqs() []uint64 {
 	out := []uint64{}
 	for _, m := range s.got {
 		out = append(out, m.Pos.Seq)
+	}
+	return out
+}
+
+// named returns the reserved events and group deliveries called name.
+func (s *fakeSink) named(name string) []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Event
+	for _, ev := range s.events {
+		if ev.Name == name {
+			out = append(out, ev)
+		}
 	}
 	return out
 }
@@ -239,38 +303,94 @@ type fixture struct {
 	sess *fakeSessions
 }
 
-func newFixture(t *testing.T, cfg NamespaceConfig) *fixture {
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newHub builds a hub on log and sess (and deps' other fields).
+func newHub(t testing.TB, log *fakeLog, sess *fakeSessions, deps Deps, cfg Config) *Hub {
+	t.Helper()
+	deps.Log, deps.Sessions, deps.Logger = log, sess, discard()
+	h, err := New(deps, cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return h
+}
+
+func newFixture(t testing.TB, cfg NamespaceConfig) *fixture {
 	t.Helper()
 	log := newFakeLog(testEpoch)
 	sess := newFakeSessions()
-	h := New(log, sess, slog.New(slog.NewTextHandler(io.Discard, nil)), Config{})
-	ns, err := h.AddNamespace("test", cfg, testEpoch, 0)
+	h := newHub(t, log, sess, Deps{}, Config{})
+	ns, err := h.AddNamespace(context.Background(), "test", cfg)
 	if err != nil {
 		t.Fatalf("AddNamespace: %v", err)
 	}
 	return &fixture{hub: h, ns: ns, log: log, sess: sess}
 }
 
+// opened is what Open decided for a connection, as the tests read it.
+type opened struct {
+	Conn     *Conn
+	Restored bool
+	At       Position
+	ReplayTo uint64
+	Reset    string
+}
+
+// openOn opens a connection on ns.
+func openOn(ns *Namespace, ctx context.Context, req OpenRequest) (opened, error) {
+	c, err := ns.Open(ctx, req)
+	if err != nil {
+		return opened{}, err
+	}
+	return opened{Conn: c, Restored: c.start.restored, At: c.start.at, ReplayTo: c.start.replayTo, Reset: c.start.reset}, nil
+}
+
 // connect opens a live connection joined to rooms.
-func (fx *fixture) connect(t *testing.T, rooms ...string) (*Conn, *fakeSink) {
+func (fx *fixture) connect(t testing.TB, rooms ...string) (*Conn, *fakeSink) {
 	t.Helper()
 	sink := &fakeSink{}
-	st, err := fx.ns.Connect(context.Background(), ConnectRequest{Rooms: rooms, Sink: sink})
+	st, err := openOn(fx.ns, context.Background(), OpenRequest{Rooms: rooms, Sink: sink})
 	if err != nil {
-		t.Fatalf("Connect(%v): %v", rooms, err)
+		t.Fatalf("Open(%v): %v", rooms, err)
 	}
 	if st.Reset != "" || st.ReplayTo != 0 {
-		t.Fatalf("Connect without resume: got Reset %q ReplayTo %d, want neither", st.Reset, st.ReplayTo)
+		t.Fatalf("Open without resume: got Reset %q ReplayTo %d, want neither", st.Reset, st.ReplayTo)
 	}
-	if err := st.Conn.GoLive(); err != nil {
-		t.Fatalf("GoLive: %v", err)
+	if err := st.Conn.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 	return st.Conn, sink
 }
 
-// publish stores m in the log and applies it, as the engine's consumer does.
+// publish stores m in the log and applies it, as the engine's live feed does.
 func (fx *fixture) publish(m *Message) *Message {
 	fx.log.add(m)
-	fx.ns.Apply(m)
+	fx.ns.apply(m)
 	return m
+}
+
+// disconnect ends c as its stream's end would: recoverable (the client
+// went away: its session is kept) or not (replaced: nothing is kept).
+func disconnect(c *Conn, recoverable bool) error {
+	if !recoverable {
+		c.Close(ErrReplaced)
+	}
+	return c.Detach()
+}
+
+// join and leave act on a connection by id, as the API does.
+func join(ns *Namespace, c *Conn, room string) (bool, error) {
+	m, err := ns.Join(context.Background(), c.ID, room, false)
+	return m.Changed, err
+}
+
+func leave(ns *Namespace, c *Conn, room string) (bool, error) {
+	m, err := ns.Leave(context.Background(), c.ID, room)
+	return m.Changed, err
+}
+
+func connCount(ns *Namespace) int {
+	n, _ := ns.LocalCounts()
+	return n
 }

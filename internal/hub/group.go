@@ -2,144 +2,66 @@ package hub
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 )
 
-// GroupConfig is a consumer group's delivery policy.
-type GroupConfig struct {
-	// AckWait is how long a delivery may stay unacknowledged before it is
-	// redelivered (default 30s).
-	AckWait time.Duration `json:"ack_wait"`
-	// MaxDeliver is how many times a message is delivered before it is
-	// parked as a dead letter (default 5).
-	MaxDeliver int `json:"max_deliver"`
-	// MaxInFlight bounds the unacknowledged deliveries one member holds
-	// (default 10): no member is flooded, the others take the rest.
-	MaxInFlight int `json:"max_in_flight"`
-}
-
-// Or returns c with its unset (zero or negative) fields taken from d.
-func (c GroupConfig) Or(d GroupConfig) GroupConfig {
-	c.defaults(d)
-	return c
-}
-
-func (c *GroupConfig) defaults(d GroupConfig) {
-	if c.AckWait <= 0 {
-		c.AckWait = d.AckWait
-	}
-	if c.MaxDeliver <= 0 {
-		c.MaxDeliver = d.MaxDeliver
-	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = d.MaxInFlight
-	}
-}
-
-// DefaultGroupConfig is used where neither the namespace nor the group sets
-// a value.
-var DefaultGroupConfig = GroupConfig{AckWait: 30 * time.Second, MaxDeliver: 5, MaxInFlight: 10}
-
-// Delivery is one message handed out by a group's durable consumer.
-type Delivery struct {
-	Msg *Message
-	// Count is how many times it has been delivered (1 the first time).
-	Count uint64
-	// Reply is the engine's acknowledgement handle; it works from any node.
-	Reply string
-	// Raw is the stored body (envelope without id), kept for parking.
-	Raw []byte
-}
-
-// GroupState is a group's state as the engine knows it.
-type GroupState struct {
-	Room        string
-	Group       string
-	Config      GroupConfig
-	Pending     uint64 // waiting for a member
-	InFlight    int    // delivered, not yet acknowledged
-	Redelivered int
-	AckFloor    uint64 // every message up to this sequence is acknowledged
-	DeadLetters uint64
-}
-
-// DeadLetter is a message parked after MaxDeliver deliveries.
-type DeadLetter struct {
-	Seq        uint64 // its sequence among the dead letters
-	Msg        *Message
-	Deliveries uint64
-	Parked     time.Time
-}
-
-// Settle is what to do with a delivery.
-type Settle string
-
-// Settle operations.
-const (
-	Ack  Settle = "+ACK"
-	Nak  Settle = "-NAK"
-	Term Settle = "+TERM"
-)
-
-// Groups is the engine side of consumer groups: durable consumers and their
-// dead letters. Every method is safe for concurrent use.
-type Groups interface {
-	// EnsureGroup creates the group if missing (with cfg, its zero fields
-	// from defaults) or, when update is set, updates the fields cfg sets;
-	// it returns the config in force.
-	EnsureGroup(ctx context.Context, ns, room, group string, cfg, defaults GroupConfig, update bool) (GroupConfig, error)
-	DeleteGroup(ctx context.Context, ns, room, group string) error
-	// ListGroups lists the groups of a room.
-	ListGroups(ctx context.Context, ns, room string) ([]string, error)
-	// Fetch returns up to max deliveries, waiting at most wait for the first.
-	Fetch(ctx context.Context, ns, room, group string, max int, wait time.Duration) ([]Delivery, error)
-	// Settle acknowledges, naks or terminates a delivery by its reply handle.
-	Settle(ctx context.Context, reply string, op Settle) error
-	// SettleAll settles several deliveries at once; done[i] reports whether
-	// replies[i] was confirmed, also when err is not nil.
-	SettleAll(ctx context.Context, replies []string, op Settle) (done []bool, err error)
-	// Owns reports whether reply is a delivery of this group.
-	Owns(ns, room, group, reply string) bool
-	GroupState(ctx context.Context, ns, room, group string) (GroupState, error)
-	Park(ctx context.Context, ns, room, group string, d Delivery) error
-	DeadLetters(ctx context.Context, ns, room, group string, limit int) ([]DeadLetter, error)
-	// ReplayDead redelivers a dead letter to the group (only) and removes it.
-	ReplayDead(ctx context.Context, ns, room, group string, seq uint64) error
-	DropDead(ctx context.Context, ns, room, group string, seq uint64) error
-}
-
-// ValidGroup reports whether s is a group name: 1–64 of [A-Za-z0-9_-].
-func ValidGroup(s string) bool { return ValidNamespace(s) }
-
-// group runs one consumer group's deliveries to its members on this node.
+// group runs one consumer group's deliveries to its members on this node:
+// it pulls as many deliveries as the members have room for, hands each to
+// the member holding the fewest, and leases it to that member for the ack
+// wait. Every lease ends one way: settled by its holder (ack, nack), given
+// back when the holder leaves, or taken back when the ack wait passes (the
+// holder gets `revoked` and its ack id is dead from then on).
 type group struct {
-	ns         *Namespace
-	room, name string
-	cfg        GroupConfig
-	engine     Groups
-	logger     *slog.Logger
-	wake       chan struct{}
-	cancel     context.CancelFunc
-	done       chan struct{}
-	mu         sync.Mutex
-	members    []*Conn
-	flights    map[string]*flight // ack id → flight
-	perConn    map[*Conn]int
+	ns     *Namespace
+	key    GroupKey
+	cfg    GroupConfig
+	q      Queue
+	logger *slog.Logger
+	wake   chan struct{}
+	ctx    context.Context // the loop's; cancelled by stop
+	cancel context.CancelFunc
+	done   chan struct{}
 
-	// Gap detection (run goroutine only): the last first-delivery sequence
-	// and the stream's first sequence, refreshed at most once a second.
-	lastFirst  uint64
-	streamHead uint64
-	headAt     time.Time
+	mu        sync.Mutex
+	members   []*Conn
+	held      map[*Conn]int
+	flights   map[string]*flight // by flight id
+	acked     recent             // flight ids acknowledged lately (a repeated ack is a no-op)
+	revoked   recent             // flight ids whose lease ended without a settle
+	stopPull  context.CancelFunc // ends the pull in progress, if any
+	pullDone  chan struct{}      // closed when that pull has returned
+	next      int                // where the next search for a member starts (round robin)
+	lastHeld  map[uint64]*Conn   // by message: the member whose lease of it ran out last
+	lastFirst uint64             // the last first-delivery sequence (gap detection)
+	head      uint64             // the log's first sequence, read at headAt
+	headAt    time.Time
+}
+
+type flight struct {
+	id       string
+	conn     *Conn
+	d        Delivery
+	deadline time.Time // when its lease ends
+	timer    *time.Timer
+	// settling is set while an ack or nack of it is on its way to the
+	// engine: its lease cannot end meanwhile.
+	settling bool
+}
+
+// pullWait bounds one pull: the loop asks again when it passes.
+const pullWait = 30 * time.Second
+
+// revoked is the data of a `revoked` event.
+type revokedData struct {
+	AckID  string `json:"ack_id"`
+	ID     string `json:"id"`
+	Group  string `json:"group"`
+	Room   string `json:"room"`
+	Reason string `json:"reason"`
 }
 
 // groupReset is the data of the reset event a group member gets when
@@ -152,15 +74,223 @@ type groupReset struct {
 	After string `json:"position"`
 }
 
-func (g *group) resetData(after uint64) []byte {
+func (ns *Namespace) groupResetData(k GroupKey, after uint64) []byte {
 	b, _ := json.Marshal(groupReset{Reason: "messages of this group were removed by retention before being consumed",
-		Group: g.name, Room: g.room, After: Position{Epoch: g.ns.epoch, Seq: after}.String()})
+		Group: k.Name, Room: k.Room, After: ns.position(after).String()})
 	return b
 }
 
+// run pulls as many deliveries as the members can take and dispatches each
+// as it arrives, until stop.
+func (g *group) run() {
+	defer close(g.done)
+	ctx := g.ctx
+	for ctx.Err() == nil {
+		n := g.capacity()
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-g.wake:
+			}
+			continue
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		g.mu.Lock()
+		g.stopPull, g.pullDone = cancel, done
+		g.mu.Unlock()
+		err := g.q.Pull(pctx, g.ns.name, g.key, min(n, 256), pullWait, func(d Delivery) { g.dispatch(ctx, d) })
+		g.mu.Lock()
+		g.stopPull, g.pullDone = nil, nil
+		g.mu.Unlock()
+		close(done)
+		cancel()
+		if err != nil && pctx.Err() == nil {
+			g.logger.Warn("group pull", "ns", g.ns.name, "room", g.key.Room, "group", g.key.Name, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// capacity is how many more deliveries the live members can hold.
+func (g *group) capacity() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, m := range g.members {
+		n += max(0, g.cfg.MaxInFlight-g.held[m])
+	}
+	return n
+}
+
+func (g *group) poke() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dispatch leases d to the member holding the fewest deliveries, or gives
+// it back when none has room (the pull then ends, and the next one asks
+// for what the members can take).
+func (g *group) dispatch(ctx context.Context, d Delivery) {
+	m := d.Msg
+	if d.Count == 1 && !m.GroupOnly {
+		g.checkGap(ctx, m.Pos.Seq)
+	}
+	if d.Count > uint64(g.cfg.MaxDeliver) {
+		g.park(ctx, d)
+		return
+	}
+	g.mu.Lock()
+	target := g.pickLocked(m.Pos.Seq)
+	if target == nil {
+		if g.stopPull != nil {
+			g.stopPull()
+		}
+		g.mu.Unlock()
+		g.giveBack(d, 0)
+		return
+	}
+	f := &flight{id: newID(), conn: target, d: d, deadline: time.Now().Add(g.cfg.AckWait)}
+	g.flights[f.id] = f
+	g.held[target]++
+	f.timer = time.AfterFunc(g.cfg.AckWait, func() { g.expire(f.id) })
+	g.mu.Unlock()
+	ackID := g.ns.ackID(g.key, target.ID, f.id)
+	if !target.deliverGroup(m, ackID, d.Count, f.deadline) {
+		if g.release(f.id) != nil {
+			g.giveBack(d, 0)
+		}
+		return
+	}
+	g.ns.cfg.Metrics.GroupDelivered(d.Count > 1)
+}
+
+// pickLocked chooses the member for a delivery of message seq: one holding
+// the fewest, in turn among equals, and not the one whose lease of this
+// message just ran out when another has room (a member that let it expire
+// is likely stuck). nil when no member has room.
+func (g *group) pickLocked(seq uint64) *Conn {
+	avoid := g.lastHeld[seq]
+	var target, fallback *Conn
+	best := g.cfg.MaxInFlight
+	k := len(g.members)
+	for i := range k {
+		c := g.members[(g.next+i)%k]
+		n := g.held[c]
+		switch {
+		case n >= g.cfg.MaxInFlight:
+		case c == avoid:
+			fallback = c
+		case n < best:
+			target, best = c, n
+		}
+	}
+	if target == nil {
+		target = fallback
+	}
+	if target != nil {
+		g.next = (g.next + 1) % k
+		delete(g.lastHeld, seq)
+	}
+	return target
+}
+
+// giveBack hands a delivery back to the engine for another member (after
+// delay).
+func (g *group) giveBack(d Delivery, delay time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A failure leaves it to the engine's own redelivery timer.
+	_, _ = g.q.Settle(ctx, []string{d.Handle}, Nack, delay)
+}
+
+// release forgets a flight (settled or given back) and returns it; nil when
+// it was not there (its lease ended meanwhile).
+func (g *group) release(id string) *flight {
+	g.mu.Lock()
+	f := g.flights[id]
+	if f != nil {
+		g.forgetLocked(f)
+	}
+	g.mu.Unlock()
+	if f != nil {
+		g.poke()
+	}
+	return f
+}
+
+func (g *group) forgetLocked(f *flight) {
+	f.timer.Stop()
+	delete(g.flights, f.id)
+	if g.held[f.conn]--; g.held[f.conn] <= 0 {
+		delete(g.held, f.conn)
+	}
+}
+
+// expire ends a lease whose ack wait passed: the delivery goes back to the
+// engine (after the group's backoff) and its holder is told that its ack
+// id is dead.
+func (g *group) expire(id string) {
+	g.mu.Lock()
+	f := g.flights[id]
+	if f == nil || f.settling {
+		g.mu.Unlock()
+		return
+	}
+	g.forgetLocked(f)
+	g.revoked.add(id)
+	if len(g.lastHeld) > recentMax {
+		clear(g.lastHeld)
+	}
+	g.lastHeld[f.d.Msg.Pos.Seq] = f.conn
+	g.mu.Unlock()
+	g.poke()
+	g.giveBack(f.d, g.cfg.backoff(f.d.Count))
+	data, _ := json.Marshal(revokedData{AckID: g.ns.ackID(g.key, f.conn.ID, id), ID: f.d.Msg.Pos.String(),
+		Group: g.key.Name, Room: g.key.Room, Reason: "its ack wait passed: the message goes to another delivery"})
+	f.conn.notice("revoked", data)
+}
+
+// park moves a message delivered MaxDeliver times to the group's dead
+// letters, tells the members and the room, and terminates it. A park that
+// fails is retried; one that cannot finish before the group stops gives the
+// delivery back (it is parked on its next delivery).
+func (g *group) park(ctx context.Context, d Delivery) {
+	reason := fmt.Sprintf("delivered %d times without being acknowledged (max_deliver %d)", d.Count-1, g.cfg.MaxDeliver)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := g.q.Park(ctx, g.ns.name, g.key, d, reason)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			g.giveBack(d, 0)
+			return
+		}
+		g.logger.Warn("park dead letter; retrying", "ns", g.ns.name, "room", g.key.Room, "group", g.key.Name, "err", err)
+		select {
+		case <-ctx.Done():
+			g.giveBack(d, 0)
+			return
+		case <-time.After(wait):
+		}
+	}
+	g.ns.cfg.Metrics.Parked()
+	tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, _ = g.q.Settle(tctx, []string{d.Handle}, Term, 0)
+	cancel()
+	g.ns.announceDead(g.key, d.Msg, d.Count-1, reason)
+}
+
 // checkGap tells the members when a first delivery skips past messages
-// that retention removed (the stream's head moved beyond them) — never a
-// silent loss.
+// that retention removed (the log's head moved beyond them) — never a
+// silent loss. Called from the loop only.
 func (g *group) checkGap(ctx context.Context, seq uint64) {
 	prev := g.lastFirst
 	if seq > g.lastFirst {
@@ -171,229 +301,73 @@ func (g *group) checkGap(ctx context.Context, seq uint64) {
 	}
 	if time.Since(g.headAt) > time.Second {
 		if st, err := g.ns.hub.log.State(ctx, g.ns.name); err == nil {
-			g.streamHead, g.headAt = st.First, time.Now()
+			g.head, g.headAt = st.First, time.Now()
 		}
 	}
-	if g.streamHead <= prev+1 {
+	if g.head <= prev+1 {
 		return // the sequences between are other rooms' messages, still stored
 	}
-	gap, err := g.ns.hub.log.Gap(ctx, g.ns.name, prev, Filter{Rooms: []string{g.room}})
+	gap, err := g.ns.hub.log.Gap(ctx, g.ns.name, prev, Filter{Rooms: []string{g.key.Room}})
 	if err != nil || !gap {
 		return
 	}
-	data := g.resetData(prev)
-	g.mu.Lock()
-	members := append([]*Conn(nil), g.members...)
-	g.mu.Unlock()
-	for _, c := range members {
+	data := g.ns.groupResetData(g.key, prev)
+	for _, c := range g.snapshotMembers() {
 		c.notice("reset", data)
 	}
 }
 
-type flight struct {
-	conn     *Conn
-	reply    string
-	deadline time.Time
-}
-
-func (g *group) key() string { return groupKey(g.room, g.name) }
-
-// groupKey names a group in Namespace.groups.
-func groupKey(room, name string) string { return room + "\x00" + name }
-
-// run fetches as many deliveries as the members can take, hands each to the
-// member holding the fewest, and sweeps flights past their ack wait.
-func (g *group) run(ctx context.Context) {
-	defer close(g.done)
-	for ctx.Err() == nil {
-		capacity := g.capacity()
-		if capacity == 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-g.wake:
-			case <-time.After(g.cfg.AckWait / 4):
-				g.sweep()
-			}
-			continue
-		}
-		ds, err := g.engine.Fetch(ctx, g.ns.name, g.room, g.name, min(capacity, 256), time.Second)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			g.logger.Warn("group fetch", "ns", g.ns.name, "room", g.room, "group", g.name, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(250 * time.Millisecond):
-			}
-			continue
-		}
-		for _, d := range ds {
-			g.dispatch(ctx, d)
-		}
-		g.sweep()
-	}
-}
-
-func (g *group) capacity() int {
+func (g *group) snapshotMembers() []*Conn {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	n := 0
-	for _, m := range g.members {
-		n += max(0, g.cfg.MaxInFlight-g.perConn[m])
-	}
-	return n
+	return append([]*Conn(nil), g.members...)
 }
 
-func (g *group) dispatch(ctx context.Context, d Delivery) {
-	m := d.Msg
-	if d.Count == 1 && !m.GroupOnly {
-		g.checkGap(ctx, m.Pos.Seq)
+// deliverGroup hands a group delivery to a live connection.
+func (c *Conn) deliverGroup(m *Message, ackID string, count uint64, deadline time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateLive {
+		return false
 	}
-	if !m.GroupOnly && !contains(m.Rooms, g.room) {
-		// A multi-room message not addressed to this room.
-		_ = g.engine.Settle(ctx, d.Reply, Term)
-		return
+	if !c.sink.Send(Event{ID: c.at(), Name: m.Event, Data: GroupBody(m, ackID, count, deadline)}) {
+		c.closeLocked(ErrSlowConsumer)
+		return false
 	}
-	if d.Count > uint64(g.cfg.MaxDeliver) {
-		if err := g.engine.Park(ctx, g.ns.name, g.room, g.name, d); err != nil {
-			g.logger.Error("park dead letter", "ns", g.ns.name, "room", g.room, "group", g.name, "err", err)
-			_ = g.engine.Settle(ctx, d.Reply, Nak)
-			return
-		}
-		g.ns.cfg.Metrics.Parked()
-		_ = g.engine.Settle(ctx, d.Reply, Term)
-		return
-	}
-	g.mu.Lock()
-	var target *Conn
-	best := g.cfg.MaxInFlight
-	for _, c := range g.members {
-		if n := g.perConn[c]; n < best {
-			target, best = c, n
-		}
-	}
-	if target == nil {
-		g.mu.Unlock()
-		_ = g.engine.Settle(ctx, d.Reply, Nak)
-		return
-	}
-	ackID := g.ns.hub.ackID(target.ID, d.Reply)
-	g.perConn[target]++
-	g.flights[ackID] = &flight{conn: target, reply: d.Reply, deadline: time.Now().Add(g.cfg.AckWait)}
-	g.mu.Unlock()
-	if !target.deliverGroup(m, ackID, d.Count) {
-		g.release(ackID)
-		_ = g.engine.Settle(ctx, d.Reply, Nak)
-		return
-	}
-	g.ns.cfg.Metrics.GroupDelivered(d.Count > 1)
+	return true
 }
 
-// sweep forgets flights past their ack wait: the engine redelivers them,
-// and an ack received by another node never reaches this one.
-func (g *group) sweep() {
-	now := time.Now()
-	g.mu.Lock()
-	for id, f := range g.flights {
-		if now.After(f.deadline) {
-			delete(g.flights, id)
-			g.perConn[f.conn]--
-		}
-	}
-	g.mu.Unlock()
-}
-
-// release forgets a flight (acked, nacked or failed) and returns it.
-func (g *group) release(ackID string) *flight {
-	g.mu.Lock()
-	f := g.flights[ackID]
-	if f != nil {
-		delete(g.flights, ackID)
-		g.perConn[f.conn]--
-	}
-	g.mu.Unlock()
-	if f != nil {
-		g.poke()
-	}
-	return f
-}
-
-func (g *group) poke() {
-	select {
-	case g.wake <- struct{}{}:
-	default:
-	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-// ackID binds a delivery's reply handle to the connection that received it,
-// so that only that connection's token can settle it, on any node: the MAC
-// key is shared by all nodes through the engine.
-func (h *Hub) ackID(conn ConnID, reply string) string {
-	mac := hmac.New(sha256.New, h.ackKey)
-	mac.Write([]byte(conn))
-	mac.Write([]byte{0})
-	mac.Write([]byte(reply))
-	return base64.RawURLEncoding.EncodeToString([]byte(reply)) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:16])
-}
-
-// parseAckID returns the reply handle of ackID if it was issued to conn.
-func (h *Hub) parseAckID(conn ConnID, ackID string) (string, bool) {
-	enc, _, ok := strings.Cut(ackID, ".")
-	if !ok || len(ackID) > 1024 {
-		return "", false
-	}
-	reply, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil {
-		return "", false
-	}
-	return string(reply), hmac.Equal([]byte(h.ackID(conn, string(reply))), []byte(ackID))
-}
-
-// JoinGroup makes c a member of group name of room and starts the group's
-// delivery loop on this node if it is the first local member.
-func (ns *Namespace) JoinGroup(ctx context.Context, c *Conn, room, name string) error {
-	cfg, err := ns.EnsureGroup(ctx, room, name, GroupConfig{}, false) // validates; fails without groups
+// joinGroup makes c a member of group k and starts the group's delivery
+// loop on this node if c is its first local member.
+func (ns *Namespace) joinGroup(ctx context.Context, c *Conn, k GroupKey) error {
+	cfg, err := ns.PutGroup(ctx, k.Room, k.Name, GroupConfig{}, false)
 	if err != nil {
 		return err
 	}
-	gs := ns.hub.groups
+	// A member joining a group whose backlog lost messages to retention
+	// (nobody consumed them in time) is told so first, before any delivery.
+	if st, err := ns.hub.groups.GroupState(ctx, ns.name, k); err == nil {
+		if gap, err := ns.hub.log.Gap(ctx, ns.name, st.AckFloor, Filter{Rooms: []string{k.Room}}); err == nil && gap {
+			c.notice(EventReset, ns.groupResetData(k, st.AckFloor))
+		}
+	}
 	ns.gmu.Lock()
-	k := groupKey(room, name)
 	g := ns.groups[k]
 	if g == nil {
 		gctx, cancel := context.WithCancel(context.Background())
-		g = &group{ns: ns, room: room, name: name, cfg: cfg, engine: gs, logger: ns.hub.logger,
-			wake: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
-			flights: map[string]*flight{}, perConn: map[*Conn]int{}}
+		g = &group{ns: ns, key: k, cfg: cfg, q: ns.hub.groups, logger: ns.hub.logger,
+			wake: make(chan struct{}, 1), ctx: gctx, cancel: cancel, done: make(chan struct{}),
+			held: map[*Conn]int{}, flights: map[string]*flight{}, lastHeld: map[uint64]*Conn{}}
 		ns.groups[k] = g
-		go g.run(gctx)
+		go g.run()
 	}
 	g.mu.Lock()
 	g.members = append(g.members, c)
 	g.mu.Unlock()
 	ns.gmu.Unlock()
-	// A member joining a group whose backlog lost messages to retention
-	// (nobody consumed them in time) is told so at once.
-	if st, err := gs.GroupState(ctx, ns.name, room, name); err == nil {
-		if gap, err := ns.hub.log.Gap(ctx, ns.name, st.AckFloor, Filter{Rooms: []string{room}}); err == nil && gap {
-			defer c.notice("reset", g.resetData(st.AckFloor))
-		}
-	}
 	// Record the membership on the connection unless it closed meanwhile:
-	// Disconnect closes first and then leaves c.groups, so either it sees
-	// this group or we see it closed and leave ourselves.
+	// Detach closes first and then leaves c.groups, so either it sees this
+	// group or we see it closed and leave ourselves.
 	c.mu.Lock()
 	closed := c.state == stateClosed
 	if !closed {
@@ -401,56 +375,61 @@ func (ns *Namespace) JoinGroup(ctx context.Context, c *Conn, room, name string) 
 	}
 	c.mu.Unlock()
 	if closed {
-		g.mu.Lock()
-		g.removeLocked(c)
-		g.mu.Unlock()
-		ns.stopGroupIfEmpty(g)
+		ns.leaveGroup(g, c)
 		return fmt.Errorf("connection %s: %w", c.ID, ErrClosed)
 	}
 	g.poke()
 	return nil
 }
 
-func (g *group) removeLocked(c *Conn) {
-	for i, m := range g.members {
-		if m == c {
-			g.members = append(g.members[:i], g.members[i+1:]...)
-			break
-		}
-	}
-}
-
-// leaveGroups removes c from its groups; its unacknowledged deliveries are
-// redelivered at once (at-least-once: it may have processed them, but it
-// can no longer acknowledge them). A group left with no local member stops
-// its loop here and is waited for.
+// leaveGroups removes c from its groups; its unacknowledged deliveries go
+// to another member at once, or wait for the next one (at-least-once: it
+// may have processed them, but it can no longer acknowledge them).
 func (ns *Namespace) leaveGroups(c *Conn) {
 	c.mu.Lock()
 	groups := c.groups
 	c.groups = nil
 	c.mu.Unlock()
 	for _, g := range groups {
-		var replies []string
-		g.mu.Lock()
-		g.removeLocked(c)
-		for id, f := range g.flights {
-			if f.conn == c {
-				replies = append(replies, f.reply)
-				delete(g.flights, id)
-			}
-		}
-		delete(g.perConn, c)
-		empty := len(g.members) == 0
-		g.mu.Unlock()
-		if len(replies) > 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, _ = g.engine.SettleAll(ctx, replies, Nak)
-			cancel()
-		}
-		if empty {
-			ns.stopGroupIfEmpty(g)
+		ns.leaveGroup(g, c)
+	}
+}
+
+func (ns *Namespace) leaveGroup(g *group, c *Conn) {
+	var handles []string
+	g.mu.Lock()
+	for i, m := range g.members {
+		if m == c {
+			g.members = append(g.members[:i], g.members[i+1:]...)
+			break
 		}
 	}
+	for _, f := range g.flights {
+		if f.conn == c && !f.settling {
+			handles = append(handles, f.d.Handle)
+			g.forgetLocked(f)
+			g.revoked.add(f.id)
+		}
+	}
+	// The pull in progress asked for room this member no longer offers:
+	// end it (the next asks for what is left), and wait until it has ended,
+	// so that what is given back below cannot reach it.
+	stop, pulled := g.stopPull, g.pullDone
+	empty := len(g.members) == 0
+	g.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-pulled
+	}
+	if empty {
+		ns.stopGroupIfEmpty(g)
+	}
+	if len(handles) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _ = g.q.Settle(ctx, handles, Nack, 0)
+		cancel()
+	}
+	g.poke()
 }
 
 func (ns *Namespace) stopGroupIfEmpty(g *group) {
@@ -458,80 +437,25 @@ func (ns *Namespace) stopGroupIfEmpty(g *group) {
 	g.mu.Lock()
 	empty := len(g.members) == 0
 	g.mu.Unlock()
-	if !empty || ns.groups[g.key()] != g {
+	if !empty || ns.groups[g.key] != g {
 		ns.gmu.Unlock()
 		return
 	}
-	delete(ns.groups, g.key())
+	delete(ns.groups, g.key)
 	ns.gmu.Unlock()
+	g.stop()
+}
+
+// stop ends the loop and waits for it; leases still held end with it (the
+// engine redelivers them after its own timer).
+func (g *group) stop() {
 	g.cancel()
 	<-g.done
-}
-
-// SettleGroup acknowledges (or naks) deliveries made to connection conn
-// (which may live on another node: an ack id proves itself).
-func (ns *Namespace) SettleGroup(ctx context.Context, conn ConnID, room, name string, ackIDs []string, op Settle) error {
-	gs := ns.hub.groups
-	if gs == nil {
-		return fmt.Errorf("consumer groups: %w", ErrUnavailable)
-	}
-	replies := make([]string, len(ackIDs))
-	for i, id := range ackIDs {
-		reply, ok := ns.hub.parseAckID(conn, id)
-		if !ok {
-			return fmt.Errorf("ack id %d was not delivered to connection %s: %w", i, conn, ErrForbidden)
-		}
-		if !gs.Owns(ns.name, room, name, reply) {
-			return fmt.Errorf("ack id %d is not a delivery of group %s of room %s: %w", i, name, room, ErrInvalid)
-		}
-		replies[i] = reply
-	}
-	ns.gmu.Lock()
-	g := ns.groups[groupKey(room, name)]
-	ns.gmu.Unlock()
-	done, err := gs.SettleAll(ctx, replies, op)
-	if g != nil {
-		for i, ok := range done {
-			if ok {
-				g.release(ackIDs[i])
-			}
-		}
-	}
-	return err
-}
-
-// EnsureGroup creates group name of room if missing (zero fields of cfg
-// from the namespace's group defaults) or, with update, changes the fields
-// cfg sets. It returns the config in force.
-func (ns *Namespace) EnsureGroup(ctx context.Context, room, name string, cfg GroupConfig, update bool) (GroupConfig, error) {
-	if !ValidRoom(room) || !ValidGroup(name) {
-		return GroupConfig{}, fmt.Errorf("group %q of room %q: %w", clip(name), clip(room), ErrInvalid)
-	}
-	if ns.hub.groups == nil {
-		return GroupConfig{}, fmt.Errorf("consumer groups: %w", ErrUnavailable)
-	}
-	return ns.hub.groups.EnsureGroup(ctx, ns.name, room, name, cfg, ns.cfg.Group, update)
-}
-
-// Groups returns the engine side of consumer groups (nil when disabled).
-func (ns *Namespace) Groups() Groups { return ns.hub.groups }
-
-// GroupMembers lists the local members of a group.
-func (ns *Namespace) GroupMembers(room, name string) []ConnInfo {
-	ns.gmu.Lock()
-	g := ns.groups[groupKey(room, name)]
-	ns.gmu.Unlock()
-	if g == nil {
-		return []ConnInfo{}
-	}
 	g.mu.Lock()
-	out := make([]ConnInfo, 0, len(g.members))
-	for _, c := range g.members {
-		out = append(out, ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected})
+	for _, f := range g.flights {
+		f.timer.Stop()
 	}
 	g.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
 }
 
 func (ns *Namespace) stopGroups() {
@@ -543,7 +467,155 @@ func (ns *Namespace) stopGroups() {
 	}
 	ns.gmu.Unlock()
 	for _, g := range groups {
-		g.cancel()
-		<-g.done
+		g.stop()
 	}
+}
+
+// localGroupMembers lists the group's members on this node and counts the
+// deliveries they hold.
+func (ns *Namespace) localGroupMembers(k GroupKey) ([]ConnInfo, int) {
+	ns.gmu.Lock()
+	g := ns.groups[k]
+	ns.gmu.Unlock()
+	if g == nil {
+		return nil, 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]ConnInfo, 0, len(g.members))
+	for _, c := range g.members {
+		out = append(out, ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected})
+	}
+	return out, len(g.flights)
+}
+
+// settleLocal settles deliveries held by local connection c.
+func (ns *Namespace) settleLocal(ctx context.Context, c *Conn, b settleBatch) error {
+	k := GroupKey{Room: b.Room, Name: b.Group}
+	ids := make([]string, len(b.AckIDs))
+	for i, a := range b.AckIDs {
+		id, ok := ns.checkAckID(k, c.ID, a)
+		if !ok {
+			return fmt.Errorf("ack id %d was not delivered by %s to this connection: %w", i, k, ErrForbidden)
+		}
+		ids[i] = id
+	}
+	ns.gmu.Lock()
+	g := ns.groups[k]
+	ns.gmu.Unlock()
+	if g == nil {
+		return fmt.Errorf("the connection holds no delivery of %s (its leases ended): %w", k, ErrSuperseded)
+	}
+	// Claim every flight first, all or nothing: a 204 means all of them.
+	var claimed []*flight
+	g.mu.Lock()
+	for i, id := range ids {
+		f := g.flights[id]
+		switch {
+		case f != nil && f.conn == c && !f.settling:
+			claimed = append(claimed, f)
+			continue
+		case f == nil && b.Op == Ack && g.acked.has(id):
+			continue // acknowledged already
+		}
+		revoked := g.revoked.has(id)
+		g.mu.Unlock()
+		if revoked {
+			return fmt.Errorf("ack id %d: delivery superseded: its lease ended and the message was given to another delivery: %w", i, ErrSuperseded)
+		}
+		return fmt.Errorf("ack id %d: not a current delivery of %s to this connection: %w", i, k, ErrSuperseded)
+	}
+	for _, f := range claimed {
+		f.settling = true
+	}
+	g.mu.Unlock()
+	if len(claimed) == 0 {
+		return nil
+	}
+	handles := make([]string, len(claimed))
+	for i, f := range claimed {
+		handles[i] = f.d.Handle
+	}
+	if b.Op == Progress {
+		return g.extend(ctx, claimed, handles)
+	}
+	done, err := g.q.Settle(ctx, handles, b.Op, b.Delay)
+	g.mu.Lock()
+	for i, f := range claimed {
+		f.settling = false
+		if done[i] {
+			g.forgetLocked(f)
+			if b.Op == Ack {
+				g.acked.add(f.id)
+			}
+		}
+	}
+	g.mu.Unlock()
+	g.expireLate(claimed)
+	g.poke()
+	if err != nil {
+		return fmt.Errorf("settle %d deliveries of %s: %w", len(handles), k, err)
+	}
+	return nil
+}
+
+// extend restarts the leases of claimed (progress), here and in the engine.
+func (g *group) extend(ctx context.Context, claimed []*flight, handles []string) error {
+	done, err := g.q.Settle(ctx, handles, Progress, 0)
+	g.mu.Lock()
+	for i, f := range claimed {
+		f.settling = false
+		if done[i] {
+			f.deadline = time.Now().Add(g.cfg.AckWait)
+			f.timer.Reset(g.cfg.AckWait)
+		}
+	}
+	g.mu.Unlock()
+	g.expireLate(claimed)
+	if err != nil {
+		return fmt.Errorf("extend %d deliveries of %s: %w", len(handles), g.key, err)
+	}
+	return nil
+}
+
+// expireLate ends the leases of flights whose settle failed while their
+// ack wait passed (expire skipped them while they were settling).
+func (g *group) expireLate(fs []*flight) {
+	now := time.Now()
+	for _, f := range fs {
+		g.mu.Lock()
+		late := g.flights[f.id] == f && now.After(f.deadline)
+		g.mu.Unlock()
+		if late {
+			g.expire(f.id)
+		}
+	}
+}
+
+// recent is a bounded set of ids: the newest recentMax are kept.
+type recent struct {
+	set   map[string]struct{}
+	order []string
+}
+
+const recentMax = 4096
+
+func (r *recent) add(id string) {
+	if r.set == nil {
+		r.set = map[string]struct{}{}
+	}
+	if _, ok := r.set[id]; ok {
+		return
+	}
+	r.set[id] = struct{}{}
+	r.order = append(r.order, id)
+	if len(r.order) > recentMax {
+		delete(r.set, r.order[0])
+		r.order = r.order[1:]
+	}
+}
+
+func (r *recent) has(id string) bool {
+	_, ok := r.set[id]
+	return ok
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -13,171 +14,179 @@ import (
 	"time"
 )
 
-// Log is the durable, ordered store behind the hub (internal/engine). Every
-// method is safe for concurrent use.
-type Log interface {
-	// Publish stores o (its Body already encoded) in namespace ns and returns
-	// its position once stored. dup is true when o.Key was seen within the
-	// dedupe window: pos is then the first publish's position.
-	Publish(ctx context.Context, ns string, o *Outgoing) (pos Position, dup bool, err error)
-	// Read calls fn, in sequence order, for every stored message of ns with
-	// from <= seq <= to that can match f. It stops early when fn returns
-	// false. to == 0 means up to the last message at the time of the call.
-	Read(ctx context.Context, ns string, from, to uint64, f Filter, fn func(*Message) bool) error
-	// State returns the namespace log's epoch and first and last sequences.
-	State(ctx context.Context, ns string) (LogState, error)
-	// Gap reports whether retention may have removed a message matching f
-	// with a sequence greater than after.
-	Gap(ctx context.Context, ns string, after uint64, f Filter) (bool, error)
+// Deps are the hub's collaborators, built by main. Log and Sessions are
+// required; the others are optional: nil turns the feature off.
+type Deps struct {
+	Log      Log
+	Sessions Sessions
+	// Groups is the engine side of consumer groups (nil: no groups).
+	Groups Groups
+	// AckKey is a key shared by every node: it binds a group delivery's
+	// ack id to its group and connection (required with Groups).
+	AckKey []byte
+	// Bus reaches the other nodes of a cluster (nil: a single node).
+	Bus Bus
+	// DecodePerms turns a connection's Perms, JSON-encoded by the node
+	// that holds it, back into Perms (required with Bus when namespaces
+	// have permissions; nil decodes every remote connection as open).
+	DecodePerms func([]byte) (Perms, error)
+	Logger      *slog.Logger
 }
 
-// LogState describes a namespace log.
-type LogState struct {
-	Epoch       string
-	First, Last uint64
-}
-
-// Filter narrows a Read to what a connection can receive: messages to any
-// of Rooms, to the connection Conn, to several rooms, and to the whole
-// namespace. A nil Rooms and empty Conn still match namespace-wide messages.
-type Filter struct {
-	Rooms []string
-	Conn  ConnID
-}
-
-// Sessions keeps what a disconnected connection needs to be restored — its
-// id and rooms — for the recovery window, across restarts and nodes.
-type Sessions interface {
-	// Save keeps s under key; the recovery window is checked when it is
-	// taken back (Namespace.reclaim), the store expires what is older than
-	// the longest window.
-	Save(ctx context.Context, key string, s Session) error
-	// Take returns and removes the session; ok is false when there is none.
-	Take(ctx context.Context, key string) (s Session, ok bool, err error)
-}
-
-// Session is a disconnected connection's restorable state.
-type Session struct {
-	NS    string            `json:"ns"`
-	ID    ConnID            `json:"id"`
-	User  string            `json:"user,omitempty"`
-	Rooms map[string]uint64 `json:"rooms"`
-	Saved time.Time         `json:"saved"`
-	// Disconnected marks a connection closed on request: it is not
-	// restored, and its client is told to stop reconnecting.
-	Disconnected bool `json:"disconnected,omitempty"`
-	// Live marks the record of a connection still open (kept in a
-	// cluster, refreshed by KeepSessions).
-	Live bool `json:"live,omitempty"`
-}
-
-// Sink is the outbound side of one connection (implemented by sse).
-type Sink interface {
-	// Send enqueues m without blocking; it returns false when the
-	// connection's queue is full.
-	Send(m *Message) bool
-	// SendWait enqueues m, waiting while the queue is full (replay uses it:
-	// a resuming client is paced by its own reading speed).
-	SendWait(ctx context.Context, m *Message) error
-	// Close ends the connection with err; it does not block and may be
-	// called more than once.
-	Close(err error)
-}
-
-// Config holds the hub's bounds. Zero values take the documented defaults.
+// Config holds the hub's node-wide bounds. Zero fields take DefaultConfig's.
 type Config struct {
 	// ResumeBuffer bounds the live messages held for a connection while its
-	// replay runs (default 1024); past it the connection is closed and
-	// resumes again.
+	// replay runs; past it the connection is closed and resumes again.
 	ResumeBuffer int
+	// MaxInFlight bounds a consumer group's max_in_flight (0: no bound): a
+	// member's deliveries must fit its connection's outbound queue, or a
+	// member that takes its time to read is cut as a slow consumer (main
+	// sets it to the SSE queue size).
+	MaxInFlight int
 }
 
-// NamespaceConfig holds one namespace's settings.
+// DefaultConfig is the hub's default bounds.
+var DefaultConfig = Config{ResumeBuffer: 1024}
+
+// NamespaceConfig holds one namespace's settings. Zero fields take
+// DefaultNamespaceConfig's.
 type NamespaceConfig struct {
 	// RecoveryWindow is how long a disconnected connection's id and rooms
-	// are kept for resume (default 2m).
+	// are kept for resume.
 	RecoveryWindow time.Duration
-	// MaxRoomsPerConn bounds the rooms one connection may be in (default 100).
+	// MaxRoomsPerConn bounds the rooms one connection may be in.
 	MaxRoomsPerConn int
-	// HistoryLimit is the most messages one history page returns (default 1000).
+	// HistoryLimit is the most messages one history page returns.
 	HistoryLimit int
+	// Retention is the namespace log's storage limits.
+	Retention Retention
 	// Group is the delivery policy of consumer groups created in this
-	// namespace without their own (defaults: DefaultGroupConfig).
+	// namespace without their own.
 	Group GroupConfig
 	// Metrics receives the namespace's counts (nil: none).
 	Metrics Metrics
 }
 
+// DefaultNamespaceConfig is the settings of a namespace that sets none.
+var DefaultNamespaceConfig = NamespaceConfig{
+	RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
+	Retention: DefaultRetention, Group: DefaultGroupConfig,
+}
+
+// Or returns c with its unset fields taken from d.
+func (c NamespaceConfig) Or(d NamespaceConfig) NamespaceConfig {
+	if c.RecoveryWindow <= 0 {
+		c.RecoveryWindow = d.RecoveryWindow
+	}
+	if c.MaxRoomsPerConn <= 0 {
+		c.MaxRoomsPerConn = d.MaxRoomsPerConn
+	}
+	if c.HistoryLimit <= 0 {
+		c.HistoryLimit = d.HistoryLimit
+	}
+	c.Retention = c.Retention.Or(d.Retention)
+	c.Group = c.Group.Or(d.Group)
+	if c.Metrics == nil {
+		c.Metrics = d.Metrics
+	}
+	return c
+}
+
 // Hub is the registry of namespaces on this node.
 type Hub struct {
-	log    Log
-	sess   Sessions
-	logger *slog.Logger
-	cfg    Config
-
-	groups Groups // nil: consumer groups unavailable
-	ackKey []byte
-	bus    Bus // nil: a single node
+	log         Log
+	sess        Sessions
+	groups      Groups // nil: consumer groups unavailable
+	ackKey      []byte
+	bus         Bus // nil: a single node
+	decodePerms func([]byte) (Perms, error)
+	logger      *slog.Logger
+	cfg         Config
+	saver       *saver
 
 	mu         sync.RWMutex
 	namespaces map[string]*Namespace
 }
 
-// EnableGroups turns consumer groups on, with the engine's groups and the
-// cluster-wide key that binds ack ids to connections.
-func (h *Hub) EnableGroups(g Groups, ackKey []byte) {
-	h.groups = g
-	h.ackKey = ackKey
-}
-
-// Stop stops every consumer group loop on this node and waits for them.
-// Call it after the connections' handlers have returned.
-func (h *Hub) Stop() {
-	for _, ns := range h.Namespaces() {
-		ns.stopGroups()
+// New returns a hub built on d. With a Bus, it starts answering the other
+// nodes' control requests at once.
+func New(d Deps, cfg Config) (*Hub, error) {
+	if d.Log == nil || d.Sessions == nil {
+		return nil, errors.New("hub: a Log and a Sessions are required")
 	}
-}
-
-// New returns a hub storing through log and keeping sessions in sess.
-func New(log Log, sess Sessions, logger *slog.Logger, cfg Config) *Hub {
 	if cfg.ResumeBuffer <= 0 {
-		cfg.ResumeBuffer = 1024
+		cfg.ResumeBuffer = DefaultConfig.ResumeBuffer
 	}
-	return &Hub{log: log, sess: sess, logger: logger, cfg: cfg, namespaces: map[string]*Namespace{}}
+	if d.Groups != nil && len(d.AckKey) < 16 {
+		return nil, errors.New("hub: consumer groups need an ack key of at least 16 bytes")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Hub{log: d.Log, sess: d.Sessions, groups: d.Groups, ackKey: d.AckKey, bus: d.Bus, decodePerms: d.DecodePerms,
+		logger: d.Logger, cfg: cfg, saver: newSaver(d.Logger), namespaces: map[string]*Namespace{}}
+	if h.bus != nil {
+		if err := h.bus.Serve(h.control); err != nil {
+			return nil, fmt.Errorf("hub: serve control requests: %w", err)
+		}
+	}
+	return h, nil
 }
 
-// AddNamespace registers namespace name, whose log has epoch and whose last
-// message already stored (and so never fanned out live) is applied.
-func (h *Hub) AddNamespace(name string, cfg NamespaceConfig, epoch string, applied uint64) (*Namespace, error) {
+// AddNamespace opens namespace name's log with cfg.Retention, registers the
+// namespace and starts following its log: every message stored from now on
+// reaches this node's connections.
+func (h *Hub) AddNamespace(ctx context.Context, name string, cfg NamespaceConfig) (*Namespace, error) {
 	if !ValidNamespace(name) {
 		return nil, fmt.Errorf("namespace %q: %w", name, ErrInvalid)
 	}
-	if cfg.RecoveryWindow <= 0 {
-		cfg.RecoveryWindow = 2 * time.Minute
+	cfg = cfg.Or(DefaultNamespaceConfig)
+	if err := h.checkInFlight(cfg.Group.MaxInFlight); err != nil {
+		return nil, fmt.Errorf("namespace %s: group defaults: %w", name, err)
 	}
-	if cfg.MaxRoomsPerConn <= 0 {
-		cfg.MaxRoomsPerConn = 100
-	}
-	if cfg.HistoryLimit <= 0 {
-		cfg.HistoryLimit = 1000
-	}
-	cfg.Group.defaults(DefaultGroupConfig)
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
 	}
-	ns := &Namespace{
-		name: name, cfg: cfg, hub: h, epoch: epoch,
-		conns: map[ConnID]*Conn{}, tokens: map[[32]byte]*Conn{}, rooms: map[string]map[*Conn]struct{}{},
-		groups: map[string]*group{},
+	h.mu.RLock()
+	_, dup := h.namespaces[name]
+	h.mu.RUnlock()
+	if dup {
+		return nil, fmt.Errorf("namespace %q already exists: %w", name, ErrInvalid)
 	}
-	ns.applied.Store(applied)
+	st, err := h.log.OpenNamespace(ctx, name, cfg.Retention)
+	if err != nil {
+		return nil, fmt.Errorf("namespace %s: %w", name, err)
+	}
+	ns := &Namespace{
+		name: name, cfg: cfg, hub: h, epoch: st.Epoch,
+		conns: map[ConnID]*Conn{}, tokens: map[[32]byte]*Conn{}, rooms: map[string]map[*Conn]struct{}{},
+		groups: map[GroupKey]*group{},
+	}
+	// The last message already stored was never fanned out live: new
+	// connections start after it.
+	ns.applied.Store(st.Last)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if _, ok := h.namespaces[name]; ok {
+		h.mu.Unlock()
 		return nil, fmt.Errorf("namespace %q already exists: %w", name, ErrInvalid)
 	}
 	h.namespaces[name] = ns
+	h.mu.Unlock()
+	if err := h.log.Follow(ctx, name, st.Last, ns.apply); err != nil {
+		h.mu.Lock()
+		delete(h.namespaces, name)
+		h.mu.Unlock()
+		return nil, fmt.Errorf("namespace %s: follow: %w", name, err)
+	}
 	return ns, nil
+}
+
+// checkInFlight refuses a max_in_flight that a member's queue cannot hold.
+func (h *Hub) checkInFlight(n int) error {
+	if h.cfg.MaxInFlight > 0 && n > h.cfg.MaxInFlight {
+		return fmt.Errorf("max_in_flight %d is more than a connection's queue holds (%d, the server's queue size): %w", n, h.cfg.MaxInFlight, ErrInvalid)
+	}
+	return nil
 }
 
 // Namespace returns the namespace called name or ErrNotFound.
@@ -203,12 +212,47 @@ func (h *Hub) Namespaces() []*Namespace {
 	return out
 }
 
+// Run refreshes the sessions of this node's live connections until ctx
+// ends, every third of the shortest recovery window, so that their clients
+// can resume within the window on any node — or on this one after a crash
+// (Namespace.persist saves them as they change).
+func (h *Hub) Run(ctx context.Context) {
+	every := time.Duration(1<<63 - 1)
+	for _, ns := range h.Namespaces() {
+		every = min(every, ns.cfg.RecoveryWindow/3)
+	}
+	t := time.NewTicker(max(every, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.saver.wake:
+		case <-t.C:
+			for _, ns := range h.Namespaces() {
+				for _, c := range ns.localConns() {
+					h.saver.mark(c)
+				}
+			}
+		}
+		h.saver.flush(ctx)
+	}
+}
+
 // Close ends every connection (they may resume elsewhere or after restart)
 // and refuses new ones: a stream opening meanwhile gets ErrClosed. It does
 // not wait for the connections' handlers to return.
 func (h *Hub) Close() {
 	for _, ns := range h.Namespaces() {
 		ns.close()
+	}
+}
+
+// Stop stops every consumer group loop on this node and waits for them.
+// Call it after the connections' handlers have returned.
+func (h *Hub) Stop() {
+	for _, ns := range h.Namespaces() {
+		ns.stopGroups()
 	}
 }
 

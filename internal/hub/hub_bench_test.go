@@ -17,9 +17,21 @@ import (
 	"github.com/roomcast/roomcast/internal/hub"
 )
 
-// benchLog is a hub.Log that stores nothing: fan-out benchmarks call Apply
-// themselves.
-type benchLog struct{ seq atomic.Uint64 }
+// benchLog is a hub.Log that stores nothing: fan-out benchmarks call the
+// namespace's live feed (apply, kept from Follow) themselves.
+type benchLog struct {
+	seq   atomic.Uint64
+	apply func(*hub.Message)
+}
+
+func (l *benchLog) OpenNamespace(context.Context, string, hub.Retention) (hub.LogState, error) {
+	return hub.LogState{Epoch: "e1", First: 1}, nil
+}
+
+func (l *benchLog) Follow(_ context.Context, _ string, _ uint64, fn func(*hub.Message)) error {
+	l.apply = fn
+	return nil
+}
 
 func (l *benchLog) Publish(context.Context, string, *hub.Outgoing) (hub.Position, bool, error) {
 	return hub.Position{Epoch: "e1", Seq: l.seq.Add(1)}, false, nil
@@ -45,20 +57,25 @@ func (benchSessions) Take(context.Context, string) (hub.Session, bool, error) {
 // countSink is a Sink that only counts: what Apply costs without a network.
 type countSink struct{ n atomic.Int64 }
 
-func (s *countSink) Send(*hub.Message) bool                                    { s.n.Add(1); return true }
-func (s *countSink) SendWait(context.Context, *hub.Message) error              { s.n.Add(1); return nil }
-func (s *countSink) Close(error)                                               {}
-func (s *countSink) SendGroup(*hub.Message, string, uint64, hub.Position) bool { return true }
+func (s *countSink) Hello(hub.Event) error                     { return nil }
+func (s *countSink) Send(hub.Event) bool                       { s.n.Add(1); return true }
+func (s *countSink) SendWait(context.Context, hub.Event) error { s.n.Add(1); return nil }
+func (s *countSink) Close(error, string)                       {}
 
-func benchNamespace(tb testing.TB) *hub.Namespace {
+// benchNamespace returns a namespace on a benchLog, and its live feed.
+func benchNamespace(tb testing.TB) (*hub.Namespace, func(*hub.Message)) {
 	tb.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	h := hub.New(&benchLog{}, benchSessions{}, logger, hub.Config{})
-	ns, err := h.AddNamespace("bench", hub.NamespaceConfig{MaxRoomsPerConn: 100}, "e1", 0)
+	log := &benchLog{}
+	h, err := hub.New(hub.Deps{Log: log, Sessions: benchSessions{}, Logger: logger}, hub.Config{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return ns
+	ns, err := h.AddNamespace(context.Background(), "bench", hub.NamespaceConfig{MaxRoomsPerConn: 100})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ns, log.apply
 }
 
 // connectN opens n live connections, connection i in room rooms[i%len].
@@ -66,14 +83,14 @@ func connectN(tb testing.TB, ns *hub.Namespace, n int, rooms []string) []*hub.Co
 	tb.Helper()
 	out := make([]*hub.Conn, n)
 	for i := range out {
-		st, err := ns.Connect(context.Background(), hub.ConnectRequest{Rooms: []string{rooms[i%len(rooms)]}, Sink: &countSink{}})
+		c, err := ns.Open(context.Background(), hub.OpenRequest{Rooms: []string{rooms[i%len(rooms)]}, Sink: &countSink{}})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		if err := st.Conn.GoLive(); err != nil {
+		if err := c.Run(context.Background()); err != nil {
 			tb.Fatal(err)
 		}
-		out[i] = st.Conn
+		out[i] = c
 	}
 	return out
 }
@@ -114,7 +131,7 @@ func message(i uint64, rooms []string) *hub.Message {
 func BenchmarkApplyFanout(b *testing.B) {
 	for _, n := range []int{1, 100, 1000, 10000} {
 		b.Run("conns="+strconv.Itoa(n), func(b *testing.B) {
-			ns := benchNamespace(b)
+			ns, apply := benchNamespace(b)
 			connectN(b, ns, n, []string{"lobby"})
 			rooms := []string{"lobby"}
 			var msgs []*hub.Message
@@ -132,7 +149,7 @@ func BenchmarkApplyFanout(b *testing.B) {
 					}
 					b.StartTimer()
 				}
-				ns.Apply(msgs[0])
+				apply(msgs[0])
 				msgs = msgs[1:]
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
@@ -143,7 +160,7 @@ func BenchmarkApplyFanout(b *testing.B) {
 // BenchmarkApplyRooms is one message to one of 100 rooms shared by 10,000
 // connections (the `rooms` scenario's shape).
 func BenchmarkApplyRooms(b *testing.B) {
-	ns := benchNamespace(b)
+	ns, apply := benchNamespace(b)
 	rooms := make([]string, 100)
 	for i := range rooms {
 		rooms[i] = "room" + strconv.Itoa(i)
@@ -161,22 +178,23 @@ func BenchmarkApplyRooms(b *testing.B) {
 			}
 			b.StartTimer()
 		}
-		ns.Apply(msgs[0])
+		apply(msgs[0])
 		msgs = msgs[1:]
 	}
 }
 
 // BenchmarkJoinLeave joins and leaves a room of 1,000 members.
 func BenchmarkJoinLeave(b *testing.B) {
-	ns := benchNamespace(b)
+	ns, _ := benchNamespace(b)
 	connectN(b, ns, 1000, []string{"lobby"})
 	c := connectN(b, ns, 1, []string{"own"})[0]
+	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ns.Join(c, "lobby"); err != nil {
+		if _, err := ns.Join(ctx, c.ID, "lobby", false); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ns.Leave(c, "lobby"); err != nil {
+		if _, err := ns.Leave(ctx, c.ID, "lobby"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -185,15 +203,16 @@ func BenchmarkJoinLeave(b *testing.B) {
 // BenchmarkConnectDisconnect registers and removes a connection in a
 // namespace of 1,000.
 func BenchmarkConnectDisconnect(b *testing.B) {
-	ns := benchNamespace(b)
+	ns, _ := benchNamespace(b)
 	connectN(b, ns, 1000, []string{"lobby"})
 	b.ReportAllocs()
 	for b.Loop() {
-		st, err := ns.Connect(context.Background(), hub.ConnectRequest{Rooms: []string{"lobby"}, Sink: &countSink{}})
+		c, err := ns.Open(context.Background(), hub.OpenRequest{Rooms: []string{"lobby"}, Sink: &countSink{}})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := ns.Disconnect(st.Conn, false); err != nil {
+		c.Close(hub.ErrReplaced) // nothing to save
+		if err := c.Detach(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -92,6 +92,9 @@ type Message struct {
 	// GroupOnly marks a dead letter replayed to one consumer group: no
 	// connection receives it through rooms, replay or history.
 	GroupOnly bool
+	// Notice marks a server notice about its room (Outgoing.Notice):
+	// consumer groups never receive it.
+	Notice bool
 
 	frameOnce sync.Once
 	frame     any
@@ -105,9 +108,12 @@ func (m *Message) Frame(build func(*Message) any) any {
 	return m.frame
 }
 
-// Envelope is the JSON object a client receives in `data:`.
+// Envelope is the JSON object a client receives in `data:`: the one
+// definition of its members. Stored bodies are encoded from it without ID
+// (known only once stored: WithID adds it), group deliveries add the
+// delivery members (GroupBody).
 type Envelope struct {
-	ID    string          `json:"id"`
+	ID    string          `json:"id,omitempty"`
 	NS    string          `json:"ns"`
 	Room  *string         `json:"room"`
 	Rooms []string        `json:"rooms,omitempty"`
@@ -117,8 +123,9 @@ type Envelope struct {
 	TS    string          `json:"ts"`
 	Data  json.RawMessage `json:"data"`
 	// Group deliveries only.
-	AckID    string `json:"ack_id,omitempty"`
-	Delivery uint64 `json:"delivery,omitempty"`
+	AckID       string `json:"ack_id,omitempty"`
+	Delivery    uint64 `json:"delivery,omitempty"`
+	AckDeadline string `json:"ack_deadline,omitempty"`
 }
 
 // Outgoing is a message to publish, before the log gives it a position.
@@ -131,6 +138,10 @@ type Outgoing struct {
 	Except []string
 	// Key is the publisher's idempotency key (empty: none).
 	Key string
+	// Notice marks a message of the server's own about its room (a dead
+	// letter's announcement): room subscribers receive it, consumer groups
+	// never do.
+	Notice bool
 	// Body is the envelope without its id, filled by Namespace.Publish.
 	Body []byte
 }
@@ -138,16 +149,7 @@ type Outgoing struct {
 // EncodeBody encodes the envelope of o without the "id" member: the id is
 // only known once the log has stored the message (WithID adds it).
 func EncodeBody(ns string, o *Outgoing, ts time.Time) ([]byte, error) {
-	env := struct {
-		NS    string          `json:"ns"`
-		Room  *string         `json:"room"`
-		Rooms []string        `json:"rooms,omitempty"`
-		To    string          `json:"to,omitempty"`
-		Event string          `json:"event"`
-		From  *string         `json:"from"`
-		TS    string          `json:"ts"`
-		Data  json.RawMessage `json:"data"`
-	}{NS: ns, Rooms: nil, To: string(o.To), Event: o.Event, TS: ts.UTC().Format(time.RFC3339Nano), Data: o.Data}
+	env := Envelope{NS: ns, To: string(o.To), Event: o.Event, TS: ts.UTC().Format(time.RFC3339Nano), Data: o.Data}
 	if len(o.Rooms) == 1 {
 		env.Room = &o.Rooms[0]
 	} else if len(o.Rooms) > 1 {
@@ -176,4 +178,23 @@ func WithID(body []byte, id string) []byte {
 	}
 	out = append(out, body[1:]...)
 	return out
+}
+
+// GroupBody returns m's envelope as a group member receives it: the
+// delivery members ack_id, delivery and ack_deadline follow its id. (m.Body
+// always begins with its id member: WithID made it.)
+func GroupBody(m *Message, ackID string, count uint64, deadline time.Time) []byte {
+	id := m.Pos.String()
+	rest := m.Body[len(`{"id":"`)+len(id)+1:] // `,…}` or `}`
+	out := make([]byte, 0, len(m.Body)+len(ackID)+80)
+	out = append(out, `{"id":"`...)
+	out = append(out, id...)
+	out = append(out, `","ack_id":"`...)
+	out = append(out, ackID...) // an ack id is base64url and '.': nothing to escape
+	out = append(out, `","delivery":`...)
+	out = strconv.AppendUint(out, count, 10)
+	out = append(out, `,"ack_deadline":"`...)
+	out = deadline.UTC().AppendFormat(out, time.RFC3339Nano)
+	out = append(out, '"')
+	return append(out, rest...)
 }

@@ -64,7 +64,8 @@ func ValidConnID(s string) bool {
 
 // Reserved event names are sent by the server itself; a publisher may not
 // forge them.
-var reservedEvents = map[string]bool{"connected": true, "reset": true, "error": true, "message": false}
+var reservedEvents = map[string]bool{EventConnected: true, EventReset: true, EventError: true, EventRevoked: true,
+	EventDeadLetter: true, EventEnd: true, "message": false}
 
 // ValidEvent checks an application event name: 1–128 bytes of valid UTF-8,
 // no control character (so CR, LF and NUL can never reach an `event:` line),

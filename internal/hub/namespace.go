@@ -2,9 +2,7 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -19,7 +17,7 @@ type Namespace struct {
 	epoch string
 
 	// applied is the sequence of the last message fanned out. It is written
-	// by Apply under mu.RLock (one Apply goroutine) and read under mu.Lock
+	// by apply under mu.RLock (one apply goroutine) and read under mu.Lock
 	// by registration and join, which is what makes "every message after
 	// the one applied at join" exact.
 	applied atomic.Uint64
@@ -30,27 +28,25 @@ type Namespace struct {
 	tokens map[[32]byte]*Conn
 	rooms  map[string]map[*Conn]struct{}
 
-	gmu    sync.Mutex        // guards groups; never held with mu
-	groups map[string]*group // by room + "\x00" + name, while they have local members
+	gmu    sync.Mutex          // guards groups; never held with mu
+	groups map[GroupKey]*group // while they have local members
 }
 
 // Name returns the namespace's name.
 func (ns *Namespace) Name() string { return ns.name }
 
-// Config returns the namespace's settings.
+// Config returns the namespace's settings (defaults filled in).
 func (ns *Namespace) Config() NamespaceConfig { return ns.cfg }
 
 // Epoch returns the epoch of the namespace's log.
 func (ns *Namespace) Epoch() string { return ns.epoch }
 
-// Applied returns the position of the last message fanned out on this node.
-func (ns *Namespace) Applied() Position {
-	return Position{Epoch: ns.epoch, Seq: ns.applied.Load()}
-}
+// position names sequence seq of this namespace's log.
+func (ns *Namespace) position(seq uint64) Position { return Position{Epoch: ns.epoch, Seq: seq} }
 
-// Apply fans m out to the local connections that are to receive it. It must
-// be called in sequence order from a single goroutine.
-func (ns *Namespace) Apply(m *Message) {
+// apply fans m out to the local connections that are to receive it. The
+// Log's Follow calls it in sequence order from a single goroutine.
+func (ns *Namespace) apply(m *Message) {
 	n := 0
 	ns.mu.RLock()
 	switch {
@@ -80,6 +76,9 @@ func (ns *Namespace) Apply(m *Message) {
 	}
 	ns.applied.Store(m.Pos.Seq)
 	ns.mu.RUnlock()
+	if m.Notice {
+		ns.noticeGroups(m)
+	}
 	ns.cfg.Metrics.FannedOut(n, time.Since(m.Time))
 }
 
@@ -90,247 +89,6 @@ func inAny(rooms map[string]uint64, names []string) bool {
 		}
 	}
 	return false
-}
-
-// ConnectRequest opens a connection.
-type ConnectRequest struct {
-	// Rooms to join at once (from the URL).
-	Rooms []string
-	// Resume is the Last-Event-ID position, if any.
-	Resume *Position
-	// Token is the previous connection's token from a Last-Event-ID, if any:
-	// its id and rooms are restored when still within the recovery window.
-	Token  string
-	Remote string
-	Sink   Sink
-	// Perms are the connection's permissions (nil: an open namespace):
-	// restored rooms it may no longer receive are dropped, and replayed
-	// messages are checked again.
-	Perms Perms
-	// User is the authenticated user (a JWT's sub), "" if none.
-	User string
-	// Expires closes the connection with ErrTokenExpired (zero: never).
-	Expires time.Time
-}
-
-// Start tells the SSE layer how to begin a new connection's stream.
-type Start struct {
-	Conn *Conn
-	// Restored is true when a previous connection's id and rooms came back.
-	Restored bool
-	// At is the position the stream starts from (the `connected` event's id).
-	At Position
-	// ReplayTo is the last sequence to replay from At (0: nothing to replay).
-	ReplayTo uint64
-	// Reset is non-empty when the asked-for position cannot be honoured:
-	// the client missed messages and must refetch state.
-	Reset string
-}
-
-// Connect registers a new connection, or restores a previous one, and says
-// what to replay. The caller then sends `connected`, calls Conn.Replay when
-// Start.ReplayTo > 0, and Conn.GoLive.
-func (ns *Namespace) Connect(ctx context.Context, req ConnectRequest) (Start, error) {
-	for _, r := range req.Rooms {
-		if !ValidRoom(r) {
-			return Start{}, fmt.Errorf("room %q: %w", clip(r), ErrInvalid)
-		}
-	}
-	if len(req.Rooms) > ns.cfg.MaxRoomsPerConn {
-		return Start{}, fmt.Errorf("%d rooms, at most %d: %w", len(req.Rooms), ns.cfg.MaxRoomsPerConn, ErrLimit)
-	}
-	var st Start
-	for _, r := range req.Rooms {
-		if !Allowed(req.Perms, ActSubscribe, r) {
-			return Start{}, fmt.Errorf("subscribe to room %q: %w", r, ErrForbidden)
-		}
-	}
-	c := &Conn{ns: ns, sink: req.Sink, Remote: req.Remote, Connected: time.Now(), rooms: map[string]uint64{},
-		Perms: req.Perms, User: req.User}
-
-	var restored map[string]uint64
-	if req.Token != "" {
-		id, rooms, ok, err := ns.reclaim(ctx, req.Token, req.User)
-		if err != nil {
-			return Start{}, err
-		}
-		if ok { // only ever the same user's (reclaim)
-			// Whatever fails from here on (the client gave up mid-handshake,
-			// the engine hiccuped) must not lose the session it came for.
-			defer func() {
-				if st.Conn == nil {
-					ns.giveBack(tokenHash(req.Token), Session{NS: ns.name, ID: id, User: req.User, Rooms: rooms, Saved: time.Now()})
-				}
-			}()
-			// Rooms its current permissions no longer allow are dropped.
-			for r := range rooms {
-				if !canReceive(req.Perms, r) {
-					delete(rooms, r)
-				}
-			}
-			c.ID, c.Token, restored, st.Restored = id, req.Token, rooms, true
-		}
-	}
-	if c.ID == "" {
-		c.ID, c.Token = ConnID(newID()), newID()
-	}
-	c.hash = tokenHash(c.Token)
-
-	ns.mu.Lock()
-	h := ns.applied.Load()
-	// Everything up to h was fanned out before this registration: the
-	// connection's position starts there (group deliveries carry it as id).
-	c.last = h
-	for r, s := range restored {
-		c.rooms[r] = s
-	}
-	// The URL's rooms count from the resume position when there is one (the
-	// client had them then: their missed messages are replayed), else from
-	// now.
-	joinAt := h
-	if req.Resume != nil && req.Resume.Epoch == ns.epoch && req.Resume.Seq < h {
-		joinAt = req.Resume.Seq
-	}
-	for _, r := range req.Rooms {
-		if _, ok := c.rooms[r]; !ok {
-			c.rooms[r] = joinAt
-		}
-	}
-	if len(c.rooms) > ns.cfg.MaxRoomsPerConn {
-		ns.mu.Unlock()
-		return Start{}, fmt.Errorf("%d rooms, at most %d: %w", len(c.rooms), ns.cfg.MaxRoomsPerConn, ErrLimit)
-	}
-	if ns.closed {
-		ns.mu.Unlock()
-		return Start{}, fmt.Errorf("namespace %s: server shutting down: %w", ns.name, ErrClosed)
-	}
-	ns.addLocked(c)
-	ns.mu.Unlock()
-	if !req.Expires.IsZero() {
-		c.expiry = time.AfterFunc(time.Until(req.Expires), func() { c.Close(ErrTokenExpired) })
-	}
-
-	st.At = Position{Epoch: ns.epoch, Seq: h}
-	if req.Resume == nil {
-		st.Conn = c
-		ns.persist(c)
-		return st, nil
-	}
-	defer func() { ns.cfg.Metrics.Resumed(st.Reset != "") }()
-	switch {
-	case req.Resume.Epoch != ns.epoch:
-		st.Reset = "the message store was recreated since that position"
-	case req.Resume.Seq > h:
-		st.Reset = "that position is ahead of this server's log"
-	case req.Token != "" && !st.Restored:
-		st.Reset = "the connection is past its recovery window; its rooms and direct messages are gone"
-	default:
-		gap, err := ns.hub.log.Gap(ctx, ns.name, req.Resume.Seq, ns.filterOf(c))
-		if err != nil {
-			// A restored session is given back as it was taken (Connect's
-			// deferred giveBack), not saved here.
-			_ = ns.Disconnect(c, false)
-			return Start{}, err
-		}
-		if gap {
-			st.Reset = "messages after that position were removed by retention"
-			break
-		}
-		st.At = *req.Resume
-		st.ReplayTo = h
-	}
-	st.Conn = c
-	ns.persist(c)
-	return st, nil
-}
-
-// persist keeps a live connection's session in Sessions when the hub is
-// one node of a cluster, so that if this node dies its clients resume on
-// another with their rooms (KeepSessions refreshes them). A single node
-// saves sessions only at disconnect.
-func (ns *Namespace) persist(c *Conn) {
-	if ns.hub.bus == nil {
-		return
-	}
-	ns.mu.RLock()
-	if !c.registered {
-		ns.mu.RUnlock()
-		return
-	}
-	rooms := maps.Clone(c.rooms)
-	ns.mu.RUnlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = ns.hub.sess.Save(ctx, sessionKey(ns.name, c.hash), Session{NS: ns.name, ID: c.ID, User: c.User, Rooms: rooms, Saved: time.Now(), Live: true})
-}
-
-// giveBack saves a session taken by a reconnect that then failed.
-func (ns *Namespace) giveBack(hash [32]byte, s Session) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = ns.hub.sess.Save(ctx, sessionKey(ns.name, hash), s)
-}
-
-func (ns *Namespace) filterOf(c *Conn) Filter {
-	ns.mu.RLock()
-	defer ns.mu.RUnlock()
-	f := Filter{Conn: c.ID, Rooms: make([]string, 0, len(c.rooms))}
-	for r := range c.rooms {
-		f.Rooms = append(f.Rooms, r)
-	}
-	return f
-}
-
-// reclaim finds the connection that token belonged to: still attached on
-// this node (its client reconnected before the old stream noticed it was
-// dead: the old one is replaced) or saved in Sessions after a disconnect.
-//
-// Only the same user gets a connection back: another user's resume leaves
-// the connection open, or its session saved (ok is false).
-func (ns *Namespace) reclaim(ctx context.Context, token, user string) (ConnID, map[string]uint64, bool, error) {
-	hash := tokenHash(token)
-	ns.mu.Lock()
-	if old := ns.tokens[hash]; old != nil && old.User != user {
-		ns.mu.Unlock()
-		return "", nil, false, nil
-	} else if old != nil {
-		rooms := maps.Clone(old.rooms)
-		ns.removeLocked(old)
-		ns.mu.Unlock()
-		old.Close(ErrReplaced)
-		return old.ID, rooms, true, nil
-	}
-	ns.mu.Unlock()
-	s, ok, err := ns.hub.sess.Take(ctx, sessionKey(ns.name, hash))
-	if err != nil {
-		return "", nil, false, fmt.Errorf("restore session: %w", err)
-	}
-	if !ok || s.NS != ns.name || time.Since(s.Saved) > ns.cfg.RecoveryWindow {
-		return "", nil, false, nil
-	}
-	if s.Disconnected {
-		return "", nil, false, fmt.Errorf("connection %s was disconnected on request: %w", s.ID, ErrDisconnected)
-	}
-	if s.User != user {
-		ns.giveBack(hash, s)
-		return "", nil, false, nil
-	}
-	if ns.hub.bus != nil && s.Live {
-		// Its client came here while the connection may still be open on
-		// another node (it did not notice the drop yet): close it there, so
-		// that one connection never lives twice.
-		_, _ = ns.hub.bus.Ask(ctx, ControlRequest{Op: "replace", NS: ns.name, ID: s.ID})
-	}
-	if s.Rooms == nil {
-		s.Rooms = map[string]uint64{}
-	}
-	return s.ID, s.Rooms, true, nil
-}
-
-// canReceive reports whether p lets a connection receive room's messages:
-// it may subscribe to it or join it.
-func canReceive(p Perms, room string) bool {
-	return Allowed(p, ActSubscribe, room) || Allowed(p, ActJoin, room)
 }
 
 func (ns *Namespace) addLocked(c *Conn) {
@@ -374,42 +132,7 @@ func (ns *Namespace) leaveLocked(c *Conn, room string) {
 	}
 }
 
-// Disconnect removes c from the namespace. With recoverable set (the client
-// went away, it did not ask to leave), its id and rooms are saved for the
-// recovery window so that a reconnect with Last-Event-ID restores them. A
-// connection closed on request (ErrDisconnected) leaves a tombstone
-// instead, so that its EventSource is told to stop rather than reconnect.
-//
-// The session is saved before the connection is unregistered: a reconnect
-// racing with this finds either the live connection (and takes it over)
-// or the saved session, never neither.
-func (ns *Namespace) Disconnect(c *Conn, recoverable bool) error {
-	c.Close(ErrClosed)
-	ns.leaveGroups(c)
-	explicit := errors.Is(c.Err(), ErrDisconnected)
-	ns.mu.RLock()
-	was := c.registered
-	var rooms map[string]uint64
-	if was && recoverable && !explicit {
-		rooms = maps.Clone(c.rooms)
-	}
-	ns.mu.RUnlock()
-	var err error
-	if was && (recoverable || explicit) {
-		s := Session{NS: ns.name, ID: c.ID, User: c.User, Rooms: rooms, Saved: time.Now(), Disconnected: explicit}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if serr := ns.hub.sess.Save(ctx, sessionKey(ns.name, c.hash), s); serr != nil {
-			err = fmt.Errorf("save session of %s/%s: %w", ns.name, c.ID, serr)
-		}
-		cancel()
-	}
-	ns.mu.Lock()
-	ns.removeLocked(c)
-	ns.mu.Unlock()
-	return err
-}
-
-// close ends every connection and refuses new ones (Connect: ErrClosed).
+// close ends every connection and refuses new ones (Open: ErrClosed).
 func (ns *Namespace) close() {
 	ns.mu.Lock()
 	ns.closed = true
@@ -431,45 +154,24 @@ func (ns *Namespace) localConns() []*Conn {
 	return conns
 }
 
-// Authenticate returns the local connection whose token is token.
-func (ns *Namespace) Authenticate(token string) (*Conn, error) {
-	if !validToken(token) {
-		return nil, fmt.Errorf("connection token: %w", ErrUnauthorized)
-	}
+// localConn returns the connection id of this node, or nil.
+func (ns *Namespace) localConn(id ConnID) *Conn {
 	ns.mu.RLock()
-	c := ns.tokens[tokenHash(token)]
-	ns.mu.RUnlock()
-	if c == nil {
-		return nil, fmt.Errorf("connection token: unknown or expired: %w", ErrUnauthorized)
-	}
-	return c, nil
+	defer ns.mu.RUnlock()
+	return ns.conns[id]
 }
 
-// Conn returns the local connection id.
-func (ns *Namespace) Conn(id ConnID) (*Conn, error) {
+// localByToken returns the connection of this node whose token hashes to
+// h, or nil.
+func (ns *Namespace) localByToken(h [32]byte) *Conn {
 	ns.mu.RLock()
-	c := ns.conns[id]
-	ns.mu.RUnlock()
-	if c == nil {
-		return nil, fmt.Errorf("connection %q: %w", clip(string(id)), ErrNotFound)
-	}
-	return c, nil
+	defer ns.mu.RUnlock()
+	return ns.tokens[h]
 }
 
-// Join adds connection c to room (idempotent). It reports whether c was not
-// in the room before.
-func (ns *Namespace) Join(c *Conn, room string) (bool, error) {
-	changed, err := ns.join(c, room)
-	if changed {
-		ns.persist(c)
-	}
-	return changed, err
-}
-
+// join adds local connection c to room (idempotent). It reports whether c
+// was not in the room before.
 func (ns *Namespace) join(c *Conn, room string) (bool, error) {
-	if !ValidRoom(room) {
-		return false, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
-	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if !c.registered {
@@ -486,19 +188,8 @@ func (ns *Namespace) join(c *Conn, room string) (bool, error) {
 	return true, nil
 }
 
-// Leave removes connection c from room (idempotent).
-func (ns *Namespace) Leave(c *Conn, room string) (bool, error) {
-	changed, err := ns.leave(c, room)
-	if changed {
-		ns.persist(c)
-	}
-	return changed, err
-}
-
+// leave removes local connection c from room (idempotent).
 func (ns *Namespace) leave(c *Conn, room string) (bool, error) {
-	if !ValidRoom(room) {
-		return false, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
-	}
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if !c.registered {
@@ -512,19 +203,11 @@ func (ns *Namespace) leave(c *Conn, room string) (bool, error) {
 	return true, nil
 }
 
-// ConnInfo describes a connection.
-type ConnInfo struct {
-	ID        ConnID
-	User      string
-	Rooms     []string
-	Connected time.Time
-}
-
-// Info describes c.
-func (ns *Namespace) Info(c *Conn) ConnInfo {
+// info describes local connection c.
+func (ns *Namespace) info(c *Conn) ConnInfo {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
-	info := ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected, Rooms: make([]string, 0, len(c.rooms))}
+	info := ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected, Perms: c.Perms, Rooms: make([]string, 0, len(c.rooms))}
 	for r := range c.rooms {
 		info.Rooms = append(info.Rooms, r)
 	}
@@ -538,31 +221,26 @@ type RoomInfo struct {
 	Members int
 }
 
-// Rooms lists the rooms that have members, by name.
-func (ns *Namespace) Rooms() []RoomInfo {
+// localRooms counts the members of each room on this node.
+func (ns *Namespace) localRooms() map[string]int {
 	ns.mu.RLock()
-	out := make([]RoomInfo, 0, len(ns.rooms))
+	defer ns.mu.RUnlock()
+	out := make(map[string]int, len(ns.rooms))
 	for r, m := range ns.rooms {
-		out = append(out, RoomInfo{Name: r, Members: len(m)})
+		out[r] = len(m)
 	}
-	ns.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// Members lists the connections in room, oldest first.
-func (ns *Namespace) Members(room string) ([]ConnInfo, error) {
-	if !ValidRoom(room) {
-		return nil, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
-	}
+// localMembers lists the connections of this node in room.
+func (ns *Namespace) localMembers(room string) []ConnInfo {
 	ns.mu.RLock()
+	defer ns.mu.RUnlock()
 	out := make([]ConnInfo, 0, len(ns.rooms[room]))
 	for c := range ns.rooms[room] {
 		out = append(out, ConnInfo{ID: c.ID, User: c.User, Connected: c.Connected})
 	}
-	ns.mu.RUnlock()
-	sortMembers(out)
-	return out, nil
+	return out
 }
 
 // sortMembers orders a member list as the API answers it: oldest
@@ -576,15 +254,16 @@ func sortMembers(m []ConnInfo) {
 	})
 }
 
-// ConnCount returns the number of local connections.
-func (ns *Namespace) ConnCount() int {
+// LocalCounts returns the number of connections and of rooms with members
+// on this node (for metrics).
+func (ns *Namespace) LocalCounts() (conns, rooms int) {
 	ns.mu.RLock()
 	defer ns.mu.RUnlock()
-	return len(ns.conns)
+	return len(ns.conns), len(ns.rooms)
 }
 
 // Publish validates o, encodes its envelope once and stores it. The message
-// reaches connections when the log's consumer hands it to Apply.
+// reaches connections when the log's live feed hands it to every node.
 func (ns *Namespace) Publish(ctx context.Context, o *Outgoing) (Position, bool, error) {
 	if err := ValidEvent(o.Event); err != nil {
 		return Position{}, false, err
@@ -602,8 +281,14 @@ func (ns *Namespace) Publish(ctx context.Context, o *Outgoing) (Position, bool, 
 	if o.To != "" && !ValidConnID(string(o.To)) {
 		return Position{}, false, fmt.Errorf("connection %q: %w", clip(string(o.To)), ErrInvalid)
 	}
+	o.Notice = false // only the server's own notices
 	o.Rooms = dedupe(o.Rooms)
 	o.Except = dedupe(o.Except)
+	return ns.store(ctx, o)
+}
+
+// store encodes o's envelope and stores it.
+func (ns *Namespace) store(ctx context.Context, o *Outgoing) (Position, bool, error) {
 	body, err := EncodeBody(ns.name, o, time.Now())
 	if err != nil {
 		return Position{}, false, fmt.Errorf("encode: %w: %w", ErrInvalid, err)
@@ -710,21 +395,4 @@ func (ns *Namespace) History(ctx context.Context, room string, after *Position, 
 		}
 		window *= 4
 	}
-}
-
-// RoomMessages returns up to limit messages addressed to room (alone or
-// among others; not namespace-wide ones) stored after sequence after: what a
-// consumer group of the room has to process.
-func (ns *Namespace) RoomMessages(ctx context.Context, room string, after uint64, limit int) ([]*Message, error) {
-	if !ValidRoom(room) {
-		return nil, fmt.Errorf("room %q: %w", clip(room), ErrInvalid)
-	}
-	var out []*Message
-	err := ns.hub.log.Read(ctx, ns.name, after+1, 0, Filter{Rooms: []string{room}}, func(m *Message) bool {
-		if !m.GroupOnly && contains(m.Rooms, room) {
-			out = append(out, m)
-		}
-		return len(out) < limit
-	})
-	return out, err
 }

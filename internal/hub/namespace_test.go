@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -71,7 +70,7 @@ func TestApplyFanOut(t *testing.T) {
 					t.Errorf("%s got %v, want %v", name, got, want)
 				}
 			}
-			if got := fx.ns.Applied(); got != (Position{testEpoch, 1}) {
+			if got := fx.ns.position(fx.ns.applied.Load()); got != (Position{testEpoch, 1}) {
 				t.Errorf("Applied() = %v, want %s-1", got, testEpoch)
 			}
 		})
@@ -100,7 +99,7 @@ func TestApplyAgreesWithMatches(t *testing.T) {
 	}{{a, sa}, {b, sb}, {c, sc}} {
 		want := []uint64{}
 		rooms := map[string]uint64{}
-		for _, r := range fx.ns.Info(tc.c).Rooms {
+		for _, r := range fx.ns.info(tc.c).Rooms {
 			rooms[r] = 0
 		}
 		for _, m := range msgs {
@@ -109,7 +108,7 @@ func TestApplyAgreesWithMatches(t *testing.T) {
 			}
 		}
 		if got := tc.sink.seqs(); !slices.Equal(got, want) {
-			t.Errorf("connection in %v got %v live, matches says %v", fx.ns.Info(tc.c).Rooms, got, want)
+			t.Errorf("connection in %v got %v live, matches says %v", fx.ns.info(tc.c).Rooms, got, want)
 		}
 	}
 }
@@ -157,7 +156,7 @@ func TestApplyNeverWaitsOnASink(t *testing.T) {
 func TestStartingConnHoldsLiveMessagesUntilGoLive(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{})
 	sink := &fakeSink{}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Rooms: []string{"lobby"}, Sink: sink})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Rooms: []string{"lobby"}, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +166,7 @@ func TestStartingConnHoldsLiveMessagesUntilGoLive(t *testing.T) {
 	if got := sink.seqs(); len(got) != 0 {
 		t.Fatalf("before GoLive the sink got %v, want nothing (the connected event goes first)", got)
 	}
-	if err := st.Conn.GoLive(); err != nil {
+	if err := st.Conn.goLive(); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := sink.seqs(), []uint64{1, 2, 3}; !slices.Equal(got, want) {
@@ -181,23 +180,23 @@ func TestStartingConnHoldsLiveMessagesUntilGoLive(t *testing.T) {
 
 func TestStartingConnOverflowingResumeBufferIsClosed(t *testing.T) {
 	log := newFakeLog(testEpoch)
-	h := New(log, newFakeSessions(), slog.New(slog.NewTextHandler(io.Discard, nil)), Config{ResumeBuffer: 2})
-	ns, err := h.AddNamespace("test", NamespaceConfig{}, testEpoch, 0)
+	h := newHub(t, log, newFakeSessions(), Deps{}, Config{ResumeBuffer: 2})
+	ns, err := h.AddNamespace(ctx, "test", NamespaceConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink := &fakeSink{}
-	st, err := ns.Connect(ctx, ConnectRequest{Sink: sink})
+	st, err := openOn(ns, ctx, OpenRequest{Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		ns.Apply(log.add(&Message{Event: "e"}))
+		ns.apply(log.add(&Message{Event: "e"}))
 	}
 	if err := sink.closeErr(); !errors.Is(err, ErrSlowConsumer) {
 		t.Errorf("sink closed with %v, want ErrSlowConsumer once the resume buffer is full", err)
 	}
-	if err := st.Conn.GoLive(); !errors.Is(err, ErrSlowConsumer) {
+	if err := st.Conn.goLive(); !errors.Is(err, ErrSlowConsumer) {
 		t.Errorf("GoLive = %v, want ErrSlowConsumer", err)
 	}
 	if got := sink.seqs(); len(got) != 0 {
@@ -207,19 +206,19 @@ func TestStartingConnOverflowingResumeBufferIsClosed(t *testing.T) {
 
 func TestMultiRoomMessageTakesOneResumeBufferSlot(t *testing.T) {
 	log := newFakeLog(testEpoch)
-	h := New(log, newFakeSessions(), slog.New(slog.NewTextHandler(io.Discard, nil)), Config{ResumeBuffer: 2})
-	ns, err := h.AddNamespace("test", NamespaceConfig{}, testEpoch, 0)
+	h := newHub(t, log, newFakeSessions(), Deps{}, Config{ResumeBuffer: 2})
+	ns, err := h.AddNamespace(ctx, "test", NamespaceConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sink := &fakeSink{}
-	st, err := ns.Connect(ctx, ConnectRequest{Rooms: []string{"a", "b"}, Sink: sink})
+	st, err := openOn(ns, ctx, OpenRequest{Rooms: []string{"a", "b"}, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns.Apply(log.add(&Message{Event: "e", Rooms: []string{"a", "b"}}))
-	ns.Apply(log.add(&Message{Event: "e", Rooms: []string{"b"}}))
-	if err := st.Conn.GoLive(); err != nil {
+	ns.apply(log.add(&Message{Event: "e", Rooms: []string{"a", "b"}}))
+	ns.apply(log.add(&Message{Event: "e", Rooms: []string{"b"}}))
+	if err := st.Conn.goLive(); err != nil {
 		t.Fatalf("GoLive = %v: two messages must fit a resume buffer of 2", err)
 	}
 	if got, want := sink.seqs(), []uint64{1, 2}; !slices.Equal(got, want) {
@@ -233,7 +232,7 @@ func TestResumeReplaysThenGoesLiveWithoutGapOrDuplicate(t *testing.T) {
 		fx.publish(&Message{Event: "e"})
 	}
 	sink := &fakeSink{}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Resume: &Position{testEpoch, 1}, Sink: sink})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Resume: &Position{testEpoch, 1}, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,14 +240,14 @@ func TestResumeReplaysThenGoesLiveWithoutGapOrDuplicate(t *testing.T) {
 		t.Fatalf("Connect = reset %q, at %v, replay to %d; want no reset, at %s-1, replay to 3", st.Reset, st.At, st.ReplayTo, testEpoch)
 	}
 	fx.publish(&Message{Event: "e"}) // 4: live while the replay has not run
-	if err := st.Conn.Replay(ctx, st.At.Seq, st.ReplayTo); err != nil {
+	if err := st.Conn.replay(ctx, st.At.Seq, st.ReplayTo); err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e"}) // 5: live during the replay
 	if got, want := sink.seqs(), []uint64{2, 3}; !slices.Equal(got, want) {
 		t.Errorf("after replay the sink got %v, want %v", got, want)
 	}
-	if err := st.Conn.GoLive(); err != nil {
+	if err := st.Conn.goLive(); err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e"})
@@ -263,17 +262,17 @@ func TestGoLiveSkipsWhatReplaySent(t *testing.T) {
 		fx.publish(&Message{Event: "e"})
 	}
 	sink := &fakeSink{}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Resume: &Position{testEpoch, 1}, Sink: sink})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Resume: &Position{testEpoch, 1}, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e"}) // 4 and 5 are held ...
 	fx.publish(&Message{Event: "e"})
 	// ... and also read by a replay that runs past ReplayTo.
-	if err := st.Conn.Replay(ctx, 1, 5); err != nil {
+	if err := st.Conn.replay(ctx, 1, 5); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Conn.GoLive(); err != nil {
+	if err := st.Conn.goLive(); err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e"})
@@ -282,7 +281,7 @@ func TestGoLiveSkipsWhatReplaySent(t *testing.T) {
 	}
 	// A late re-apply of an old message (it cannot happen in order, but
 	// the connection must not depend on that) is not sent again.
-	fx.ns.Apply(fx.log.msgs[4])
+	fx.ns.apply(fx.log.msgs[4])
 	if got := sink.seqs(); len(got) != 5 {
 		t.Errorf("re-applied message 5 was sent again: %v", got)
 	}
@@ -294,11 +293,11 @@ func TestReplayStopsWhenSinkFails(t *testing.T) {
 		fx.publish(&Message{Event: "e"})
 	}
 	sink := &fakeSink{waitErr: context.Canceled}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Resume: &Position{testEpoch, 0}, Sink: sink})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Resume: &Position{testEpoch, 0}, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Conn.Replay(ctx, 0, 3); !errors.Is(err, context.Canceled) {
+	if err := st.Conn.replay(ctx, 0, 3); !errors.Is(err, context.Canceled) {
 		t.Errorf("Replay = %v, want the sink's error", err)
 	}
 	if sink.waits != 1 {
@@ -311,12 +310,12 @@ func TestReplayReportsRetentionDuringResume(t *testing.T) {
 	for range 3 {
 		fx.publish(&Message{Event: "e"})
 	}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Resume: &Position{testEpoch, 0}, Sink: &fakeSink{}})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Resume: &Position{testEpoch, 0}, Sink: &fakeSink{}})
 	if err != nil || st.Reset != "" {
 		t.Fatalf("Connect = %q, %v", st.Reset, err)
 	}
 	fx.log.first = 3 // retention removed 1 and 2 after the connect-time check
-	if err := st.Conn.Replay(ctx, st.At.Seq, st.ReplayTo); !errors.Is(err, ErrResumeExpired) {
+	if err := st.Conn.replay(ctx, st.At.Seq, st.ReplayTo); !errors.Is(err, ErrResumeExpired) {
 		t.Errorf("Replay = %v, want ErrResumeExpired rather than a silent gap", err)
 	}
 }
@@ -337,7 +336,9 @@ func TestConnectResume(t *testing.T) {
 		{name: "epoch mismatch resets", resume: Position{"ee", 2}, wantReset: true, wantAt: 5},
 		{name: "ahead of the log resets", resume: Position{testEpoch, 6}, wantReset: true, wantAt: 5},
 		{name: "a retention gap resets", resume: Position{testEpoch, 2}, gap: true, wantReset: true, wantAt: 5},
-		{name: "an unknown token resets", resume: Position{testEpoch, 2}, token: "unknown", wantReset: true, wantAt: 5},
+		// A resume whose session is unknown (a crash before it was saved)
+		// still replays the URL's rooms from the position, then resets.
+		{name: "an unknown token replays, then resets", resume: Position{testEpoch, 2}, token: "unknown", wantReset: true, wantAt: 2, wantReplayTo: 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,11 +347,11 @@ func TestConnectResume(t *testing.T) {
 				fx.publish(&Message{Event: "e"})
 			}
 			fx.log.gap = tt.gap
-			req := ConnectRequest{Resume: &tt.resume, Sink: &fakeSink{}}
+			req := OpenRequest{Resume: &tt.resume, Sink: &fakeSink{}}
 			if tt.token == "unknown" {
 				req.Token = newID()
 			}
-			st, err := fx.ns.Connect(ctx, req)
+			st, err := openOn(fx.ns, ctx, req)
 			if err != nil {
 				t.Fatalf("Connect: %v", err)
 			}
@@ -360,7 +361,7 @@ func TestConnectResume(t *testing.T) {
 			if st.At != (Position{testEpoch, tt.wantAt}) {
 				t.Errorf("At = %v, want %s-%d", st.At, testEpoch, tt.wantAt)
 			}
-			if tt.wantReset {
+			if tt.wantReset && tt.token == "" {
 				tt.wantReplayTo = 0
 			}
 			if st.ReplayTo != tt.wantReplayTo {
@@ -372,8 +373,8 @@ func TestConnectResume(t *testing.T) {
 			if req.Token != "" && (string(st.Conn.ID) == req.Token || st.Conn.Token == req.Token) {
 				t.Errorf("an unknown token was adopted: id %q token %q", st.Conn.ID, st.Conn.Token)
 			}
-			if got, err := fx.ns.Conn(st.Conn.ID); err != nil || got != st.Conn {
-				t.Errorf("a reset connection is still opened: Conn(id) = %v, %v", got, err)
+			if got := fx.ns.localConn(st.Conn.ID); got != st.Conn {
+				t.Errorf("a reset connection is not open: localConn(id) = %v", got)
 			}
 		})
 	}
@@ -384,14 +385,14 @@ func TestConnectGapErrorLeavesNoConnection(t *testing.T) {
 	fx.publish(&Message{Event: "e"})
 	fx.log.gapErr = ErrUnavailable
 	sink := &fakeSink{}
-	_, err := fx.ns.Connect(ctx, ConnectRequest{Rooms: []string{"lobby"}, Resume: &Position{testEpoch, 0}, Sink: sink})
+	_, err := openOn(fx.ns, ctx, OpenRequest{Rooms: []string{"lobby"}, Resume: &Position{testEpoch, 0}, Sink: sink})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Connect = %v, want the log's ErrUnavailable", err)
 	}
-	if n := fx.ns.ConnCount(); n != 0 {
+	if n := connCount(fx.ns); n != 0 {
 		t.Errorf("ConnCount = %d, want 0 after a failed connect", n)
 	}
-	if rooms := fx.ns.Rooms(); len(rooms) != 0 {
+	if rooms := fx.ns.Rooms(ctx); len(rooms) != 0 {
 		t.Errorf("Rooms = %v, want none after a failed connect", rooms)
 	}
 }
@@ -403,7 +404,7 @@ func TestResumeWithTokenRestoresRoomsAndDirectMessages(t *testing.T) {
 	if got := s1.seqs(); !slices.Equal(got, []uint64{1}) {
 		t.Fatalf("first connection got %v, want [1]", got)
 	}
-	if err := fx.ns.Disconnect(c1, true); err != nil {
+	if err := disconnect(c1, true); err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e", Rooms: []string{"lobby"}})                                  // 2: missed, in its room
@@ -414,29 +415,31 @@ func TestResumeWithTokenRestoresRoomsAndDirectMessages(t *testing.T) {
 	fx.publish(&Message{Event: "e"})                                                            // 7: namespace-wide
 
 	s2 := &fakeSink{}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Resume: &Position{testEpoch, 1}, Token: c1.Token, Sink: s2})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Resume: &Position{testEpoch, 1}, Token: c1.Token, Sink: s2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !st.Restored || st.Conn.ID != c1.ID || st.Conn.Token != c1.Token || st.Reset != "" {
 		t.Fatalf("Connect = restored %v, id %q, reset %q; want restored %q without reset", st.Restored, st.Conn.ID, st.Reset, c1.ID)
 	}
-	if got := fx.ns.Info(st.Conn).Rooms; !slices.Equal(got, []string{"lobby"}) {
+	if got := fx.ns.info(st.Conn).Rooms; !slices.Equal(got, []string{"lobby"}) {
 		t.Errorf("restored rooms = %v, want [lobby]", got)
 	}
-	if err := st.Conn.Replay(ctx, st.At.Seq, st.ReplayTo); err != nil {
+	if err := st.Conn.replay(ctx, st.At.Seq, st.ReplayTo); err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e", Rooms: []string{"lobby"}}) // 8: live during start
-	if err := st.Conn.GoLive(); err != nil {
+	if err := st.Conn.goLive(); err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e", To: c1.ID}) // 9: live direct
 	if got, want := s2.seqs(), []uint64{2, 3, 7, 8, 9}; !slices.Equal(got, want) {
 		t.Errorf("resumed connection got %v, want %v", got, want)
 	}
-	if n := fx.sess.len(); n != 0 {
-		t.Errorf("%d sessions left, want 0: a restore takes the session", n)
+	// The restore took the saved session; the one left is the restored
+	// connection's own live record (saved as it opened).
+	if all := fx.sess.all(); len(all) != 1 || !all[0].Live || all[0].ID != c1.ID {
+		t.Errorf("sessions %+v, want only the restored connection's live record", all)
 	}
 }
 
@@ -446,17 +449,17 @@ func TestResumeWithoutTokenReplaysMissedRoomMessages(t *testing.T) {
 		fx.publish(&Message{Event: "e", Rooms: []string{"lobby"}})
 	}
 	sink := &fakeSink{}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Rooms: []string{"lobby"}, Resume: &Position{testEpoch, 2}, Sink: sink})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Rooms: []string{"lobby"}, Resume: &Position{testEpoch, 2}, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Reset != "" {
 		t.Fatalf("Reset = %q; no reset is needed, the messages are in the log", st.Reset)
 	}
-	if err := st.Conn.Replay(ctx, st.At.Seq, st.ReplayTo); err != nil {
+	if err := st.Conn.replay(ctx, st.At.Seq, st.ReplayTo); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Conn.GoLive(); err != nil {
+	if err := st.Conn.goLive(); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := sink.seqs(), []uint64{3, 4}; !slices.Equal(got, want) {
@@ -469,7 +472,7 @@ func TestConnectStealsAttachedConnWithSameToken(t *testing.T) {
 	old, oldSink := fx.connect(t, "a", "b")
 	fx.publish(&Message{Event: "e", Rooms: []string{"a"}})
 	newSink := &fakeSink{}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Resume: &Position{testEpoch, 1}, Token: old.Token, Sink: newSink})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Resume: &Position{testEpoch, 1}, Token: old.Token, Sink: newSink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,32 +486,34 @@ func TestConnectStealsAttachedConnWithSameToken(t *testing.T) {
 	if err := old.Err(); !errors.Is(err, ErrReplaced) {
 		t.Errorf("old.Err() = %v, want ErrReplaced", err)
 	}
-	if got := fx.ns.Info(c).Rooms; !slices.Equal(got, []string{"a", "b"}) {
+	if got := fx.ns.info(c).Rooms; !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("rooms = %v, want [a b]", got)
 	}
-	if err := c.GoLive(); err != nil {
+	if err := c.goLive(); err != nil {
 		t.Fatal(err)
 	}
 
 	// The old stream's handler ends afterwards: that must not touch the
 	// successor that has the same id.
-	if err := fx.ns.Disconnect(old, true); err != nil {
+	if err := disconnect(old, true); err != nil {
 		t.Fatal(err)
 	}
-	if n := fx.ns.ConnCount(); n != 1 {
+	if n := connCount(fx.ns); n != 1 {
 		t.Errorf("ConnCount = %d, want 1", n)
 	}
-	if got, err := fx.ns.Conn(old.ID); err != nil || got != c {
-		t.Errorf("Conn(id) = %p, %v; want the successor %p", got, err, c)
+	if got := fx.ns.localConn(old.ID); got != c {
+		t.Errorf("localConn(id) = %p; want the successor %p", got, c)
 	}
-	if got, err := fx.ns.Authenticate(old.Token); err != nil || got != c {
-		t.Errorf("Authenticate(token) = %p, %v; want the successor %p", got, err, c)
+	if got := fx.ns.localByToken(tokenHash(old.Token)); got != c {
+		t.Errorf("localByToken(token) = %p; want the successor %p", got, c)
 	}
-	if members, _ := fx.ns.Members("a"); len(members) != 1 {
+	if members, _ := fx.ns.Members(ctx, "a"); len(members) != 1 {
 		t.Errorf("room a has %d members, want 1", len(members))
 	}
-	if n := fx.sess.len(); n != 0 {
-		t.Errorf("the replaced connection saved %d sessions, want 0", n)
+	// The replaced connection saved nothing at its end: the one record is
+	// the successor's live one.
+	if all := fx.sess.all(); len(all) != 1 || !all[0].Live || all[0].ID != c.ID {
+		t.Errorf("sessions %+v, want only the successor's live record", all)
 	}
 	fx.publish(&Message{Event: "e", Rooms: []string{"b"}})
 	if got, want := newSink.seqs(), []uint64{2}; !slices.Equal(got, want) {
@@ -522,16 +527,16 @@ func TestConnectStealsAttachedConnWithSameToken(t *testing.T) {
 func TestDisconnectSavesSessionThatRestoresIDAndRooms(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{RecoveryWindow: time.Minute})
 	c1, s1 := fx.connect(t, "a", "b")
-	if err := fx.ns.Disconnect(c1, true); err != nil {
+	if err := disconnect(c1, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := s1.closeErr(); !errors.Is(err, ErrClosed) {
 		t.Errorf("sink closed with %v, want ErrClosed", err)
 	}
-	if n := fx.ns.ConnCount(); n != 0 {
+	if n := connCount(fx.ns); n != 0 {
 		t.Errorf("ConnCount = %d after disconnect, want 0", n)
 	}
-	if rooms := fx.ns.Rooms(); len(rooms) != 0 {
+	if rooms := fx.ns.Rooms(ctx); len(rooms) != 0 {
 		t.Errorf("Rooms = %v after the only member left, want none", rooms)
 	}
 	fx.sess.mu.Lock()
@@ -548,14 +553,14 @@ func TestDisconnectSavesSessionThatRestoresIDAndRooms(t *testing.T) {
 		t.Fatalf("%d sessions saved, want 1", n)
 	}
 
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Token: c1.Token, Rooms: []string{"c"}, Sink: &fakeSink{}})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Token: c1.Token, Rooms: []string{"c"}, Sink: &fakeSink{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !st.Restored || st.Conn.ID != c1.ID {
 		t.Errorf("Connect = restored %v id %q, want %q restored", st.Restored, st.Conn.ID, c1.ID)
 	}
-	if got, want := fx.ns.Info(st.Conn).Rooms, []string{"a", "b", "c"}; !slices.Equal(got, want) {
+	if got, want := fx.ns.info(st.Conn).Rooms, []string{"a", "b", "c"}; !slices.Equal(got, want) {
 		t.Errorf("rooms = %v, want %v (restored plus asked for)", got, want)
 	}
 }
@@ -568,7 +573,7 @@ func TestExpiredSessionIsNotRestored(t *testing.T) {
 	if err := fx.sess.Save(ctx, sessionKey("test", tokenHash(token)), s); err != nil {
 		t.Fatal(err)
 	}
-	st, err := fx.ns.Connect(ctx, ConnectRequest{Token: token, Resume: &Position{testEpoch, 0}, Sink: &fakeSink{}})
+	st, err := openOn(fx.ns, ctx, OpenRequest{Token: token, Resume: &Position{testEpoch, 0}, Sink: &fakeSink{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,7 +583,7 @@ func TestExpiredSessionIsNotRestored(t *testing.T) {
 	if st.Reset == "" {
 		t.Errorf("Reset is empty; the client lost its rooms and direct messages and must be told")
 	}
-	if got := fx.ns.Info(st.Conn).Rooms; len(got) != 0 {
+	if got := fx.ns.info(st.Conn).Rooms; len(got) != 0 {
 		t.Errorf("rooms = %v, want none", got)
 	}
 }
@@ -586,15 +591,19 @@ func TestExpiredSessionIsNotRestored(t *testing.T) {
 func TestDisconnectNotRecoverableSavesNoSession(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{})
 	c, _ := fx.connect(t, "a")
-	if err := fx.ns.Disconnect(c, false); err != nil {
+	if all := fx.sess.all(); len(all) != 1 || !all[0].Live {
+		t.Fatalf("sessions after the connect %+v, want its live record (saved before connected)", all)
+	}
+	saves := fx.sess.saves
+	if err := disconnect(c, false); err != nil {
 		t.Fatal(err)
 	}
-	if n := fx.sess.saves; n != 0 {
-		t.Errorf("%d sessions saved, want 0", n)
+	if n := fx.sess.saves - saves; n != 0 {
+		t.Errorf("%d sessions saved at a replaced connection's end, want 0", n)
 	}
 	// Twice is harmless and saves nothing either.
-	if err := fx.ns.Disconnect(c, true); err != nil || fx.sess.saves != 0 {
-		t.Errorf("second Disconnect = %v with %d saves, want nil and 0", err, fx.sess.saves)
+	if err := disconnect(c, true); err != nil || fx.sess.saves != saves {
+		t.Errorf("second Disconnect = %v with %d saves, want nil and none", err, fx.sess.saves-saves)
 	}
 }
 
@@ -619,18 +628,18 @@ func TestJoinLeaveAreIdempotent(t *testing.T) {
 		var changed bool
 		var err error
 		if s.op == "join" {
-			changed, err = fx.ns.Join(c, s.room)
+			changed, err = join(fx.ns, c, s.room)
 		} else {
-			changed, err = fx.ns.Leave(c, s.room)
+			changed, err = leave(fx.ns, c, s.room)
 		}
 		if err != nil || changed != s.wantChanged {
 			t.Errorf("step %d %s %s = %v, %v; want %v, nil", i, s.op, s.room, changed, err, s.wantChanged)
 		}
-		if got := fx.ns.Info(c).Rooms; !slices.Equal(got, s.wantRooms) {
+		if got := fx.ns.info(c).Rooms; !slices.Equal(got, s.wantRooms) {
 			t.Errorf("step %d %s %s: rooms = %v, want %v", i, s.op, s.room, got, s.wantRooms)
 		}
 	}
-	if rooms := fx.ns.Rooms(); len(rooms) != 0 {
+	if rooms := fx.ns.Rooms(ctx); len(rooms) != 0 {
 		t.Errorf("Rooms = %v, want none once every member left", rooms)
 	}
 }
@@ -638,36 +647,36 @@ func TestJoinLeaveAreIdempotent(t *testing.T) {
 func TestJoinLeaveErrors(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{MaxRoomsPerConn: 2})
 	c, _ := fx.connect(t, "a", "b")
-	if _, err := fx.ns.Join(c, "c"); !errors.Is(err, ErrLimit) {
+	if _, err := join(fx.ns, c, "c"); !errors.Is(err, ErrLimit) {
 		t.Errorf("Join past MaxRoomsPerConn = %v, want ErrLimit", err)
 	}
-	if changed, err := fx.ns.Join(c, "a"); err != nil || changed {
+	if changed, err := join(fx.ns, c, "a"); err != nil || changed {
 		t.Errorf("Join of a room already in at the limit = %v, %v; want false, nil", changed, err)
 	}
 	for _, room := range []string{"", "a b", "a.*", ".x"} {
-		if _, err := fx.ns.Join(c, room); !errors.Is(err, ErrInvalid) {
+		if _, err := join(fx.ns, c, room); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Join(%q) = %v, want ErrInvalid", room, err)
 		}
-		if _, err := fx.ns.Leave(c, room); !errors.Is(err, ErrInvalid) {
+		if _, err := leave(fx.ns, c, room); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Leave(%q) = %v, want ErrInvalid", room, err)
 		}
 	}
-	if _, err := fx.ns.Connect(ctx, ConnectRequest{Rooms: []string{"a", "b", "c"}, Sink: &fakeSink{}}); !errors.Is(err, ErrLimit) {
+	if _, err := openOn(fx.ns, ctx, OpenRequest{Rooms: []string{"a", "b", "c"}, Sink: &fakeSink{}}); !errors.Is(err, ErrLimit) {
 		t.Errorf("Connect with 3 rooms at most 2 = %v, want ErrLimit", err)
 	}
-	if _, err := fx.ns.Connect(ctx, ConnectRequest{Rooms: []string{"a", "b*"}, Sink: &fakeSink{}}); !errors.Is(err, ErrInvalid) {
+	if _, err := openOn(fx.ns, ctx, OpenRequest{Rooms: []string{"a", "b*"}, Sink: &fakeSink{}}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Connect with room b* = %v, want ErrInvalid", err)
 	}
-	if n := fx.ns.ConnCount(); n != 1 {
+	if n := connCount(fx.ns); n != 1 {
 		t.Errorf("ConnCount = %d, want 1: failed connects register nothing", n)
 	}
-	if err := fx.ns.Disconnect(c, false); err != nil {
+	if err := disconnect(c, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fx.ns.Join(c, "z"); !errors.Is(err, ErrNotFound) {
+	if _, err := join(fx.ns, c, "z"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Join after disconnect = %v, want ErrNotFound", err)
 	}
-	if _, err := fx.ns.Leave(c, "a"); !errors.Is(err, ErrNotFound) {
+	if _, err := leave(fx.ns, c, "a"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Leave after disconnect = %v, want ErrNotFound", err)
 	}
 }
@@ -676,11 +685,11 @@ func TestConnSeesRoomMessagesAfterJoinAndNoneAfterLeave(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{})
 	c, sink := fx.connect(t)
 	fx.publish(&Message{Event: "e", Rooms: []string{"lobby"}}) // 1: before the join
-	if _, err := fx.ns.Join(c, "lobby"); err != nil {
+	if _, err := join(fx.ns, c, "lobby"); err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e", Rooms: []string{"lobby"}}) // 2
-	if _, err := fx.ns.Leave(c, "lobby"); err != nil {
+	if _, err := leave(fx.ns, c, "lobby"); err != nil {
 		t.Fatal(err)
 	}
 	fx.publish(&Message{Event: "e", Rooms: []string{"lobby"}}) // 3: after the leave
@@ -688,7 +697,7 @@ func TestConnSeesRoomMessagesAfterJoinAndNoneAfterLeave(t *testing.T) {
 	if got, want := sink.seqs(), []uint64{2, 4}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
-	if members, _ := fx.ns.Members("lobby"); len(members) != 0 {
+	if members, _ := fx.ns.Members(ctx, "lobby"); len(members) != 0 {
 		t.Errorf("lobby members = %v, want none", members)
 	}
 }
@@ -697,10 +706,10 @@ func TestMembersAndRooms(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{})
 	a, _ := fx.connect(t, "x", "y")
 	b, _ := fx.connect(t, "y")
-	if got, want := fx.ns.Rooms(), []RoomInfo{{"x", 1}, {"y", 2}}; !slices.Equal(got, want) {
+	if got, want := fx.ns.Rooms(ctx), []RoomInfo{{"x", 1}, {"y", 2}}; !slices.Equal(got, want) {
 		t.Errorf("Rooms() = %v, want %v", got, want)
 	}
-	members, err := fx.ns.Members("y")
+	members, err := fx.ns.Members(ctx, "y")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,20 +720,20 @@ func TestMembersAndRooms(t *testing.T) {
 	if len(ids) != 2 || !slices.Contains(ids, a.ID) || !slices.Contains(ids, b.ID) {
 		t.Errorf("Members(y) = %v, want %s and %s", ids, a.ID, b.ID)
 	}
-	if _, err := fx.ns.Members("bad room"); !errors.Is(err, ErrInvalid) {
+	if _, err := fx.ns.Members(ctx, "bad room"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Members(bad room) = %v, want ErrInvalid", err)
 	}
 }
 
-func TestAuthenticate(t *testing.T) {
+func TestConnectionByToken(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{})
-	c, _ := fx.connect(t)
-	if got, err := fx.ns.Authenticate(c.Token); err != nil || got != c {
-		t.Errorf("Authenticate(token) = %v, %v; want the connection", got, err)
+	c, _ := fx.connect(t, "a")
+	if got, err := fx.ns.ConnectionByToken(ctx, c.Token); err != nil || got.ID != c.ID || !slices.Equal(got.Rooms, []string{"a"}) {
+		t.Errorf("ConnectionByToken(token) = %+v, %v; want the connection in [a]", got, err)
 	}
 	for _, tok := range []string{"", "short", string(c.ID), newID()} {
-		if _, err := fx.ns.Authenticate(tok); !errors.Is(err, ErrUnauthorized) {
-			t.Errorf("Authenticate(%q) = %v, want ErrUnauthorized", tok, err)
+		if _, err := fx.ns.ConnectionByToken(ctx, tok); !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("ConnectionByToken(%q) = %v, want ErrUnauthorized", tok, err)
 		}
 	}
 	if c.Token == string(c.ID) {
@@ -743,33 +752,43 @@ func TestHubCloseClosesEveryConnection(t *testing.T) {
 		}
 	}
 	// A stream opening during the shutdown is refused, not left open.
-	if _, err := fx.ns.Connect(ctx, ConnectRequest{Rooms: []string{"a"}, Sink: &fakeSink{}}); !errors.Is(err, ErrClosed) {
-		t.Errorf("Connect after Close = %v, want ErrClosed", err)
+	if _, err := openOn(fx.ns, ctx, OpenRequest{Rooms: []string{"a"}, Sink: &fakeSink{}}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Open after Close = %v, want ErrClosed", err)
 	}
 }
 
 func TestAddNamespace(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{})
-	if _, err := fx.hub.AddNamespace("test", NamespaceConfig{}, testEpoch, 0); !errors.Is(err, ErrInvalid) {
+	if _, err := fx.hub.AddNamespace(ctx, "test", NamespaceConfig{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("AddNamespace of an existing name = %v, want ErrInvalid", err)
 	}
 	for _, name := range []string{"", "a.b", "a b", "*"} {
-		if _, err := fx.hub.AddNamespace(name, NamespaceConfig{}, testEpoch, 0); !errors.Is(err, ErrInvalid) {
+		if _, err := fx.hub.AddNamespace(ctx, name, NamespaceConfig{}); !errors.Is(err, ErrInvalid) {
 			t.Errorf("AddNamespace(%q) = %v, want ErrInvalid", name, err)
 		}
 	}
 	if _, err := fx.hub.Namespace("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Namespace(nope) = %v, want ErrNotFound", err)
 	}
-	ns, err := fx.hub.AddNamespace("alpha", NamespaceConfig{}, "ab", 7)
+	// A namespace whose log already holds messages starts after them: they
+	// were never fanned out live.
+	fx.log.epoch = "ab"
+	for range 7 {
+		fx.log.add(&Message{Event: "e"})
+	}
+	ns, err := fx.hub.AddNamespace(ctx, "alpha", NamespaceConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ns.Config(); got.RecoveryWindow != 2*time.Minute || got.MaxRoomsPerConn != 100 || got.HistoryLimit != 1000 {
-		t.Errorf("Config() = %+v, want the defaults 2m, 100 rooms, 1000 history", got)
+	if got := ns.Config(); got.RecoveryWindow != 2*time.Minute || got.MaxRoomsPerConn != 100 || got.HistoryLimit != 1000 ||
+		got.Retention != DefaultRetention || got.Group.AckWait != DefaultGroupConfig.AckWait {
+		t.Errorf("Config() = %+v, want the defaults", got)
 	}
-	if got := ns.Applied(); got != (Position{"ab", 7}) {
-		t.Errorf("Applied() = %v, want ab-7", got)
+	if got := ns.position(ns.applied.Load()); got != (Position{"ab", 7}) {
+		t.Errorf("applied = %v, want ab-7", got)
+	}
+	if fx.log.follow == nil {
+		t.Error("AddNamespace did not follow the namespace's log")
 	}
 	var names []string
 	for _, n := range fx.hub.Namespaces() {
@@ -972,6 +991,7 @@ func TestPublishWrapsLogErrors(t *testing.T) {
 func TestConcurrentApplyConnectJoinLeaveIsRaceFree(t *testing.T) {
 	fx := newFixture(t, NamespaceConfig{})
 	stop := make(chan struct{})
+	var recoverable atomic.Int64
 	var applier, workers sync.WaitGroup
 	applier.Go(func() { // the single Apply goroutine
 		for i := 0; ; i++ {
@@ -987,17 +1007,20 @@ func TestConcurrentApplyConnectJoinLeaveIsRaceFree(t *testing.T) {
 		workers.Go(func() {
 			for i := range 200 {
 				sink := &fakeSink{}
-				st, err := fx.ns.Connect(ctx, ConnectRequest{Rooms: []string{"a"}, Sink: sink})
+				st, err := openOn(fx.ns, ctx, OpenRequest{Rooms: []string{"a"}, Sink: sink})
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				_ = st.Conn.GoLive()
-				_, _ = fx.ns.Join(st.Conn, "b")
-				_, _ = fx.ns.Leave(st.Conn, "a")
-				_ = fx.ns.Info(st.Conn)
-				_ = fx.ns.Rooms()
-				_ = fx.ns.Disconnect(st.Conn, (w+i)%2 == 0)
+				_ = st.Conn.goLive()
+				_, _ = join(fx.ns, st.Conn, "b")
+				_, _ = leave(fx.ns, st.Conn, "a")
+				_ = fx.ns.info(st.Conn)
+				_ = fx.ns.Rooms(ctx)
+				_ = disconnect(st.Conn, (w+i)%2 == 0)
+				if !errors.Is(st.Conn.Err(), ErrReplaced) {
+					recoverable.Add(1) // a client gone (or cut as slow: the applier floods)
+				}
 				// Whatever it got arrived in order and without duplicate.
 				got := sink.seqs()
 				for j := 1; j < len(got); j++ {
@@ -1012,13 +1035,62 @@ func TestConcurrentApplyConnectJoinLeaveIsRaceFree(t *testing.T) {
 	workers.Wait()
 	close(stop)
 	applier.Wait()
-	if n := fx.ns.ConnCount(); n != 0 {
+	if n := connCount(fx.ns); n != 0 {
 		t.Errorf("ConnCount = %d after every connection left, want 0", n)
 	}
-	if rooms := fx.ns.Rooms(); len(rooms) != 0 {
+	if rooms := fx.ns.Rooms(ctx); len(rooms) != 0 {
 		t.Errorf("Rooms = %v after every connection left, want none", rooms)
 	}
-	if n := fx.sess.len(); n != 400 {
-		t.Errorf("%d sessions saved, want 400 (one per recoverable disconnect)", n)
+	kept := 0
+	for _, sess := range fx.sess.all() {
+		if !sess.Live {
+			kept++
+			if _, inB := sess.Rooms["b"]; !inB || len(sess.Rooms) != 1 {
+				t.Errorf("a saved session %+v, want its last rooms [b]", sess)
+			}
+		}
+	}
+	if want := int(recoverable.Load()); kept != want || want < 400 {
+		t.Errorf("%d sessions kept at disconnect, want %d (one per recoverable disconnect, at least 400)", kept, want)
+	}
+}
+
+// TestGoLiveSendsHeldMessagesPastWhatReplaySent: of the live messages held
+// during a replay, those the replay already sent are skipped and every one
+// after them is still sent — no message is lost at the hand-off.
+func TestGoLiveSendsHeldMessagesPastWhatReplaySent(t *testing.T) {
+	fx := newFixture(t, NamespaceConfig{})
+	for range 2 {
+		fx.publish(&Message{Event: "e"})
+	}
+	sink := &fakeSink{}
+	st, err := openOn(fx.ns, ctx, OpenRequest{Resume: &Position{testEpoch, 0}, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.publish(&Message{Event: "e"}) // 3: held, and read by the replay below
+	fx.publish(&Message{Event: "e"}) // 4: held, not replayed
+	fx.publish(&Message{Event: "e"}) // 5: held, not replayed
+	if err := st.Conn.replay(ctx, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Conn.goLive(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sink.seqs(), []uint64{1, 2, 3, 4, 5}; !slices.Equal(got, want) {
+		t.Errorf("the sink got %v, want %v: held messages after the replayed one were dropped", got, want)
+	}
+}
+
+// TestHistoryLatestOfASingleMessage: the latest history of a store holding
+// one message is that message.
+func TestHistoryLatestOfASingleMessage(t *testing.T) {
+	fx := newFixture(t, NamespaceConfig{})
+	fx.log.add(&Message{Event: "e", Rooms: []string{"lobby"}})
+	for _, after := range []*Position{nil, {testEpoch, 0}} {
+		page, err := fx.ns.History(ctx, "lobby", after, 10)
+		if err != nil || len(page.Messages) != 1 || page.Messages[0].Pos.Seq != 1 || page.Truncated {
+			t.Errorf("History(after %v) = %+v, %v; want message 1 alone", after, page, err)
+		}
 	}
 }

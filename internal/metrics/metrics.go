@@ -202,8 +202,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, ns := range c.src.Hub.Namespaces() {
 		name := ns.Name()
-		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(ns.ConnCount()), name)
-		ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(len(ns.Rooms())), name)
+		conns, rooms := ns.LocalCounts()
+		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(conns), name)
+		ch <- prometheus.MustNewConstMetric(descRooms, prometheus.GaugeValue, float64(rooms), name)
 		if c.src.Groups == nil || ready == 0 {
 			continue
 		}

@@ -1,0 +1,14 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/internal/hub/hubtest"
+)
+
+// TestEngineConformsToTheLogContract runs the suite the hub's fakes pass:
+// the fakes cannot drift from the real engine unnoticed.
+func TestEngineConformsToTheLogContract(t *testing.T) {
+	hubtest.RunLog(t, func(t *testing.T) hub.Log { return open(t, Config{}) })
+}
