@@ -169,21 +169,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		// No WriteTimeout: it would cut healthy SSE streams. Each SSE write
-		// has its own deadline (sse.Config.WriteTimeout).
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	fr, err := listen(cfg, handler, logger) // listen.go: TLS, HTTP/2, h2c
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "roomcast listening on http://%s\n", displayAddr(ln.Addr()))
-	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", len(nsAPI), "version", version,
+	defer fr.Close()
+	srv := fr.srv
+	fmt.Fprintf(stdout, "roomcast listening on %s\n", fr.URL())
+	logger.Info("serving", "addr", fr.ln.Addr().String(), "tls", fr.scheme == "https", "data", cfg.Data, "namespaces", len(nsAPI), "version", version,
 		"node", cfg.NodeName, "cluster", cfg.ClusterName, "replicas", eng.Replicas())
 
 	if cfg.PprofAddr != "" {
@@ -195,7 +188,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- fr.Serve() }()
 	select {
 	case err := <-serveErr:
 		return err
