@@ -193,6 +193,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, ns *hub.Namespace,
 	ctx, cancel := context.WithCancel(r.Context())
 	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx, groupRoom: groupRoom, group: group}
 	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, st.Close)
+	st.w.perStream = r.ProtoMajor >= 2 // HTTP/2 deadlines are per stream timers (writer.go)
 
 	id := hub.IdentityFrom(r.Context())
 	start, err := ns.Connect(ctx, hub.ConnectRequest{

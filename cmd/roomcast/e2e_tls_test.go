@@ -452,7 +452,7 @@ type h2conn struct {
 	host string
 }
 
-func dialH2(t testing.TB, base string, pool *x509.CertPool) *h2conn {
+func dialH2(t testing.TB, base string, pool *x509.CertPool, settings ...http2.Setting) *h2conn {
 	t.Helper()
 	u, _ := url.Parse(base)
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: e2eTimeout}, "tcp", u.Host, &tls.Config{RootCAs: pool, NextProtos: []string{"h2"}})
@@ -468,7 +468,7 @@ func dialH2(t testing.TB, base string, pool *x509.CertPool) *h2conn {
 	}
 	c := &h2conn{t: t, conn: conn, fr: http2.NewFramer(conn, conn), host: u.Host}
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if err := c.fr.WriteSettings(); err != nil {
+	if err := c.fr.WriteSettings(settings...); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -738,6 +738,109 @@ func TestACMEManagerWiring(t *testing.T) {
 		// token of a listed name is 404, any token of another name 403.
 		if resp.StatusCode != tc.want {
 			t.Fatalf("an HTTP-01 token for %s: status %d, want %d", tc.host, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+// TestHTTP2IdleStreamOutlivesWriteTimeout: on HTTP/2 a write deadline is a
+// per-stream timer that resets the stream when it fires, even with no write
+// under way. Two streams get a message; one cannot take it (its window is
+// too small and its client does not read) and is reset by its deadline;
+// the other got it and is idle for longer than --write-timeout (heartbeats
+// an hour apart): it must live on, a member of its room, and get the next
+// message.
+func TestHTTP2IdleStreamOutlivesWriteTimeout(t *testing.T) {
+	t.Parallel()
+	cert := newTestCert(t, 5101)
+	s, _, _ := startTLS(t, cert, "--write-timeout", "1s", "--heartbeat", "1h")
+	tr := tlsTransport(certPool(cert), true)
+	tr.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 16 << 10}
+	defer tr.CloseIdleConnections()
+	s.transport = tr
+
+	slow := openRaw(t, &http.Client{Transport: tr}, s.URL, "/ns/default/rooms/r/events")
+	fast := e2eOpen(t, s, "/ns/default/rooms/r/events", "")
+	id := e2ePub(t, s, "/ns/default/rooms/r/messages", "big", strings.Repeat("x", 48<<10), "")
+	fast.expect(t, id)
+	rec := e2eWaitDisconnects(t, s, slow.id, 1)
+	t.Logf("stalled stream ended: reason %q", rec["reason"])
+	if got := e2eMembers(t, s, "r"); got != 1 {
+		t.Fatalf("room r has %d members after the stalled stream ended, want 1 (the idle one)\n%s", got, strings.Join(e2eLogLines(s, "connect"), "\n"))
+	}
+	next := e2ePub(t, s, "/ns/default/rooms/r/messages", "next", 1, "")
+	fast.expect(t, next)
+}
+
+// TestHTTP2StalledFlushIsNoticed: a raw HTTP/2 client with a 4 KiB stream
+// window reads a stream's frames but never grants more window. Messages are
+// published one at a time until one does not fit: its flush blocks on flow
+// control, and nothing is written after it (heartbeats an hour apart). The
+// stream's write deadline resets it; the server disconnects the connection
+// with the flush's own error as the reason (a write timeout, not "client
+// gone": the access log's writer wrapper drops that error, the SSE writer
+// reads it under the wrappers), and the client sees the reset.
+func TestHTTP2StalledFlushIsNoticed(t *testing.T) {
+	t.Parallel()
+	cert := newTestCert(t, 5201)
+	s, _, _ := startTLS(t, cert, "--write-timeout", "1s", "--heartbeat", "1h")
+	c := dialH2(t, s.URL, certPool(cert), http2.Setting{ID: http2.SettingInitialWindowSize, Val: 4096})
+	c.settings()
+	c.get(1, "/ns/default/rooms/r/events")
+
+	var body []byte
+	received := 0 // DATA bytes of stream 1
+	var connID string
+	read := func(until func() bool) {
+		t.Helper()
+		for !until() {
+			f, err := c.next()
+			if err != nil {
+				t.Fatalf("reading stream 1 (%d bytes so far): %v", received, err)
+			}
+			switch f := f.(type) {
+			case *http2.DataFrame:
+				received += len(f.Data())
+				body = append(body, f.Data()...)
+			case *http2.RSTStreamFrame:
+				t.Fatalf("stream reset (%v) before its window was full", f.ErrCode)
+			}
+		}
+	}
+	read(func() bool {
+		_, after, ok := strings.Cut(string(body), "event: connected")
+		if !ok || !strings.Contains(after, "\n\n") {
+			return false
+		}
+		var d struct{ ID string }
+		data := strings.SplitN(strings.SplitN(string(body), "data: ", 2)[1], "\n", 2)[0]
+		if err := json.Unmarshal([]byte(data), &d); err != nil || d.ID == "" {
+			t.Fatalf("connected data %q: %v", data, err)
+		}
+		connID = d.ID
+		return true
+	})
+	// Each message is read whole before the next is published, so that
+	// each is its own write and flush; the one that does not fit stalls.
+	payload := strings.Repeat("y", 700)
+	for i := 0; received < 4096; i++ {
+		if i == 20 {
+			t.Fatalf("20 messages of 700 bytes did not fill a 4096-byte window (%d bytes)", received)
+		}
+		e2ePub(t, s, "/ns/default/rooms/r/messages", "m", payload, "")
+		before := strings.Count(string(body), "event: m\n")
+		read(func() bool { return strings.Count(string(body), "event: m\n") > before || received == 4096 })
+	}
+	rec := e2eWaitDisconnects(t, s, connID, 1)
+	if r := rec["reason"]; !strings.Contains(r, "timeout") {
+		t.Fatalf("the stalled stream ended with reason %q, want its write timeout", r)
+	}
+	for {
+		f, err := c.next()
+		if err != nil {
+			t.Fatalf("waiting for the stalled stream's reset: %v", err)
+		}
+		if r, ok := f.(*http2.RSTStreamFrame); ok && r.StreamID == 1 {
+			break
 		}
 	}
 }
