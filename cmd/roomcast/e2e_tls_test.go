@@ -216,9 +216,43 @@ func TestTLSHTTP2StreamAndPublish(t *testing.T) {
 	if code, major := getProto(t, h1, s.URL+"/healthz"); code != http.StatusOK || major != 1 {
 		t.Fatalf("GET /healthz over TLS with HTTP/1.1 only: status %d, HTTP/%d; want 200, HTTP/1", code, major)
 	}
+	// TLS 1.2 at least.
+	u, _ := url.Parse(s.URL)
+	old, err := tls.DialWithDialer(&net.Dialer{Timeout: e2eTimeout}, "tcp", u.Host,
+		&tls.Config{RootCAs: certPool(cert), MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err == nil {
+		old.Close()
+		t.Fatal("a TLS 1.1 handshake succeeded, want it refused")
+	}
 	plain := "http://" + strings.TrimPrefix(s.URL, "https://")
 	if code, _ := getProto(t, requestClient, plain+"/healthz"); code != http.StatusBadRequest {
 		t.Fatalf("plain HTTP to the TLS port: status %d, want 400", code)
+	}
+}
+
+// TestTLSBadPairFailsStartUp: a certificate with another certificate's key
+// stops the server at start, naming the files.
+func TestTLSBadPairFailsStartUp(t *testing.T) {
+	t.Parallel()
+	a, b := newTestCert(t, 1101), newTestCert(t, 1102)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, a.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, b.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, logs syncBuffer
+	err := run(ctx, []string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--tls-cert", certFile, "--tls-key", keyFile},
+		func(string) string { return "" }, &out, &logs)
+	if err == nil || !strings.Contains(err.Error(), certFile) {
+		t.Fatalf("run with a mismatched pair = %v, want an error naming %s", err, certFile)
+	}
+	if strings.Contains(out.String(), "listening") {
+		t.Fatalf("the server printed %q before failing", out.String())
 	}
 }
 
@@ -602,6 +636,16 @@ func TestHTTP2Timeouts(t *testing.T) {
 	_ = raw.SetReadDeadline(time.Now().Add(e2eTimeout))
 	if _, err := raw.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a connection silent before its handshake: read %v; want it closed by the server", err)
+	}
+	// Failed handshakes (scanners, clients that distrust the certificate)
+	// are logged at debug, not as warnings.
+	eventually(t, e2eTimeout, "the handshake timeout in the log", func() bool {
+		return len(e2eLogLines(s, "TLS handshake error")) > 0
+	})
+	for _, l := range e2eLogLines(s, "TLS handshake error") {
+		if rec := e2eParseLog(l); rec["level"] != "DEBUG" || rec["component"] != "http" {
+			t.Fatalf("handshake error logged as %q (component %q), want DEBUG, http: %s", rec["level"], rec["component"], l)
+		}
 	}
 
 	c := dialH2(t, s.URL, certPool(cert))

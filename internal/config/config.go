@@ -168,7 +168,7 @@ var settings = []setting{
 	{name: "tls-cert", usage: "PEM certificate chain: serve HTTPS (with --tls-key; HTTP/2 on); reloaded on SIGHUP and when the files change", global: func(c *Config) any { return &c.TLSCert }},
 	{name: "tls-key", usage: "PEM private key of --tls-cert", global: func(c *Config) any { return &c.TLSKey }},
 	{name: "tls-reload-interval", usage: "how often --tls-cert and --tls-key are checked for changes (0: only on SIGHUP)", global: func(c *Config) any { return &c.TLSReloadInterval }},
-	{name: "acme-domain", usage: "comma-separated domains to serve HTTPS for with certificates from an ACME CA (Let's Encrypt), cached in <data>/acme; challenges by TLS-ALPN-01 on --addr (reachable on port 443) unless --acme-http-addr", global: func(c *Config) any { return &c.ACMEDomains }},
+	{name: "acme-domain", usage: "comma-separated domains to serve HTTPS for with certificates from an ACME CA (Let's Encrypt), cached in <data>/acme; the CA validates by TLS-ALPN-01 on --addr (reachable on port 443), and by HTTP-01 too with --acme-http-addr", global: func(c *Config) any { return &c.ACMEDomains }},
 	{name: "acme-email", usage: "contact address given to the ACME CA (optional)", global: func(c *Config) any { return &c.ACMEEmail }},
 	{name: "acme-http-addr", usage: "also answer ACME HTTP-01 challenges on this address, e.g. :80 (reachable on port 80); other requests there are redirected to https", global: func(c *Config) any { return &c.ACMEHTTPAddr }},
 	{name: "acme-directory", usage: "ACME directory URL (empty: Let's Encrypt production; its staging directory to try things out)", global: func(c *Config) any { return &c.ACMEDirectory }},
