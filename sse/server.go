@@ -178,6 +178,7 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, ns *hub.Namespace,
 	st := &stream{srv: s, id: newStreamID(), cancel: cancel, ctx: ctx}
 	st.w = newDeadlineWriter(w, s.cfg.WriteTimeout, func(err error) { st.Close(err, "") })
 	st.w.onEnd = cancel
+	st.w.perStream = r.ProtoMajor >= 2 // HTTP/2 deadlines are per stream timers (writer.go)
 	req.Sink = st
 	req.Remote = r.RemoteAddr
 	conn, err := ns.Open(ctx, req)

@@ -43,6 +43,24 @@ var errStreamClosed = errors.New("stream closed")
 //     writer reads enqueued (a cache line the fan-out goroutine writes) only
 //     when what it read last is used up: once per burst, not per event.
 //
+//   - HTTP/2. A write deadline set through http.ResponseController is the
+//     stream's alone on HTTP/2 (a stalled stream is reset, the connection's
+//     other streams go on), but it is a timer that resets the stream when it
+//     fires, whether or not a write is under way: a deadline left armed on
+//     an idle stream would kill it (heartbeats come less often than the
+//     deadline). So on HTTP/2 (perStream) the deadline is cleared whenever
+//     the writer has sent everything and goes idle; on HTTP/1.1 a stale
+//     connection deadline is harmless and is left for the next write to
+//     refresh (one call fewer per event).
+//
+//   - Flush errors. The access log's chi wrapper implements Flush without
+//     its error, and http.ResponseController stops at the first Flusher, so
+//     a flush that failed (its deadline passed while it was blocked on a
+//     client that does not read) went unseen: the stream still ended, as
+//     net/http cancels the request's context, but logged as "client gone"
+//     instead of its write timeout. The writer calls the FlushError of the
+//     writer under the wrappers instead (flushErr), when there is one.
+//
 //   - Safety of the count. A skipped Flush relies on a later event being
 //     written; every event counted in enqueued is written unless the stream
 //     ends (then the bytes are moot, and finish hands what is buffered to
@@ -64,6 +82,10 @@ type deadlineWriter struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 	onFail  func(error)
+	// flushErr is the FlushError under the wrappers (nil: rc.Flush).
+	flushErr func() error
+	// perStream is set for HTTP/2: the deadline is cleared when idle.
+	perStream bool
 
 	dead     atomic.Bool
 	finished atomic.Bool  // the handler is done with the response: hands off
@@ -104,7 +126,45 @@ const maxBuffered = 32 << 10
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 func newDeadlineWriter(w http.ResponseWriter, timeout time.Duration, onFail func(error)) *deadlineWriter {
-	return &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout, onFail: onFail}
+	return &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: timeout, onFail: onFail,
+		flushErr: flushErrorOf(w)}
+}
+
+// flushErrorOf finds the first writer under w (w included) whose flush
+// reports its error, through the Unwrap chain (as http.ResponseController
+// does, but past writers that implement Flush alone); nil if none does.
+func flushErrorOf(w http.ResponseWriter) func() error {
+	for w != nil {
+		if f, ok := w.(interface{ FlushError() error }); ok {
+			return f.FlushError
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+// flush sends what net/http buffers for this response.
+func (w *deadlineWriter) flush() error {
+	if w.flushErr != nil {
+		return w.flushErr()
+	}
+	return w.rc.Flush()
+}
+
+// idle clears the write deadline of an HTTP/2 stream once everything is
+// sent (see the type's comment); the next write arms it again.
+func (w *deadlineWriter) idle() {
+	if !w.perStream || w.deadline.IsZero() {
+		return
+	}
+	w.deadline = time.Time{}
+	if err := w.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		w.fail(err)
+	}
 }
 
 // arm refreshes the write deadline, but only when less than half of it is
@@ -132,12 +192,14 @@ func (w *deadlineWriter) writeFirst(p []byte) error {
 	w.arm()
 	_, err := w.ResponseWriter.Write(p)
 	if err == nil {
-		err = w.rc.Flush()
+		err = w.flush()
 	}
 	if err != nil {
 		w.fail(err)
+		return err
 	}
-	return err
+	w.idle()
+	return nil
 }
 
 // Write buffers p; it reaches the client at the next flush that is done.
@@ -206,9 +268,11 @@ func (w *deadlineWriter) Flush() {
 			return
 		}
 	}
-	if err := w.rc.Flush(); err != nil {
+	if err := w.flush(); err != nil {
 		w.fail(err)
+		return
 	}
+	w.idle() // Flush returns early above while an event is queued behind
 }
 
 // finish hands what is still buffered to the ResponseWriter (net/http

@@ -239,3 +239,73 @@ func TestSharedEventReadsAsR3labsOwn(t *testing.T) {
 		}
 	}
 }
+
+// deadlineRecorder is a wireRecorder with write deadlines and a flush that
+// reports its error, under a wrapper that hides the error as chi's does.
+type deadlineRecorder struct {
+	wireRecorder
+	deadlines []time.Time
+	flushErr  error
+}
+
+func (r *deadlineRecorder) SetWriteDeadline(d time.Time) error {
+	r.deadlines = append(r.deadlines, d)
+	return nil
+}
+
+func (r *deadlineRecorder) FlushError() error {
+	r.ops = append(r.ops, "flush")
+	return r.flushErr
+}
+
+func (r *deadlineRecorder) Flush() { _ = r.FlushError() }
+
+// flushOnly wraps a ResponseWriter with a Flush that drops the error (as
+// chi's WrapResponseWriter does) and an Unwrap.
+type flushOnly struct{ http.ResponseWriter }
+
+func (f flushOnly) Flush()                      { f.ResponseWriter.(http.Flusher).Flush() }
+func (f flushOnly) Unwrap() http.ResponseWriter { return f.ResponseWriter }
+
+// A failed flush is seen through a wrapper that drops its error.
+func TestWriterSeesFlushErrorsUnderWrappers(t *testing.T) {
+	rec := &deadlineRecorder{wireRecorder: wireRecorder{h: http.Header{}}, flushErr: errors.New("stream reset")}
+	var fails []error
+	w := newDeadlineWriter(flushOnly{rec}, time.Minute, func(err error) { fails = append(fails, err) })
+	w.enqueued.Add(1)
+	r3event(w, "e1-1", "a", "1")
+	if len(fails) != 1 || fails[0] != rec.flushErr {
+		t.Fatalf("fails %v, want the flush's error once", fails)
+	}
+}
+
+// On HTTP/2 (perStream) the deadline is cleared once everything is sent,
+// and armed again by the next write; on HTTP/1.1 it is left as it is.
+func TestWriterClearsTheDeadlineWhenIdleOnHTTP2(t *testing.T) {
+	for _, perStream := range []bool{true, false} {
+		rec := &deadlineRecorder{wireRecorder: wireRecorder{h: http.Header{}}}
+		w := newDeadlineWriter(flushOnly{rec}, time.Minute, func(err error) { t.Errorf("write failed: %v", err) })
+		w.perStream = perStream
+		w.enqueued.Add(2)
+		r3event(w, "e1-1", "a", "1") // one more is queued: no flush, no clear
+		if n := len(rec.deadlines); n != 0 {
+			t.Fatalf("perStream %v: %d deadline calls before the burst was sent, want 0", perStream, n)
+		}
+		r3event(w, "e1-2", "b", "2")
+		var zeros, armed int
+		for _, d := range rec.deadlines {
+			if d.IsZero() {
+				zeros++
+			} else {
+				armed++
+			}
+		}
+		wantZeros := 0
+		if perStream {
+			wantZeros = 1
+		}
+		if armed != 1 || zeros != wantZeros || (perStream && !rec.deadlines[len(rec.deadlines)-1].IsZero()) {
+			t.Fatalf("perStream %v: deadlines %v; want armed once, then cleared %d time(s) last", perStream, rec.deadlines, wantZeros)
+		}
+	}
+}

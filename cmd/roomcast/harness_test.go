@@ -23,6 +23,17 @@ type testServer struct {
 	cancel context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
+	// transport carries do's and subscribe's requests when set (a TLS
+	// server's tests trust its certificate through it); nil: the default.
+	transport http.RoundTripper
+}
+
+// httpClient is def, on s.transport when one is set.
+func (s *testServer) httpClient(def *http.Client) *http.Client {
+	if s.transport == nil {
+		return def
+	}
+	return &http.Client{Transport: s.transport, Timeout: def.Timeout}
 }
 
 type syncBuffer struct {
@@ -42,19 +53,29 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// addrWriter captures the "listening on http://…" line.
+// addrWriter captures the "listening on http://…" (or https://) line.
 type addrWriter struct {
 	once sync.Once
 	addr chan string
 }
 
 func (w *addrWriter) Write(p []byte) (int, error) {
-	if i := bytes.Index(p, []byte("http://")); i >= 0 {
-		line := string(p[i:])
-		line = strings.TrimSpace(strings.SplitN(line, "\n", 2)[0])
-		w.once.Do(func() { w.addr <- line })
+	if u, ok := listenURL(string(p)); ok {
+		w.once.Do(func() { w.addr <- u })
 	}
 	return len(p), nil
+}
+
+// listenURL finds the server's base URL (http:// or https://) in its output.
+func listenURL(out string) (string, bool) {
+	i := strings.Index(out, "http://")
+	if j := strings.Index(out, "https://"); j >= 0 && (i < 0 || j < i) {
+		i = j
+	}
+	if i < 0 {
+		return "", false
+	}
+	return strings.TrimSpace(strings.SplitN(out[i:], "\n", 2)[0]), true
 }
 
 // startServer runs the server with args added to --addr and --data (a new
@@ -117,7 +138,7 @@ func (s *testServer) do(t testing.TB, method, path string, body any, token strin
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := requestClient.Do(req)
+	resp, err := s.httpClient(requestClient).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -231,7 +252,7 @@ func (s *testServer) subscribeWith(t testing.TB, path string, header map[string]
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.httpClient(http.DefaultClient).Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET %s: %v", path, err)

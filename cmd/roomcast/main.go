@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -170,23 +169,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	fresh := &freshConns{m: map[net.Conn]struct{}{}}
-	srv := &http.Server{
-		ConnState:         fresh.track,
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		// No WriteTimeout: it would cut healthy SSE streams. Each SSE write
-		// has its own deadline (sse.Config.WriteTimeout).
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	fr, err := listen(cfg, handler, logger) // listen.go: TLS, HTTP/2, h2c
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "roomcast listening on http://%s\n", displayAddr(ln.Addr()))
-	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", len(nsAPI), "version", version,
+	defer fr.Close()
+	srv := fr.srv
+	fmt.Fprintf(stdout, "roomcast listening on %s\n", fr.URL())
+	logger.Info("serving", "addr", fr.ln.Addr().String(), "tls", fr.scheme == "https", "data", cfg.Data, "namespaces", len(nsAPI), "version", version,
 		"node", cfg.NodeName, "cluster", cfg.ClusterName, "replicas", eng.Replicas())
 
 	if cfg.PprofAddr != "" {
@@ -198,7 +188,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- fr.Serve() }()
 	select {
 	case err := <-serveErr:
 		return err
@@ -215,42 +205,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(sctx) }()
 	h.Close()     // ends the streams (Shutdown waits for them) and refuses new ones
-	fresh.close() // connections that never sent a request (Shutdown waits 5 s for them)
+	fr.fresh.close() // connections that never sent a request (Shutdown waits 5 s for them)
 	err = <-done
 	<-serveErr
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// freshConns tracks connections that have not sent a request yet. An HTTP
-// client may dial a connection it ends up not using (Go's transport dials
-// while waiting for a busy one, and keeps the spare); http.Server.Shutdown
-// counts such a connection as active for its first 5 seconds, so a
-// shutdown would wait that long for nothing. They carry no request: close
-// them at once.
-type freshConns struct {
-	mu sync.Mutex
-	m  map[net.Conn]struct{}
-}
-
-func (f *freshConns) track(c net.Conn, st http.ConnState) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if st == http.StateNew {
-		f.m[c] = struct{}{}
-	} else {
-		delete(f.m, c)
-	}
-}
-
-func (f *freshConns) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for c := range f.m {
-		_ = c.Close()
-	}
 }
 
 // displayAddr names a wildcard listener by localhost, so that the printed

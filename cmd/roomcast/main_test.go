@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -75,8 +74,8 @@ func spawnChild(t testing.TB, args ...string) (*child, <-chan string) {
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if i := strings.Index(sc.Text(), "http://"); i >= 0 {
-				urls <- sc.Text()[i:]
+			if u, ok := listenURL(sc.Text()); ok {
+				urls <- u
 			}
 		}
 	}()

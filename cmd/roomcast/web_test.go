@@ -62,7 +62,8 @@ type browser struct {
 	errors []string // uncaught exceptions of any page
 }
 
-func newBrowser(t *testing.T) *browser {
+// newBrowser starts Chromium; extra adds command-line options.
+func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	path := chromiumPath(t)
 	// Not t.TempDir: Chromium's helper processes may still write in the
@@ -95,6 +96,7 @@ func newBrowser(t *testing.T) *browser {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
 	)
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	// The first Do starts the browser; it must not carry a timeout.

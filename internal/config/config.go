@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -48,6 +50,20 @@ type Config struct {
 	MaxConnections    int
 	QueueSize         int
 	ResumeBuffer      int
+
+	// The HTTP edge (cmd/roomcast/listen.go): TLS from files or ACME,
+	// HTTP/2, h2c, connection bounds.
+	TLSCert              string
+	TLSKey               string
+	TLSReloadInterval    time.Duration
+	ACMEDomains          []string
+	ACMEEmail            string
+	ACMEHTTPAddr         string
+	ACMEDirectory        string
+	H2C                  bool
+	MaxConcurrentStreams int
+	IdleTimeout          time.Duration
+	MaxHeaderBytes       int64
 
 	// Defaults are the namespace settings of namespaces that do not set
 	// their own (flags and env set these).
@@ -108,6 +124,7 @@ func Default() Config {
 		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
 		QueueSize: 256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour, MaxConnections: 100000,
+		TLSReloadInterval: 10 * time.Second, MaxConcurrentStreams: 250, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		Defaults: Namespace{
 			MaxBody: 64 << 10, RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
 			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgsPerRoom: 10000, DedupeWindow: 2 * time.Minute,
@@ -148,6 +165,17 @@ var settings = []setting{
 	{name: "shutdown-timeout", usage: "grace period on SIGINT/SIGTERM", global: func(c *Config) any { return &c.ShutdownTimeout }},
 	{name: "queue-size", usage: "events queued per connection before it is closed as a slow consumer", global: func(c *Config) any { return &c.QueueSize }},
 	{name: "resume-buffer", usage: "live messages held per connection while its replay runs", global: func(c *Config) any { return &c.ResumeBuffer }},
+	{name: "tls-cert", usage: "PEM certificate chain: serve HTTPS (with --tls-key; HTTP/2 on); reloaded on SIGHUP and when the files change", global: func(c *Config) any { return &c.TLSCert }},
+	{name: "tls-key", usage: "PEM private key of --tls-cert", global: func(c *Config) any { return &c.TLSKey }},
+	{name: "tls-reload-interval", usage: "how often --tls-cert and --tls-key are checked for changes (0: only on SIGHUP)", global: func(c *Config) any { return &c.TLSReloadInterval }},
+	{name: "acme-domain", usage: "comma-separated domains to serve HTTPS for with certificates from an ACME CA (Let's Encrypt), cached in <data>/acme; the CA validates by TLS-ALPN-01 on --addr (reachable on port 443), and by HTTP-01 too with --acme-http-addr", global: func(c *Config) any { return &c.ACMEDomains }},
+	{name: "acme-email", usage: "contact address given to the ACME CA (optional)", global: func(c *Config) any { return &c.ACMEEmail }},
+	{name: "acme-http-addr", usage: "also answer ACME HTTP-01 challenges on this address, e.g. :80 (reachable on port 80); other requests there are redirected to https", global: func(c *Config) any { return &c.ACMEHTTPAddr }},
+	{name: "acme-directory", usage: "ACME directory URL (empty: Let's Encrypt production; its staging directory to try things out)", global: func(c *Config) any { return &c.ACMEDirectory }},
+	{name: "h2c", usage: "also serve cleartext HTTP/2 (prior knowledge) for a proxy in front that speaks it; not with TLS, where HTTP/2 is on already", global: func(c *Config) any { return &c.H2C }},
+	{name: "max-concurrent-streams", usage: "HTTP/2 streams (SSE connections and requests) one client connection may have open at once", global: func(c *Config) any { return &c.MaxConcurrentStreams }},
+	{name: "idle-timeout", usage: "an idle keep-alive connection (HTTP/1.1 or HTTP/2) is closed after this", global: func(c *Config) any { return &c.IdleTimeout }},
+	{name: "max-header-bytes", usage: "largest request header block (431 beyond; HTTP/2 advertises it as SETTINGS_MAX_HEADER_LIST_SIZE)", global: func(c *Config) any { return &c.MaxHeaderBytes }},
 	{name: "max-body", usage: "largest request body in bytes (413 beyond)", ns: func(n *Namespace) any { return &n.MaxBody }},
 	{name: "recovery-window", usage: "how long a disconnected connection's id and rooms are kept for resume", ns: func(n *Namespace) any { return &n.RecoveryWindow }},
 	{name: "max-rooms-per-conn", usage: "rooms one connection may be in", ns: func(n *Namespace) any { return &n.MaxRoomsPerConn }},
@@ -391,7 +419,17 @@ func loadFile(cfg *Config, path string) ([]map[string]any, error) {
 		if !ok || k == "config" {
 			return nil, fmt.Errorf("config file %s: unknown key %q", path, k)
 		}
-		if err := set(s.target(cfg), fmt.Sprint(v)); err != nil {
+		text := fmt.Sprint(v)
+		if list, ok := v.([]any); ok {
+			// A YAML list of a list setting (acme_domain: [a, b]), as the
+			// comma-separated text of its flag.
+			items := make([]string, len(list))
+			for i, item := range list {
+				items[i] = fmt.Sprint(item)
+			}
+			text = strings.Join(items, ",")
+		}
+		if err := set(s.target(cfg), text); err != nil {
 			return nil, fmt.Errorf("config file %s: %s: %w", path, k, err)
 		}
 	}
@@ -507,7 +545,7 @@ func (c Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"heartbeat": c.Heartbeat, "retry": c.Retry, "write-timeout": c.WriteTimeout,
 		"read-header-timeout": c.ReadHeaderTimeout, "shutdown-timeout": c.ShutdownTimeout, "sync-interval": c.SyncInterval,
-		"group-idle": c.GroupIdle,
+		"group-idle": c.GroupIdle, "idle-timeout": c.IdleTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
@@ -522,6 +560,7 @@ func (c Config) validate() error {
 	if c.QueueSize < 1 || c.ResumeBuffer < 1 {
 		errs = append(errs, errors.New("queue-size and resume-buffer must be at least 1"))
 	}
+	errs = append(errs, c.validateEdge()...)
 	for _, n := range c.Namespaces {
 		if !hub.ValidNamespace(n.Name) {
 			errs = append(errs, fmt.Errorf("namespace %q: want 1–64 of A-Z a-z 0-9 _ -", n.Name))
@@ -551,4 +590,71 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateEdge checks the TLS, ACME and HTTP/2 settings.
+func (c Config) validateEdge() []error {
+	var errs []error
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls: --tls-cert and --tls-key go together"))
+	}
+	if c.TLSCert != "" && len(c.ACMEDomains) > 0 {
+		errs = append(errs, errors.New("tls: --tls-cert or --acme-domain, not both"))
+	}
+	if c.TLSReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("tls-reload-interval: must be 0 or positive, got %s", c.TLSReloadInterval))
+	}
+	if c.H2C && (c.TLSCert != "" || len(c.ACMEDomains) > 0) {
+		errs = append(errs, errors.New("h2c: cleartext HTTP/2 is for a server without TLS (with TLS, HTTP/2 is on already)"))
+	}
+	if len(c.ACMEDomains) == 0 && (c.ACMEEmail != "" || c.ACMEHTTPAddr != "" || c.ACMEDirectory != "") {
+		errs = append(errs, errors.New("acme: --acme-email, --acme-http-addr and --acme-directory need --acme-domain"))
+	}
+	if len(c.ACMEDomains) > 0 && c.Data == "" {
+		errs = append(errs, errors.New("acme: certificates are cached under --data, which is empty"))
+	}
+	for _, d := range c.ACMEDomains {
+		if err := checkDomain(d); err != nil {
+			errs = append(errs, fmt.Errorf("acme-domain %q: %w", d, err))
+		}
+	}
+	if c.ACMEDirectory != "" {
+		if u, err := url.Parse(c.ACMEDirectory); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("acme-directory: want an http(s) URL, got %q", c.ACMEDirectory))
+		}
+	}
+	if c.MaxConcurrentStreams < 1 {
+		errs = append(errs, fmt.Errorf("max-concurrent-streams: must be at least 1, got %d", c.MaxConcurrentStreams))
+	}
+	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("max-header-bytes: want 1KiB to 1GiB, got %d", c.MaxHeaderBytes))
+	}
+	return errs
+}
+
+// checkDomain accepts a DNS name an ACME CA can issue a certificate for by
+// HTTP-01 or TLS-ALPN-01: ASCII labels (IDNs in their xn-- form), at least
+// two of them, no wildcard (that needs DNS-01, which autocert does not do),
+// no IP address.
+func checkDomain(d string) error {
+	if net.ParseIP(d) != nil {
+		return errors.New("an IP address cannot get an ACME certificate here; want a domain name")
+	}
+	if strings.Contains(d, "*") {
+		return errors.New("wildcards need the DNS-01 challenge, which is not supported; list each name")
+	}
+	if len(d) > 253 || !strings.Contains(d, ".") {
+		return errors.New("want a fully qualified domain name like chat.example.com")
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("bad label %q", label)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return fmt.Errorf("label %q: want lower-case a-z, 0-9 and -", label)
+			}
+		}
+	}
+	return nil
 }

@@ -102,6 +102,21 @@ func TestLoad(t *testing.T) {
 				z.Name, a.Name = "zeta", "alpha"
 				c.Namespaces = []Namespace{z, a}
 			}},
+		{name: "tls files, h2 bounds", args: []string{"--tls-cert", "/c.pem", "--tls-reload-interval", "0", "--max-concurrent-streams", "10"},
+			env: map[string]string{"ROOMCAST_TLS_KEY": "/k.pem", "ROOMCAST_IDLE_TIMEOUT": "30s", "ROOMCAST_MAX_HEADER_BYTES": "8KiB"},
+			want: func(c *Config) {
+				c.TLSCert, c.TLSKey, c.TLSReloadInterval, c.MaxConcurrentStreams = "/c.pem", "/k.pem", 0, 10
+				c.IdleTimeout, c.MaxHeaderBytes = 30*time.Second, 8<<10
+			}},
+		{name: "acme from the file, domains as a YAML list", file: "acme_domain: [chat.example.com, www.example.org]\nacme_email: ops@example.com\nacme_http_addr: \":80\"\n",
+			want: func(c *Config) {
+				c.ACMEDomains, c.ACMEEmail, c.ACMEHTTPAddr = []string{"chat.example.com", "www.example.org"}, "ops@example.com", ":80"
+			}},
+		{name: "acme domains from a flag", args: []string{"--acme-domain", "a.example.com, b.example.com", "--acme-directory", "https://acme-staging-v02.api.letsencrypt.org/directory"},
+			want: func(c *Config) {
+				c.ACMEDomains, c.ACMEDirectory = []string{"a.example.com", "b.example.com"}, "https://acme-staging-v02.api.letsencrypt.org/directory"
+			}},
+		{name: "h2c", args: []string{"--h2c"}, want: func(c *Config) { c.H2C = true }},
 		{name: "nats url lets data be empty", args: []string{"--nats-url", "nats://x:4222", "--data", ""},
 			want: func(c *Config) { c.NATSURL, c.Data = "nats://x:4222", "" }},
 	}
@@ -187,6 +202,24 @@ func TestLoadErrors(t *testing.T) {
 		{name: "invalid log format in env", env: map[string]string{"ROOMCAST_LOG_FORMAT": "JSON"}, wantErr: "log-format"},
 		{name: "invalid log level", file: "log_level: verbose\n", wantErr: "log-level"},
 		{name: "no data and no NATS", args: []string{"--data", ""}, wantErr: "data"},
+		{name: "tls cert without key", args: []string{"--tls-cert", "/c.pem"}, wantErr: "--tls-key"},
+		{name: "tls key without cert", env: map[string]string{"ROOMCAST_TLS_KEY": "/k.pem"}, wantErr: "--tls-cert"},
+		{name: "tls files and acme", args: []string{"--tls-cert", "/c", "--tls-key", "/k", "--acme-domain", "a.example.com"}, wantErr: "not both"},
+		{name: "negative reload interval", args: []string{"--tls-reload-interval", "-1s"}, wantErr: "tls-reload-interval"},
+		{name: "h2c with tls", args: []string{"--h2c", "--tls-cert", "/c", "--tls-key", "/k"}, wantErr: "h2c"},
+		{name: "h2c with acme", args: []string{"--h2c", "--acme-domain", "a.example.com"}, wantErr: "h2c"},
+		{name: "acme email without domain", args: []string{"--acme-email", "a@example.com"}, wantErr: "--acme-domain"},
+		{name: "acme http addr without domain", file: "acme_http_addr: \":80\"\n", wantErr: "--acme-domain"},
+		{name: "acme without data", args: []string{"--acme-domain", "a.example.com", "--data", "", "--nats-url", "nats://x:4222"}, wantErr: "--data"},
+		{name: "acme wildcard", args: []string{"--acme-domain", "*.example.com"}, wantErr: "wildcard"},
+		{name: "acme ip", args: []string{"--acme-domain", "127.0.0.1"}, wantErr: "IP address"},
+		{name: "acme single label", args: []string{"--acme-domain", "localhost"}, wantErr: "localhost"},
+		{name: "acme upper case", args: []string{"--acme-domain", "Chat.example.com"}, wantErr: "Chat"},
+		{name: "acme bad label", args: []string{"--acme-domain", "a..example.com"}, wantErr: "label"},
+		{name: "acme directory not a URL", args: []string{"--acme-domain", "a.example.com", "--acme-directory", "letsencrypt"}, wantErr: "acme-directory"},
+		{name: "zero streams", args: []string{"--max-concurrent-streams", "0"}, wantErr: "max-concurrent-streams"},
+		{name: "zero idle timeout", args: []string{"--idle-timeout", "0s"}, wantErr: "idle-timeout"},
+		{name: "tiny header limit", args: []string{"--max-header-bytes", "100"}, wantErr: "max-header-bytes"},
 		{name: "malformed YAML", file: "addr: [\n", wantErr: "config file"},
 		{name: "missing config file", args: []string{"--config", "/nonexistent/roomcast.yaml"}, wantErr: "/nonexistent/roomcast.yaml"},
 	}
