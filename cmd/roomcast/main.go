@@ -204,7 +204,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(sctx) }()
-	h.Close()     // ends the streams (Shutdown waits for them) and refuses new ones
+	h.Close()        // ends the streams (Shutdown waits for them) and refuses new ones
 	fr.fresh.close() // connections that never sent a request (Shutdown waits 5 s for them)
 	err = <-done
 	<-serveErr
