@@ -103,6 +103,9 @@ export interface Published {
   duplicate?: boolean;
 }
 
+/** An application event name: any but the SDK's own (SocketEvents). */
+export type AppEvent<E extends string> = E extends keyof SocketEvents ? never : E;
+
 export type MessageHandler<T = Json> = (data: T, envelope: Envelope<T>) => void;
 
 export interface SocketEvents {
@@ -142,10 +145,12 @@ export class Socket {
   /** The rooms this page joined. */
   readonly rooms: string[];
 
+  /** The SDK's own events: connect, disconnect, reconnecting, reset, error. */
   on<E extends keyof SocketEvents>(event: E, fn: SocketEvents[E]): this;
-  on<T = Json>(event: string, fn: MessageHandler<T>): this;
+  /** An application event: data is the message's data, envelope the whole message. */
+  on<T = Json, E extends string = string>(event: AppEvent<E>, fn: MessageHandler<T>): this;
   once<E extends keyof SocketEvents>(event: E, fn: SocketEvents[E]): this;
-  once<T = Json>(event: string, fn: MessageHandler<T>): this;
+  once<T = Json, E extends string = string>(event: AppEvent<E>, fn: MessageHandler<T>): this;
   off(event: string, fn?: (...args: any[]) => void): this;
 
   /** Emit to the whole namespace, this connection included. */

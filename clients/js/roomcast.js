@@ -966,14 +966,20 @@ export class Group extends Emitter {
     this._attempt = 0;
     this._lastEventId = "";
     this._abort = null;
+    this._waiting = [];
     this._open();
   }
 
   // on(fn) handles deliveries (a Job each); on(name, fn) handles "connect",
   // "disconnect", "reconnecting", "reset", "revoked" (job, reason), "error".
   on(event, fn) {
-    if (typeof event === "function") return super.on("job", event);
-    return super.on(event, fn);
+    if (typeof event !== "function") return super.on(event, fn);
+    super.on("job", event);
+    // Deliveries that came before any handler go to the first one.
+    const waiting = this._waiting;
+    this._waiting = [];
+    for (const job of waiting) if (!job.revoked) this._fire("job", job);
+    return this;
   }
 
   off(event, fn) {
@@ -1079,11 +1085,7 @@ export class Group extends Emitter {
     }
     const job = new Job(this, data);
     this.jobs.set(job.ackId, job);
-    if (!this._fire("job", job)) {
-      // Nobody handles deliveries (yet): hand it back at once rather than
-      // holding it for the whole ack wait.
-      job.nack();
-    }
+    if (!this._fire("job", job)) this._waiting.push(job); // no handler yet
   }
 
   async _settle(job, what) {

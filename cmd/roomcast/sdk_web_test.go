@@ -508,9 +508,11 @@ func TestSDKTicketsInLockedNamespace(t *testing.T) {
 	s := startSecure(t)
 	logsOnFailure(t, s)
 	g := grants{"subscribe": []string{"chat"}, "publish": []string{"chat"}, "join": []string{"chat"}}
-	short, long := mintFor(t, "alice", g, 3*time.Second), mintFor(t, "alice", g, time.Hour)
 	b := newBrowser(t)
 	p := sdkPage(b, s, "alice", nil)
+	// Minted once the page is up: the first stream opens well within the
+	// short one's life.
+	short, long := mintFor(t, "alice", g, 4*time.Second), mintFor(t, "alice", g, time.Hour)
 	p.run(fmt.Sprintf(`window.tokens = [%s, %s], window.calls = 0,
 		open1("s", "/ns/secure", {rooms: ["chat"], shared: false, token: () => tokens[Math.min(window.calls++, 1)]}, ["m"])`, js(short), js(long)))
 	p.wait("connected", `s.connected`)
@@ -538,6 +540,13 @@ func TestSDKTicketsInLockedNamespace(t *testing.T) {
 	if st.ID != id || !st.Restored || st.Calls < 2 {
 		t.Errorf("after the expiry: %+v, want id %s restored, and a second token asked for", st, id)
 	}
+	// A static token the server refuses stops the socket with an error.
+	p.run(fmt.Sprintf(`open1("x", "/ns/secure", {rooms: ["chat"], shared: false, token: %s}, [])`, js(short)))
+	p.wait("the refused token's error", `count("x", "error") === 1 && x.state === "disconnected"`)
+	if got := p.evalString(`states.x.find((e) => e[0] === "error")[1]`); got != "401" {
+		t.Errorf("the refused token's error: status %s, want 401", got)
+	}
+
 	// Each ticket is single use: two streams, two tickets.
 	if n := scrape(t, s)[`roomcast_http_requests_total{code=201,method=POST,route=/ns/secure/tickets}`]; n != 2 {
 		t.Errorf("%v tickets issued, want 2 (one per stream)", n)
@@ -624,4 +633,25 @@ func TestSDKGroups(t *testing.T) {
 	if len(got.Revoked) != 1 || got.Revoked[0][0] != float64(1) || got.Revoked[0][1] != "redelivered" {
 		t.Errorf("revoked %v, want job 1 once, redelivered", got.Revoked)
 	}
+
+	// A delivery that arrives before any handler waits for the first one.
+	w.run(`window.late = sock.group("jobs", "late"), late.on("connect", () => (window.lateUp = true))`)
+	w.wait("in group late", `window.lateUp === true`)
+	pubN(t, s, "/ns/default/rooms/jobs/messages", "job", 2)
+	eventually(t, webTimeout, "the delivery held by the member", func() bool {
+		_, st, _ := s.do(t, http.MethodGet, "/ns/default/rooms/jobs/groups/late", nil, "")
+		return st["in_flight"] == float64(1)
+	})
+	w.run(`late.on((job) => job.ack().then((ok) => (window.lateAck = [job.data.n, job.delivery, ok])))`)
+	var lateAck []any
+	w.wait("the held delivery handled", `window.lateAck !== undefined`)
+	w.eval(`lateAck`, &lateAck)
+	if fmt.Sprint(lateAck) != "[2 1 true]" {
+		t.Errorf("the held delivery: %v, want job 2, first delivery, acknowledged", lateAck)
+	}
+
+	// A member disconnected on request (its resume answered 204) stops.
+	w.run(`late.on("disconnect", (r) => (window.lateGone = r)),
+		fetch("/ns/default/connections/" + late.id, {method: "DELETE", headers: {Authorization: "Bearer " + late.info.token}})`)
+	w.wait("the member stopped", `window.lateGone === "io server disconnect" && late.closed`)
 }
