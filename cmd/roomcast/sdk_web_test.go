@@ -453,7 +453,9 @@ func TestSDKOutboxResumeAndReset(t *testing.T) {
 
 	s1.Stop()
 	p.wait("disconnect, then reconnecting", `count("s", "disconnect") === 1 && count("s", "reconnecting") >= 1 && s.state === "reconnecting" && !s.connected`)
-	p.run(`window.offline = s.to("lobby").emit("m", {n: 1}).then((r) => (window.offlineRes = r))`)
+	p.run(`window.offline = s.to("lobby").emit("m", {n: 1}).then((r) => (window.offlineRes = r));
+		s.join("dev").then(() => (window.devJoined = true));
+		s.on("connect", (info) => (window.atConnect = info.rooms.slice()))`)
 
 	s2 := startServerData(t, dir, "--addr", addr)
 	// Published while the page is still away (it retries every 2 s): it
@@ -471,6 +473,16 @@ func TestSDKOutboxResumeAndReset(t *testing.T) {
 	}
 	if n := historyCount(t, s2, "lobby", 1); n != 1 {
 		t.Errorf("the emit made offline is %d times in history, want once", n)
+	}
+	// A room joined offline is in when `connect` fires.
+	var atConnect []string
+	p.eval(`window.atConnect`, &atConnect)
+	if !slices.Equal(atConnect, []string{"dev", "lobby"}) && !slices.Equal(atConnect, []string{"lobby", "dev"}) {
+		t.Errorf("rooms at connect %v, want lobby and dev (joined while offline)", atConnect)
+	}
+	p.wait("the offline join resolved", `window.devJoined === true`)
+	if n := roomMembers(t, s2, "dev"); n != 1 {
+		t.Errorf("dev has %d members, want 1", n)
 	}
 	var restored bool
 	p.eval(`s.info.restored`, &restored)
