@@ -300,10 +300,11 @@ export class Socket extends Emitter {
     const info = this.info;
     if (this.role === "own" || this._peers.size === 0) {
       if (info) request("DELETE", `${this.url}/connections/${enc(info.id)}`, { token: info.token, keepalive: true }).catch(() => {});
+      this.lastEventId = ""; // that connection is gone: connect() opens a new one
     } else if (this._rooms.size) {
       const rooms = [...this._rooms];
       this._rooms.clear();
-      this._call([], rooms);
+      quiet(this._call([], rooms));
     }
     this._stop();
     const was = this.connected;
@@ -370,7 +371,7 @@ export class Socket extends Emitter {
   // in (a page that reads history on `connect` then misses nothing).
   _first() {
     this._ready = false;
-    this._call([...this._rooms], []).catch((err) => this._fire("error", err)).finally(() => {
+    this._call([...this._rooms], []).catch((err) => { if (!this._closed) this._fire("error", err); }).finally(() => {
       this._ready = true;
       const info = this._pendingConnect;
       this._pendingConnect = null;

@@ -291,6 +291,20 @@ func TestSDKEmitRoomsAndDirect(t *testing.T) {
 	if problem.Status != 400 || problem.Name != "ApiError" {
 		t.Errorf("emit to a bad room: %+v, want an ApiError 400", problem)
 	}
+
+	// disconnect ends a connection of its own on the server; connect opens
+	// a new one, in the same rooms.
+	bob.run(`s.disconnect()`)
+	bob.wait("disconnected", `s.state === "disconnected" && count("s", "disconnect") === 1 && states.s.at(-1)[1] === "io client disconnect"`)
+	eventually(t, webTimeout, "bob's connection gone", func() bool { return roomMembers(t, s, "lobby") == 1 })
+	bob.run(`s.connect()`)
+	bob.wait("connected again", `s.connected && count("s", "connect") === 2`)
+	if id := bob.evalString(`s.id`); id == bobID {
+		t.Errorf("after disconnect and connect: the same id %s, want a new connection", id)
+	}
+	if n := roomMembers(t, s, "lobby"); n != 2 {
+		t.Errorf("lobby has %d members after bob's connect, want 2", n)
+	}
 }
 
 // TestSDKSharedConnection: eight tabs of one browser profile share one
