@@ -681,3 +681,33 @@ func TestSDKGroups(t *testing.T) {
 		fetch("/ns/default/connections/" + late.id, {method: "DELETE", headers: {Authorization: "Bearer " + late.info.token}})`)
 	w.wait("the member stopped", `window.lateGone === "io server disconnect" && late.closed`)
 }
+
+// TestWebChatTabsShareOneConnection: two chat tabs of one browser profile
+// use one connection; a message typed in one shows once in both (the
+// sending tab relays its broadcast to its sibling), and once at another
+// person's.
+func TestWebChatTabsShareOneConnection(t *testing.T) {
+	s := startServer(t)
+	logsOnFailure(t, s)
+	b := newBrowser(t)
+	one := b.tab("alice-1")
+	openChat(one, s.URL, "alice")
+	two := b.sibling(one, "alice-2")
+	two.do(chromedp.Navigate(s.URL + "/chat.html")) // the name is remembered
+	two.waitLive()
+	bob := b.tab("bob")
+	openChat(bob, s.URL, "bob")
+	if got := scrape(t, s)["roomcast_sse_streams"]; got != 2 {
+		t.Fatalf("%v SSE streams for two people (one with two tabs), want 2", got)
+	}
+	if a, b := one.evalString(`window.roomcastChat.stats.id`), two.evalString(`window.roomcastChat.stats.id`); a != b {
+		t.Fatalf("alice's tabs have connections %s and %s, want one", a, b)
+	}
+	one.say("typed in the first tab")
+	two.waitMessage("lobby", "typed in the first tab")
+	bob.waitMessage("lobby", "typed in the first tab")
+	marker(t, s, "lobby", "marker", "lobby", one, two, bob)
+	for _, tb := range []*tab{one, two, bob} {
+		exactlyOnce(t, tb, "lobby", "typed in the first tab", "marker")
+	}
+}
