@@ -1,12 +1,12 @@
 # The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz build bench-micro bench-short bench vulncheck generate-check ts-client
+.PHONY: test deps vet unit fuzz build bench-micro bench-short bench vulncheck generate-check ts-client js-client
 
 # test installs what the tests need, then runs every test with the race
 # detector, the spec checks, short fuzz runs, and the load generator's
 # short mode.
-test: deps vet unit fuzz bench-micro bench-short vulncheck generate-check ts-client
+test: deps vet unit fuzz bench-micro bench-short vulncheck generate-check ts-client js-client
 
 # deps: Go modules, and Debian's chromium for the browser tests of web/
 # (cmd/roomcast/web_test.go fails, not skips, without it). CI runs as root.
@@ -108,3 +108,13 @@ ts-client:
 	cd clients/ts && npm run --silent generate && npm run --silent typecheck && npm run --silent build
 	$(GO) build -o bin/roomcast ./cmd/roomcast
 	./clients/ts/with-server.sh bin/roomcast node clients/ts/dist/main.js
+
+# js-client: the browser SDK's package (clients/js). npm ci installs the
+# locked TypeScript; tsc checks roomcast.d.ts against test/usage.ts (the whole
+# API, and misuses that must not compile); test/exports.mjs checks that
+# roomcast.js exports what the declarations declare; test/pack.mjs what npm
+# pack would publish. The SDK's browser tests run in unit
+# (cmd/roomcast/sdk_web_test.go).
+js-client:
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error
+	cd clients/js && npm run --silent check

@@ -1,5 +1,6 @@
 // Package roomcast holds what the whole program shares from the repository
-// root: the OpenAPI document that api serves and tests against.
+// root: the OpenAPI document that api serves and tests against, and the
+// browser SDK that web serves.
 package roomcast
 
 import _ "embed"

@@ -1,28 +1,60 @@
-// Package web serves the browser app embedded in the binary: static files
-// only, no business logic; the pages use nothing but EventSource and fetch
-// against the documented API.
+// Package web serves the browser app embedded in the binary and the browser
+// SDK: static files only, no business logic; the pages use the SDK
+// (/sdk/roomcast.js) against the documented API.
 package web
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
+	"time"
+
+	"github.com/roomcast/roomcast"
 )
 
 //go:embed static
 var static embed.FS
 
-// Handler serves the app; paths that name no file go to notFound (so that
-// every error of the server is problem+json).
+// SDKPath is where the browser SDK is served (a stable path: pages and
+// applications import it from there).
+const SDKPath = "/sdk/roomcast.js"
+
+// Handler serves the app and the SDK; paths that name no file go to
+// notFound (so that every error of the server is problem+json).
+//
+// Every file is served with `Cache-Control: no-cache` and an ETag of its
+// content: a browser keeps its copy and revalidates it on each use (a 304
+// without a body while unchanged), so that a new server version is picked
+// up at once although the paths carry no version.
 func Handler(notFound http.Handler) http.Handler {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
+	tags, err := etags(sub)
+	if err != nil {
+		panic(err)
+	}
+	sdkTag := etag(roomcast.SDK)
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == SDKPath {
+			h := w.Header()
+			h.Set("Content-Type", "text/javascript; charset=utf-8")
+			h.Set("Cache-Control", "no-cache")
+			h.Set("ETag", sdkTag)
+			// A public file without credentials: pages of other origins
+			// may import the module (module scripts are fetched with CORS).
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("X-Content-Type-Options", "nosniff")
+			http.ServeContent(w, r, "roomcast.js", time.Time{}, bytes.NewReader(roomcast.SDK))
+			return
+		}
 		name := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 		if name == "" {
 			name = "index.html"
@@ -31,8 +63,34 @@ func Handler(notFound http.Handler) http.Handler {
 			notFound.ServeHTTP(w, r)
 			return
 		}
+		if tag, ok := tags[name]; ok {
+			w.Header().Set("ETag", tag)
+			w.Header().Set("Cache-Control", "no-cache")
+		}
 		files.ServeHTTP(w, r)
 	})
+}
+
+// etags returns the ETag of every file of fsys, by path.
+func etags(fsys fs.FS) (map[string]string, error) {
+	tags := map[string]string{}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		tags[p] = etag(b)
+		return nil
+	})
+	return tags, err
+}
+
+func etag(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
 }
 
 func exists(fsys fs.FS, name string) bool {

@@ -999,7 +999,8 @@ type ClientInterface interface {
 	//
 	// The embedded web app (a chat on room `lobby` of namespace `default`; `?room=` picks another).
 	// Every path not matched by the API is a static file of the app (`404` as `text/plain`
-	// when there is none).
+	// when there is none). The browser SDK, an ES module, is at `/sdk/roomcast.js`
+	// (`text/javascript`, `Cache-Control: no-cache` with an `ETag`, `Access-Control-Allow-Origin: *`).
 	//
 	// Corresponds with GET / (the `WebApp` operationId).
 	WebApp(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1475,7 +1476,8 @@ type ClientInterface interface {
 //
 // The embedded web app (a chat on room `lobby` of namespace `default`; `?room=` picks another).
 // Every path not matched by the API is a static file of the app (`404` as `text/plain`
-// when there is none).
+// when there is none). The browser SDK, an ES module, is at `/sdk/roomcast.js`
+// (`text/javascript`, `Cache-Control: no-cache` with an `ETag`, `Access-Control-Allow-Origin: *`).
 //
 // Corresponds with GET / (the `WebApp` operationId).
 func (c *Client) WebApp(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3947,7 +3949,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// The embedded web app (a chat on room `lobby` of namespace `default`; `?room=` picks another).
 	// Every path not matched by the API is a static file of the app (`404` as `text/plain`
-	// when there is none).
+	// when there is none). The browser SDK, an ES module, is at `/sdk/roomcast.js`
+	// (`text/javascript`, `Cache-Control: no-cache` with an `ETag`, `Access-Control-Allow-Origin: *`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7214,7 +7217,8 @@ func (r ReadyzResponse) ContentType() string {
 //
 // The embedded web app (a chat on room `lobby` of namespace `default`; `?room=` picks another).
 // Every path not matched by the API is a static file of the app (`404` as `text/plain`
-// when there is none).
+// when there is none). The browser SDK, an ES module, is at `/sdk/roomcast.js`
+// (`text/javascript`, `Cache-Control: no-cache` with an `ETag`, `Access-Control-Allow-Origin: *`).
 //
 // Returns a wrapper object for the known response body format(s).
 //

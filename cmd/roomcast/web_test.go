@@ -122,7 +122,19 @@ func newBrowser(t *testing.T, extra ...chromedp.ExecAllocatorOption) *browser {
 // connections) with a desktop-sized viewport.
 func (b *browser) tab(name string) *tab {
 	b.t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(func(ev any) {
+	return b.newTab(b.ctx, name, chromedp.WithNewBrowserContext())
+}
+
+// sibling opens another page in of's browser context: a second tab of the
+// same browser profile (shared storage, locks and BroadcastChannels).
+func (b *browser) sibling(of *tab, name string) *tab {
+	b.t.Helper()
+	return b.newTab(of.ctx, name)
+}
+
+func (b *browser) newTab(parent context.Context, name string, opts ...chromedp.ContextOption) *tab {
+	b.t.Helper()
+	ctx, cancel := chromedp.NewContext(parent, append(opts, chromedp.WithListener(func(ev any) {
 		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
 			d := e.ExceptionDetails
 			text := d.Text
@@ -133,23 +145,24 @@ func (b *browser) tab(name string) *tab {
 			b.errors = append(b.errors, fmt.Sprintf("%s: %s (%s:%d)", name, text, d.URL, d.LineNumber))
 			b.mu.Unlock()
 		}
-	}))
+	}))...)
 	b.t.Cleanup(cancel)
 	// The target lives as long as the context of its first Run: that one
 	// must not carry a timeout.
 	if err := chromedp.Do(ctx); err != nil {
 		b.t.Fatalf("%s: open a tab: %v", name, err)
 	}
-	tb := &tab{t: b.t, ctx: ctx, name: name}
+	tb := &tab{t: b.t, ctx: ctx, name: name, close: cancel}
 	tb.do(chromedp.EmulateViewport(1280, 800))
 	return tb
 }
 
 // tab is one page of one person.
 type tab struct {
-	t    *testing.T
-	ctx  context.Context
-	name string
+	t     *testing.T
+	ctx   context.Context
+	name  string
+	close context.CancelFunc // closes the page (and the pages opened as its siblings)
 }
 
 func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
@@ -275,7 +288,8 @@ func logsOnFailure(t *testing.T, s *testServer) {
 		}
 		var lines []string
 		for _, l := range strings.Split(s.logs.String(), "\n") {
-			if strings.Contains(l, "msg=connect") || strings.Contains(l, "msg=disconnect") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			if strings.Contains(l, "msg=connect") || strings.Contains(l, "msg=disconnect") || strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") ||
+				strings.Contains(l, `"msg":"connect"`) || strings.Contains(l, `"msg":"disconnect"`) || strings.Contains(l, `"level":"WARN"`) || strings.Contains(l, `"level":"ERROR"`) {
 				lines = append(lines, l)
 			}
 		}

@@ -1,7 +1,8 @@
 // Admin view: polls the REST API every 2 s (namespaces, rooms, members,
 // consumer groups), measures the message rate from room histories, and
 // publishes to any room.
-import { api, ApiError, ROOM_RE, el, enc } from "./roomcast.js";
+import { ApiError, request } from "/sdk/roomcast.js";
+import { ROOM_RE, el, enc } from "./ui.js";
 
 const EVERY = 2000;
 const WINDOW = 10000; // the rate is averaged over this
@@ -46,7 +47,7 @@ async function refresh() {
   if (state.busy) return;
   state.busy = true;
   try {
-    const { namespaces = [] } = await api("GET", "/ns");
+    const { namespaces = [] } = await request("GET", "/ns");
     fill("ns-table", namespaces.map((n) => el("tr", { dataset: { ns: n.name } },
       el("th", { scope: "row" }, n.name), cell(n.connections, "num connections"), cell(n.rooms, "num rooms"))), "No namespace.", 3);
     const select = $("ns");
@@ -55,13 +56,13 @@ async function refresh() {
       select.replaceChildren(...names.map((n) => el("option", { value: n, selected: n === state.ns }, n)));
     }
 
-    const { rooms = [] } = await api("GET", P("/rooms"));
+    const { rooms = [] } = await request("GET", P("/rooms"));
     fill("rooms-table", rooms.map((r) => el("tr", { dataset: { room: r.name } },
       el("th", { scope: "row" }, r.name), cell(r.members, "num members"))), "No room has members.", 2);
 
     const conns = new Map(); // id → {rooms, connected}
     await Promise.all(rooms.map(async (r) => {
-      const res = await api("GET", P(`/rooms/${enc(r.name)}/members`)).catch(() => ({ members: [] }));
+      const res = await request("GET", P(`/rooms/${enc(r.name)}/members`)).catch(() => ({ members: [] }));
       for (const m of res.members || []) {
         const c = conns.get(m.id) || { rooms: [], connected: m.connected_at };
         c.rooms.push(r.name);
@@ -76,7 +77,7 @@ async function refresh() {
     const all = [...new Set([...rooms.map((r) => r.name), ...state.watched])].sort();
     const groups = [];
     await Promise.all(all.map(async (room) => {
-      const res = await api("GET", P(`/rooms/${enc(room)}/groups`)).catch(() => ({ groups: [] }));
+      const res = await request("GET", P(`/rooms/${enc(room)}/groups`)).catch(() => ({ groups: [] }));
       groups.push(...(res.groups || []));
     }));
     groups.sort((a, b) => (a.room + "\0" + a.group).localeCompare(b.room + "\0" + b.group));
@@ -168,7 +169,7 @@ async function measureHistory(rooms, now) {
     const query = cursor === undefined ? "limit=1" : cursor === EMPTY ? "limit=1000" : `after=${enc(cursor)}&limit=1000`;
     let page;
     try {
-      page = await api("GET", P(`/rooms/${enc(room)}/messages?${query}`));
+      page = await request("GET", P(`/rooms/${enc(room)}/messages?${query}`));
     } catch (err) {
       if (err instanceof ApiError && err.status === 410) state.cursors.delete(room); // the store was recreated
       return;
@@ -243,7 +244,7 @@ $("pub-form").addEventListener("submit", async (e) => {
   if (rooms.length) body.rooms = rooms;
   if (except.length) body.except = except;
   try {
-    const res = await api("POST", P("/messages"), { body });
+    const res = await request("POST", P("/messages"), { body });
     out.textContent = `Stored as ${res.id}, to ${rooms.length ? rooms.join(", ") : `the whole namespace ${state.ns}`}.`;
     out.dataset.id = res.id;
   } catch (err) {

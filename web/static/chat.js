@@ -1,7 +1,9 @@
-// Chat: one namespace connection (GET /ns/default/events), rooms joined and
-// left through REST with the connection's token, messages published as the
-// connection to everyone but itself (except: [my id]) and shown locally once.
-import { api, ApiError, Connection, ROOM_RE, el, enc, randomId, seqOf, statusText, timeOf } from "./roomcast.js";
+// Chat, on the SDK: one socket on namespace default (shared by the tabs of
+// this browser), rooms joined and left with socket.join/leave, messages
+// emitted to everyone but this socket (socket.broadcast.to(room)) and shown
+// locally once.
+import { ApiError, connect } from "/sdk/roomcast.js";
+import { ROOM_RE, el, enc, randomId, seqOf, statusText, timeOf } from "./ui.js";
 
 const NS = "/ns/default";
 const TYPING_EVERY = 2500; // ms between two "typing" events of one typist
@@ -18,13 +20,12 @@ window.roomcastChat = { stats };
 
 const state = {
   name: "",
-  conn: null,
+  socket: null,
   me: null, // the `connected` data: {id, token, ns, rooms, restored}
   rooms: new Map(), // room name → Room, in the order joined
   current: "",
   names: new Map(), // connection id → display name (names travel in message data)
-  outbox: [], // messages not yet accepted by the server, in order
-  flushing: false,
+  sending: new Set(), // own messages not yet stored (the SDK's outbox holds them)
   lastTyping: 0,
   typingTimer: 0,
 };
@@ -118,75 +119,57 @@ class Room {
 
 // --- connection ---------------------------------------------------------
 
-function connect() {
-  state.conn = new Connection(NS + "/events", {
-    onState: renderStatus,
-    onConnected,
-    onReset: (d) => {
-      // The position we resumed from is gone: refetch what the rooms hold.
-      note(`Some messages could not be replayed (${d.reason}); reloading history.`);
-      for (const room of state.rooms.values()) loadHistory(room);
-    },
-    onServerError: (d) => note("Server error: " + (d.detail || d.title || d)),
-    events: {
-      "chat message": (env) => onChat(env),
-      presence: onPresence,
-      iam: (env) => learnName(env.from, env.data && env.data.name),
-      typing: onTyping,
-    },
+function openSocket() {
+  const socket = connect(NS, { rooms: [...state.rooms.keys()] });
+  state.socket = socket;
+  renderStatus("connecting");
+  socket.on("connect", onConnected);
+  socket.on("disconnect", () => {
+    renderStatus("reconnecting");
+    for (const m of state.sending) markSent(m.li, "waiting", "waiting for the connection…");
   });
-  state.conn.open();
+  socket.on("reconnecting", () => renderStatus("reconnecting"));
+  socket.on("reset", (d) => {
+    // The position we resumed from is gone: refetch what the rooms hold.
+    note(`Some messages could not be replayed (${d.reason}); reloading history.`);
+    for (const room of state.rooms.values()) loadHistory(room);
+  });
+  socket.on("error", (d) => note("Server error: " + (d.detail || d.title || d.message || d)));
+  socket.on("chat message", (d, env) => onChat(env));
+  socket.on("presence", (d, env) => onPresence(env));
+  socket.on("iam", (d, env) => learnName(env.from, d && d.name));
+  socket.on("typing", (d, env) => onTyping(env));
 }
 
-// onConnected runs on every (re)connection. When the server restored the
-// connection, its rooms came back and the missed messages follow; otherwise
-// (first connect, or past the recovery window) the rooms are joined again
-// and their history fills the gap. Rooms left while disconnected are left.
-async function onConnected(info) {
+// onConnected runs on every (re)connection, once the socket's rooms are in.
+// When the server restored the connection, the missed messages follow by
+// themselves; otherwise (first connect, or past the recovery window) the
+// rooms' history fills the gap (joined first, then read: every message is
+// either live or in history, duplicates dropped by id).
+function onConnected(info) {
   const first = stats.connects === 0;
   stats.connects++;
   stats.id = info.id;
   stats.restored = info.restored;
   state.me = info;
-  renderStatus(state.conn.state);
-  const onServer = new Set(info.rooms);
-  if (!first && !info.restored) note("Reconnected as a new connection; reloading history.");
-  const jobs = [];
-  for (const room of state.rooms.values()) {
-    if (!onServer.has(room.name)) jobs.push(syncRoom(room, { announce: true }));
+  renderStatus("live");
+  if (first || !info.restored) {
+    if (!first) note("Reconnected as a new connection; reloading history.");
+    for (const room of state.rooms.values()) {
+      loadHistory(room);
+      publishPresence(room.name, "join");
+    }
   }
-  for (const name of onServer) {
-    if (!state.rooms.has(name)) jobs.push(api("DELETE", `${NS}/rooms/${enc(name)}/members/${enc(info.id)}`, { token: info.token }).catch(() => {}));
-  }
-  await Promise.allSettled(jobs);
-  flushOutbox();
   if (state.current) refreshMembers(state.rooms.get(state.current));
-}
-
-// syncRoom joins the connection to room, then loads its history: joining
-// first means that every message is either live or in history (duplicates
-// are dropped by id), never in neither.
-async function syncRoom(room, { announce }) {
-  const me = state.me;
-  if (!me || state.conn.state !== "live") return;
-  try {
-    await api("PUT", `${NS}/rooms/${enc(room.name)}/members/${enc(me.id)}`, { token: me.token });
-  } catch (err) {
-    note(`Could not join ${room.name}: ${err.message}`);
-    return;
-  }
-  await loadHistory(room);
-  if (announce) publishPresence(room.name, "join");
-  refreshMembers(room);
 }
 
 async function loadHistory(room) {
   let page;
   try {
-    page = await api("GET", `${NS}/rooms/${enc(room.name)}/messages?limit=300`);
+    page = await state.socket.request("GET", `/rooms/${enc(room.name)}/messages?limit=300`);
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 400) return;
-    try { page = await api("GET", `${NS}/rooms/${enc(room.name)}/messages`); } catch { return; }
+    try { page = await state.socket.request("GET", `/rooms/${enc(room.name)}/messages`); } catch { return; }
   }
   if (state.rooms.get(room.name) !== room) return; // left (or left and joined again) meanwhile
   for (const env of page.messages || []) {
@@ -220,13 +203,13 @@ function onPresence(env) {
   count(env);
   const d = env.data || {};
   learnName(env.from, d.name);
-  const room = state.rooms.get(env.room);
-  if (!room) return;
-  refreshMembers(room);
+  const rooms = roomsOf(env).map((r) => state.rooms.get(r)).filter(Boolean);
+  if (!rooms.length) return;
+  for (const room of rooms) refreshMembers(room);
   const fresh = Date.now() - Date.parse(env.ts) < HELLO_FRESH;
   if (d.action === "join" && fresh && state.me && env.from && env.from !== state.me.id) {
     // Tell the newcomer our name, directly (io.to(socketId).emit).
-    api("POST", `${NS}/connections/${enc(env.from)}/messages`, { token: state.me.token, body: { event: "iam", data: { name: state.name } } }).catch(() => {});
+    state.socket.direct(env.from).emit("iam", { name: state.name });
   }
 }
 
@@ -244,70 +227,44 @@ function onTyping(env) {
 
 // --- actions ------------------------------------------------------------
 
-function publishPresence(room, action, opts = {}) {
-  if (!state.me) return Promise.resolve();
-  return api("POST", `${NS}/rooms/${enc(room)}/messages`, {
-    token: state.me.token, keepalive: opts.keepalive,
-    body: { event: "presence", data: { name: state.name, action }, except: [state.me.id] },
-  }).catch(() => {});
+// publishPresence tells a room's others (or several rooms' at once) that
+// this person came or went.
+function publishPresence(room, action) {
+  if (!state.socket) return;
+  state.socket.broadcast.to(room).emit("presence", { name: state.name, action });
 }
 
+// send shows the message at once and emits it to everyone but this socket.
+// The SDK's outbox keeps it while the connection is down and sends it when
+// back; the cid doubles as the idempotency key, and receivers drop a cid
+// they have shown, so a retry is never seen twice.
 function send(text) {
   const room = state.rooms.get(state.current);
   if (!room) return;
   const cid = randomId();
   room.cids.add(cid);
   const li = room.item({ who: state.name, text, mine: true, cid });
-  li.dataset.state = "sending";
-  li.querySelector(".note").textContent = "sending…";
+  if (state.socket.connected) markSent(li, "sending", "sending…");
+  else markSent(li, "waiting", "waiting for the connection…");
   room.insert(li);
-  state.outbox.push({ room: room.name, text, cid, li });
-  flushOutbox();
-}
-
-// flushOutbox publishes queued messages in order. A message that fails for
-// a reason a reconnect cures stays queued (marked "waiting") and goes out on
-// the next `connected`; the cid doubles as the idempotency key, and
-// receivers drop a cid they have shown, so a retry is never seen twice.
-async function flushOutbox() {
-  if (state.flushing) return;
-  state.flushing = true;
-  try {
-    while (state.outbox.length) {
-      const m = state.outbox[0];
-      const me = state.me;
-      if (!me || state.conn.state !== "live") {
-        for (const w of state.outbox) markSent(w.li, "waiting", "waiting for the connection…");
-        return;
+  const m = { room: room.name, li };
+  state.sending.add(m);
+  state.socket.broadcast.to(room.name).emit("chat message", { name: state.name, text, cid }, { id: cid })
+    .then((res) => {
+      state.sending.delete(m);
+      const r = state.rooms.get(m.room);
+      if (r && res && res.id) {
+        r.ids.add(res.id);
+        li.dataset.id = res.id;
+        li.dataset.seq = String(seqOf(res.id));
+        li.remove();
+        r.insert(li); // to its place among messages that arrived meanwhile
       }
-      if (!state.rooms.has(m.room)) { state.outbox.shift(); continue; }
-      try {
-        const res = await api("POST", `${NS}/rooms/${enc(m.room)}/messages`, {
-          token: me.token,
-          body: { event: "chat message", data: { name: state.name, text: m.text, cid: m.cid }, except: [me.id], id: m.cid },
-        });
-        state.outbox.shift();
-        const room = state.rooms.get(m.room);
-        if (room && res && res.id) {
-          room.ids.add(res.id);
-          m.li.dataset.id = res.id;
-          m.li.dataset.seq = String(seqOf(res.id));
-          m.li.remove();
-          room.insert(m.li); // to its place among messages that arrived meanwhile
-        }
-        markSent(m.li, "sent", "");
-      } catch (err) {
-        if (err instanceof ApiError && err.retryable) {
-          for (const w of state.outbox) markSent(w.li, "waiting", "waiting for the connection…");
-          return;
-        }
-        state.outbox.shift();
-        markSent(m.li, "failed", "not sent: " + err.message);
-      }
-    }
-  } finally {
-    state.flushing = false;
-  }
+      markSent(li, "sent", "");
+    }, (err) => {
+      state.sending.delete(m);
+      markSent(li, "failed", "not sent: " + err.message);
+    });
 }
 
 function markSent(li, st, text) {
@@ -324,7 +281,11 @@ function joinRoom(name) {
     $("room-list").append(room.tab);
     $("logs").append(room.list);
     saveRooms();
-    syncRoom(room, { announce: true });
+    state.socket.join(name).then(async () => {
+      await loadHistory(room);
+      publishPresence(name, "join");
+      refreshMembers(room);
+    }, (err) => note(`Could not join ${name}: ${err.message}`));
   }
   selectRoom(name);
 }
@@ -338,11 +299,9 @@ async function leaveRoom(name) {
   saveRooms();
   const next = state.rooms.keys().next();
   selectRoom(next.done ? "" : next.value);
-  const me = state.me;
-  if (!me) return;
   try {
-    await api("DELETE", `${NS}/rooms/${enc(name)}/members/${enc(me.id)}`, { token: me.token });
-  } catch { /* reconciled on the next `connected` */ }
+    await state.socket.leave(name);
+  } catch { /* the SDK leaves it on the next connect */ }
   publishPresence(name, "leave");
 }
 
@@ -376,7 +335,7 @@ const refreshing = new Map();
 function refreshMembers(room) {
   if (!room || refreshing.get(room.name)) return;
   refreshing.set(room.name, true);
-  api("GET", `${NS}/rooms/${enc(room.name)}/members`)
+  state.socket.request("GET", `/rooms/${enc(room.name)}/members`)
     .then((res) => {
       room.members = (res.members || []).map((m) => m.id);
       if (room.name === state.current) renderPresence();
@@ -420,11 +379,9 @@ function onInput() {
     if (!state.typingTimer) state.typingTimer = setTimeout(() => { state.typingTimer = 0; onInput(); }, wait);
     return;
   }
-  if (!state.me || state.conn.state !== "live" || !state.current) return;
+  if (!state.socket || !state.socket.connected || !state.current) return;
   state.lastTyping = Date.now();
-  api("POST", `${NS}/rooms/${enc(state.current)}/messages`, {
-    token: state.me.token, body: { event: "typing", data: { name: state.name }, except: [state.me.id] },
-  }).catch(() => {});
+  state.socket.broadcast.to(state.current).emit("typing", { name: state.name });
 }
 
 // --- page ---------------------------------------------------------------
@@ -466,7 +423,7 @@ function start(name) {
   }
   const cur = sessionStorage.getItem("roomcast.chat.current");
   selectRoom(state.rooms.has(cur) ? cur : rooms[0] || "");
-  connect();
+  openSocket();
   $("text").focus();
 }
 
@@ -477,7 +434,7 @@ $("name-form").addEventListener("submit", (e) => {
 });
 $("rename").addEventListener("click", () => {
   localStorage.removeItem("roomcast.chat.name");
-  if (state.conn) state.conn.close();
+  if (state.socket) state.socket.disconnect();
   location.reload();
 });
 $("join-form").addEventListener("submit", (e) => {
@@ -506,10 +463,12 @@ $("send-form").addEventListener("submit", (e) => {
 });
 $("text").addEventListener("input", onInput);
 setInterval(() => {
-  if (state.current && state.conn && state.conn.state === "live") refreshMembers(state.rooms.get(state.current));
+  if (state.current && state.socket && state.socket.connected) refreshMembers(state.rooms.get(state.current));
 }, 10000);
 window.addEventListener("pagehide", () => {
-  for (const name of state.rooms.keys()) publishPresence(name, "leave", { keepalive: true });
+  // One emit to every room (the SDK sends small emits with keepalive, so
+  // this one outlives the page).
+  if (state.rooms.size) publishPresence([...state.rooms.keys()], "leave");
 });
 
 const saved = localStorage.getItem("roomcast.chat.name");

@@ -1,8 +1,10 @@
 // Parcel service demo. A vendor publishes pickups to room "pickups" and
 // listens to room "vendor-<name>"; drivers consume "pickups" as consumer
 // group "drivers" (each pickup to one of them), acknowledge what they pick
-// up and publish "in-transit" and "delivered" to the vendor's room.
-import { api, ApiError, Connection, ROOM_RE, el, enc, position, randomId, statusText, timeOf } from "./roomcast.js";
+// up and publish "in-transit" and "delivered" to the vendor's room. All of
+// it through the SDK: a socket per page, and a group member per driver tab.
+import { connect, position, request as rest } from "/sdk/roomcast.js";
+import { ROOM_RE, el, enc, randomId, statusText, timeOf } from "./ui.js";
 
 const NS = "/ns/default";
 const PICKUPS = "pickups";
@@ -17,11 +19,15 @@ const params = new URLSearchParams(location.search);
 const vendorName = params.get("vendor");
 const driverName = params.get("driver");
 
-function showStatus(conn, who) {
+// showStatus shows the state of a socket or group on the status line.
+function showStatus(source, who) {
   const st = $("status");
   st.hidden = false;
   const render = (s) => { st.dataset.state = s; st.textContent = statusText(s, who); };
-  render(conn.state);
+  render("connecting");
+  source.on("connect", () => render("live"));
+  source.on("reconnecting", () => render("reconnecting"));
+  source.on("disconnect", () => render("reconnecting"));
   return render;
 }
 
@@ -97,8 +103,8 @@ async function vendor(name) {
   }
 
   async function loadHistory() {
-    const page = await api("GET", `${NS}/rooms/${enc(room)}/messages?limit=1000`).catch(() =>
-      api("GET", `${NS}/rooms/${enc(room)}/messages`));
+    const page = await rest("GET", `${NS}/rooms/${enc(room)}/messages?limit=1000`).catch(() =>
+      rest("GET", `${NS}/rooms/${enc(room)}/messages`));
     for (const env of page.messages || []) {
       if (env.event === "in-transit" || env.event === "delivered") onNotice(env);
     }
@@ -108,17 +114,19 @@ async function vendor(name) {
   // Resume from the stored position (without the token, so it also works
   // after the recovery window); a first visit starts from the room's
   // history and resumes right after its last message: no gap either way.
+  // The page keeps its own position, so its socket is its own (not shared
+  // with other tabs).
   let from = localStorage.getItem(key("last")) || "";
   if (!from) from = await loadHistory().catch(() => "");
   render();
-  const conn = new Connection(`${NS}/rooms/${enc(room)}/events`, {
-    lastEventId: from,
-    onEventId: (id) => localStorage.setItem(key("last"), position(id)),
-    onReset: () => { loadHistory().catch(() => {}); },
-    events: { "in-transit": onNotice, delivered: onNotice },
-  });
-  conn.onState = showStatus(conn, "vendor " + name);
-  conn.open();
+  const socket = connect(NS, { rooms: [room], lastEventId: from, shared: false });
+  const notice = (d, env) => {
+    onNotice(env);
+    localStorage.setItem(key("last"), position(socket.lastEventId));
+  };
+  socket.on("in-transit", notice).on("delivered", notice);
+  socket.on("reset", () => { loadHistory().catch(() => {}); });
+  showStatus(socket, "vendor " + name);
 
   let counter = Number(localStorage.getItem(key("counter")) || "0");
   async function request(customer, address) {
@@ -129,21 +137,13 @@ async function vendor(name) {
     orders.set(order, o);
     save();
     render();
-    const token = conn.state === "live" && conn.info ? conn.info.token : undefined;
-    const body = { event: "pickup", data: { order, vendor: name, customer, address }, id: order };
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await api("POST", `${NS}/rooms/${PICKUPS}/messages`, { body, token: attempt ? undefined : token });
-        delete o.error;
-        break;
-      } catch (err) {
-        // The order id is the idempotency key: retrying cannot store it twice.
-        if (!(err instanceof ApiError) || !err.retryable || attempt >= 4) {
-          o.error = "not requested: " + err.message;
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
-      }
+    // The order id is the idempotency key: the SDK's retries (after a
+    // drop, a restart) cannot store it twice.
+    try {
+      await socket.to(PICKUPS).emit("pickup", { order, vendor: name, customer, address }, { id: order });
+      delete o.error;
+    } catch (err) {
+      o.error = "not requested: " + err.message;
     }
     save();
     render();
@@ -181,7 +181,7 @@ function driver(name) {
   const jobs = new Map(load(key, []).map((j) => [j.order, j]));
   let offered = 0;
   const save = () => localStorage.setItem(key, JSON.stringify([...jobs.values()]
-    .filter((j) => j.state !== "offered").map(({ busy, error, ...j }) => j)));
+    .filter((j) => j.state !== "offered").map(({ busy, error, job, ...j }) => j)));
 
   function render() {
     const open = [...jobs.values()].filter((j) => j.state !== "delivered");
@@ -230,21 +230,22 @@ function driver(name) {
   }
 
   function notify(j, event) {
-    return api("POST", `${NS}/rooms/${enc("vendor-" + j.vendor)}/messages`, {
-      token: conn.info && conn.info.token,
-      body: { event, data: { order: j.order, driver: name }, id: `${j.order}:${event}` },
-    });
+    return socket.to("vendor-" + j.vendor).emit(event, { order: j.order, driver: name }, { id: `${j.order}:${event}` });
   }
 
   // pickUp acknowledges the delivery first: once acknowledged, the pickup
   // is ours and will not go to another driver; only then is the vendor told.
   function pickUp(j) {
     return step(j, async () => {
+      let mine;
       try {
-        await api("POST", `${NS}/rooms/${PICKUPS}/groups/${GROUP}/acks`, { token: conn.info && conn.info.token, body: { ids: [j.ackId] } });
+        mine = await j.job.ack();
       } catch (err) {
-        if (err instanceof ApiError && !err.retryable) jobs.delete(j.order); // it went to another driver
-        else j.error = "Could not pick up: " + err.message;
+        j.error = "Could not pick up: " + err.message;
+        return;
+      }
+      if (!mine) { // it went to another driver
+        jobs.delete(j.order);
         return;
       }
       j.state = "acked";
@@ -278,37 +279,46 @@ function driver(name) {
     });
   }
 
-  function onPickup(env) {
-    const d = env.data || {};
-    if (!d.order || !d.vendor || !ROOM_RE.test("vendor-" + d.vendor)) {
+  function onPickup(job) {
+    const d = job.data || {};
+    if (job.event !== "pickup" || !d.order || !d.vendor || !ROOM_RE.test("vendor-" + d.vendor)) {
       // Malformed: acknowledge it so that it does not come back forever.
-      api("POST", `${NS}/rooms/${PICKUPS}/groups/${GROUP}/acks`, { token: conn.info.token, body: { ids: [env.ack_id] } }).catch(() => {});
+      job.ack();
       return;
     }
     const known = jobs.get(d.order);
     if (known && known.state !== "offered") {
       // Already ours (our ack was lost): acknowledge again, do not show it twice.
-      api("POST", `${NS}/rooms/${PICKUPS}/groups/${GROUP}/acks`, { token: conn.info.token, body: { ids: [env.ack_id] } }).catch(() => {});
+      job.ack();
       return;
     }
     if (!known) offered++;
-    jobs.set(d.order, { order: d.order, vendor: d.vendor, customer: d.customer, address: d.address, ackId: env.ack_id, delivery: env.delivery, state: "offered" });
+    jobs.set(d.order, { order: d.order, vendor: d.vendor, customer: d.customer, address: d.address, job, delivery: job.delivery, state: "offered" });
     render();
   }
 
-  const conn = new Connection(`${NS}/rooms/${PICKUPS}/events?group=${GROUP}`, {
-    events: { pickup: onPickup },
-    onConnected: () => {
-      // Offers of an earlier stream were returned to the group when it ended.
-      for (const [order, j] of jobs) if (j.state === "offered") jobs.delete(order);
+  // The driver's socket sends the notices; its group member (a connection
+  // of this tab's own) takes the pickups.
+  const socket = connect(NS);
+  const drivers = socket.group(PICKUPS, GROUP);
+  drivers.on(onPickup);
+  drivers.on("revoked", (job) => {
+    // Redelivered to another driver, or this stream ended: not ours.
+    const j = jobs.get(job.data && job.data.order);
+    if (j && j.job === job && j.state === "offered") {
+      jobs.delete(j.order);
       render();
-      api("GET", `${NS}/rooms/${PICKUPS}/groups/${GROUP}`).then((g) => {
-        if (g && g.config && g.config.ack_wait) $("ack-wait").textContent = `the group’s ack wait (${g.config.ack_wait})`;
-      }).catch(() => {});
-    },
+    }
   });
-  conn.onState = showStatus(conn, "driver " + name);
-  conn.open();
+  drivers.on("connect", () => {
+    // Offers of an earlier stream were returned to the group when it ended.
+    for (const [order, j] of jobs) if (j.state === "offered") jobs.delete(order);
+    render();
+    socket.request("GET", `/rooms/${PICKUPS}/groups/${GROUP}`).then((g) => {
+      if (g && g.config && g.config.ack_wait) $("ack-wait").textContent = `the group’s ack wait (${g.config.ack_wait})`;
+    }).catch(() => {});
+  });
+  showStatus(drivers, "driver " + name);
   render();
 }
 

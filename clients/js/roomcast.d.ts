@@ -1,0 +1,253 @@
+// Type declarations of roomcast.js, the browser SDK of roomcast.
+
+/** Any JSON value: a message's data. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** A message as delivered (the `data:` of an SSE event, and the history's items). */
+export interface Envelope<T = Json> {
+  /** `<epoch>-<sequence>`: grows within a namespace. */
+  id: string;
+  ns: string;
+  /** The target room of a one-room message, otherwise null. */
+  room: string | null;
+  /** The target rooms of a message to several rooms. */
+  rooms?: string[];
+  /** The target connection of a direct message. */
+  to?: string;
+  event: string;
+  /** The public id of the sending connection, null for an anonymous publish. */
+  from: string | null;
+  /** When the server accepted the message (RFC 3339). */
+  ts: string;
+  data: T;
+  /** Group deliveries only. */
+  ack_id?: string;
+  delivery?: number;
+}
+
+/** The data of the `connected` event, given to `connect` handlers. */
+export interface ConnectedInfo {
+  /** The connection's public id (what others see in `from`). */
+  id: string;
+  /** The connection's secret token; never show it to anyone. */
+  token: string;
+  ns: string;
+  rooms: string[];
+  /** True when a previous connection (its id and rooms) was restored. */
+  restored: boolean;
+  user?: string;
+}
+
+/** The data of a `reset` event: messages after `position` may have been missed. */
+export interface ResetInfo {
+  reason: string;
+  position: string;
+  group?: string;
+  room?: string;
+}
+
+/** An RFC 9457 problem, as the server answers errors. */
+export interface Problem {
+  type?: string;
+  title?: string;
+  status?: number;
+  detail?: string;
+  instance?: string;
+  errors?: { field: string; message: string }[];
+  [key: string]: unknown;
+}
+
+/** A non-2xx answer of the server (status 0: the request did not reach it). */
+export class ApiError extends Error {
+  constructor(status: number, problem: Problem | null, retryAfter?: number);
+  readonly status: number;
+  readonly problem: Problem | null;
+  /** Seconds from the Retry-After header, 0 if none. */
+  readonly retryAfter: number;
+  /** True for failures that waiting or reconnecting can cure (network, 401, 408, 429, 5xx). */
+  readonly retryable: boolean;
+}
+
+/** The credential of a locked namespace: a JWT, or a function returning a fresh one. */
+export type Token = string | (() => string | Promise<string>);
+
+export interface ConnectOptions {
+  /** A JWT of the namespace (or a function returning a fresh one): the stream is opened with a ticket. */
+  token?: Token;
+  /** Rooms this page is in from the start. */
+  rooms?: string[];
+  /**
+   * Share one connection among the tabs of this browser that connect to the same namespace as
+   * the same user (default true). false: a connection of this page's own. A string: share only
+   * with sockets given the same string.
+   */
+  shared?: boolean | string;
+  /** Resume from this position (an SSE id, e.g. stored earlier); implies a connection of its own. */
+  lastEventId?: string;
+  /** First reconnect delay in ms (default 1000), doubled up to reconnectDelayMax (default 30000). */
+  reconnectDelay?: number;
+  reconnectDelayMax?: number;
+  /** Send cookies to another origin (EventSource withCredentials, fetch credentials: include). */
+  withCredentials?: boolean;
+}
+
+export interface EmitOptions {
+  /** The idempotency key (default: a random one, kept across retries). */
+  id?: string;
+}
+
+/** The server's answer to an emit: the stored message's id. */
+export interface Published {
+  id: string;
+  /** True when the idempotency key was seen before: nothing new was stored. */
+  duplicate?: boolean;
+}
+
+/** An application event name: any but the SDK's own (SocketEvents). */
+export type AppEvent<E extends string> = E extends keyof SocketEvents ? never : E;
+
+export type MessageHandler<T = Json> = (data: T, envelope: Envelope<T>) => void;
+
+export interface SocketEvents {
+  connect: (info: ConnectedInfo) => void;
+  disconnect: (reason: string) => void;
+  reconnecting: (attempt: { attempt: number; delay: number }) => void;
+  reset: (info: ResetInfo) => void;
+  error: (error: ApiError | Problem) => void;
+}
+
+/** A target of an emit: socket.to(a).to(b).except(c).emit(…). */
+export interface BroadcastOperator {
+  to(room: string | string[]): BroadcastOperator;
+  in(room: string | string[]): BroadcastOperator;
+  except(roomOrConnection: string | string[]): BroadcastOperator;
+  emit<T = Json>(event: string, data?: T, options?: EmitOptions): Promise<Published>;
+}
+
+export type SocketState = "connecting" | "connected" | "reconnecting" | "disconnected";
+
+export class Socket {
+  constructor(url: string, options?: ConnectOptions);
+  /** The namespace's name. */
+  readonly ns: string;
+  /** The namespace's absolute URL (`…/ns/{ns}`). */
+  readonly url: string;
+  readonly options: ConnectOptions;
+  /** The connection's public id (shared by the tabs that share the connection); null before connect. */
+  readonly id: string | null;
+  readonly connected: boolean;
+  readonly state: SocketState;
+  readonly info: ConnectedInfo | null;
+  /** The SSE id of the last event received (it carries the connection's token: keep it private). */
+  readonly lastEventId: string;
+  /** "own": a connection of its own; "leader": holds the shared one; "follower": uses the leader's. */
+  readonly role: "" | "own" | "leader" | "follower";
+  /** The rooms this page joined. */
+  readonly rooms: string[];
+
+  /** The SDK's own events: connect, disconnect, reconnecting, reset, error. */
+  on<E extends keyof SocketEvents>(event: E, fn: SocketEvents[E]): this;
+  /** An application event: data is the message's data, envelope the whole message. */
+  on<T = Json, E extends string = string>(event: AppEvent<E>, fn: MessageHandler<T>): this;
+  once<E extends keyof SocketEvents>(event: E, fn: SocketEvents[E]): this;
+  once<T = Json, E extends string = string>(event: AppEvent<E>, fn: MessageHandler<T>): this;
+  off(event: string, fn?: (...args: any[]) => void): this;
+
+  /** Emit to the whole namespace, this connection included. */
+  emit<T = Json>(event: string, data?: T, options?: EmitOptions): Promise<Published>;
+  /** Emit to rooms (their union), this connection included. */
+  to(room: string | string[]): BroadcastOperator;
+  in(room: string | string[]): BroadcastOperator;
+  except(roomOrConnection: string | string[]): BroadcastOperator;
+  /** Emit to everyone but this socket. */
+  readonly broadcast: BroadcastOperator;
+  /** Emit to one connection by its public id. */
+  direct(connectionId: string): { emit<T = Json>(event: string, data?: T, options?: EmitOptions): Promise<Published> };
+
+  join(room: string | string[]): Promise<unknown>;
+  leave(room: string | string[]): Promise<unknown>;
+  group(room: string, name: string): Group;
+  /** Call the namespace's REST API (path relative to /ns/{ns}) with the application's token. */
+  request<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+
+  disconnect(): this;
+  close(): this;
+  connect(): this;
+}
+
+export interface GroupEvents {
+  connect: (info: ConnectedInfo) => void;
+  disconnect: (reason: string) => void;
+  reconnecting: (attempt: { attempt: number; delay: number; reason: string }) => void;
+  reset: (info: ResetInfo) => void;
+  revoked: (job: Job, reason: string) => void;
+  error: (error: ApiError | Problem) => void;
+}
+
+/** A member of a consumer group, with a connection of this tab's own. */
+export class Group {
+  readonly socket: Socket;
+  readonly room: string;
+  readonly name: string;
+  /** The group connection's public id. */
+  readonly id: string | null;
+  readonly info: ConnectedInfo | null;
+  readonly connected: boolean;
+  readonly closed: boolean;
+  /** Deliveries held and not yet settled, by ack_id. */
+  readonly jobs: Map<string, Job>;
+  /** Handle deliveries. */
+  on<T = Json>(fn: (job: Job<T>) => void): this;
+  on<E extends keyof GroupEvents>(event: E, fn: GroupEvents[E]): this;
+  once<E extends keyof GroupEvents>(event: E, fn: GroupEvents[E]): this;
+  off(event: string | ((job: Job) => void), fn?: (...args: any[]) => void): this;
+  close(): void;
+}
+
+/** One group delivery. */
+export class Job<T = Json> {
+  readonly group: Group;
+  readonly envelope: Envelope<T>;
+  readonly id: string;
+  readonly event: string;
+  readonly data: T;
+  readonly ackId: string;
+  /** How many times the message was delivered to the group (1 the first time). */
+  readonly delivery: number;
+  /** True once the delivery is no longer this member's (redelivered, or its stream ended). */
+  readonly revoked: boolean;
+  readonly settled: boolean;
+  /** Aborted when the job is revoked. */
+  readonly signal: AbortSignal;
+  /** Acknowledge: true once done, false when the job was revoked meanwhile. */
+  ack(): Promise<boolean>;
+  /** Hand back for redelivery now: true once done, false when the job was revoked meanwhile. */
+  nack(): Promise<boolean>;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  token?: string;
+  keepalive?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Call the REST API; resolves with the JSON answer (null for 204), rejects with ApiError. */
+export function request<T = any>(method: string, url: string, options?: RequestOptions): Promise<T>;
+/** An SSE id without its connection token: `<epoch>-<sequence>`. */
+export function position(eventId: string): string;
+/** Open a socket on a namespace URL (`/ns/{ns}`, relative to the page or absolute). */
+export function connect(url: string, options?: ConnectOptions): Socket;
+export const version: string;
+
+declare const roomcast: {
+  connect: typeof connect;
+  request: typeof request;
+  position: typeof position;
+  ApiError: typeof ApiError;
+  Socket: typeof Socket;
+  Group: typeof Group;
+  Job: typeof Job;
+  version: string;
+};
+export default roomcast;
