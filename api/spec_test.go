@@ -15,14 +15,14 @@ import (
 
 	"github.com/roomcast/roomcast"
 	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/internal/spectest"
 )
 
 // specLoad parses and validates openapi.yaml (examples included: kin-openapi
 // checks each example against its schema).
 func specLoad(t *testing.T) *openapi3.T {
 	t.Helper()
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(roomcast.OpenAPI)
+	doc, err := spectest.Load()
 	if err != nil {
 		t.Fatalf("openapi.yaml does not parse: %v", err)
 	}

@@ -433,10 +433,8 @@ func printHuman(cfg *cliConfig, ev client.Event) {
 			extra += fmt.Sprintf(" delivery %d", *m.Delivery)
 		}
 		data := "null"
-		if m.Data != nil {
-			if b, err := json.Marshal(*m.Data); err == nil {
-				data = string(b)
-			}
+		if b, err := json.Marshal(m.Data); err == nil {
+			data = string(b)
 		}
 		fmt.Fprintf(cfg.stdout, "%s %s %s%s %s\n", m.Id, target, m.Event, extra, data)
 	}

@@ -191,8 +191,8 @@ func TestCLI(t *testing.T) {
 		if b, _ := json.Marshal(msgs[0].Data); string(b) != `{"text":"hi"}` || msgs[0].Event != "chat message" {
 			t.Errorf("first message %s %s", msgs[0].Event, b)
 		}
-		if *msgs[1].Data != "from stdin" || msgs[2].Data != nil && *msgs[2].Data != nil {
-			t.Errorf("stdin message %v, no-data message %v", *msgs[1].Data, msgs[2].Data)
+		if msgs[1].Data != "from stdin" || msgs[2].Data != nil {
+			t.Errorf("stdin message %v, no-data message %v", msgs[1].Data, msgs[2].Data)
 		}
 		// An idempotency key: the retry prints the first id.
 		first, _ := cliWant(t, 0, nil, "", "publish", "default", "lobby", "x", "1", "--id", "k-1", srv)

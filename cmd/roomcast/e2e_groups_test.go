@@ -471,8 +471,9 @@ func TestGroupBehindRetentionGetsReset(t *testing.T) {
 	}
 	st := s.subscribe(t, "/ns/default/rooms/jobs/events?group=g", "")
 	st.connected()
-	reset := st.Expect("reset").envelope(t)
-	if reset["group"] != "g" || reset["reason"] == "" {
+	// Its data names the group and its room, and matches Reset in openapi.yaml.
+	reset := newSpecCheck(t, s).event(t, st.Expect("reset"), "Reset")
+	if reset["group"] != "g" || reset["room"] != "jobs" || reset["reason"] == "" {
 		t.Fatalf("reset %v", reset)
 	}
 	m := &member{st: st}
