@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -331,7 +332,9 @@ func TestGroupAckAuthorization(t *testing.T) {
 		{"no token", "", []string{d.AckID}, path, http.StatusUnauthorized},
 		{"garbage token", "not-a-token", []string{d.AckID}, path, http.StatusUnauthorized},
 		{"another connection's token", other.token, []string{d.AckID}, path, http.StatusForbidden},
-		{"forged ack id", m.token, []string{d.AckID + "x"}, path, http.StatusForbidden},
+		{"forged ack id", m.token, []string{forgeAckID(d.AckID)}, path, http.StatusForbidden},
+		{"malformed ack id", m.token, []string{"not-an-ack-id"}, path, http.StatusBadRequest},
+		{"truncated ack id", m.token, []string{d.AckID[:len(d.AckID)-3]}, path, http.StatusBadRequest},
 		{"empty ids", m.token, []string{}, path, http.StatusBadRequest},
 		{"another group's path", m.token, []string{d.AckID}, "/ns/default/rooms/r2/groups/g/acks", http.StatusBadRequest},
 		{"right token", m.token, []string{d.AckID}, path, http.StatusNoContent},
@@ -342,6 +345,17 @@ func TestGroupAckAuthorization(t *testing.T) {
 			t.Errorf("%s: status %d, want %d (%v)", c.name, code, c.want, body)
 		}
 	}
+}
+
+// forgeAckID returns id with the first character of its MAC changed: well
+// formed, but issued to nobody.
+func forgeAckID(id string) string {
+	i := strings.LastIndexByte(id, '.') + 1
+	c := byte('A')
+	if id[i] == 'A' {
+		c = 'B'
+	}
+	return id[:i] + string(c) + id[i+1:]
 }
 
 // TestGroupMemberLeavingReleasesDeliveries: a member that disconnects

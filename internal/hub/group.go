@@ -478,11 +478,14 @@ func (ns *Namespace) SettleGroup(ctx context.Context, conn ConnID, room, name st
 	replies := make([]string, len(ackIDs))
 	for i, id := range ackIDs {
 		reply, ok := ns.hub.parseAckID(conn, id)
+		if !ok && !wellFormedAckID(id) {
+			return fmt.Errorf("ids[%d] is not an ack id: send the ack_id of a delivery as received: %w", i, ErrInvalid)
+		}
 		if !ok {
-			return fmt.Errorf("ack id %d was not delivered to connection %s: %w", i, conn, ErrForbidden)
+			return fmt.Errorf("ids[%d] was not delivered to connection %s: acknowledge with the token of the connection that received it: %w", i, conn, ErrForbidden)
 		}
 		if !gs.Owns(ns.name, room, name, reply) {
-			return fmt.Errorf("ack id %d is not a delivery of group %s of room %s: %w", i, name, room, ErrInvalid)
+			return fmt.Errorf("ids[%d] is not a delivery of group %s of room %s: acknowledge it on the path of its own group: %w", i, name, room, ErrInvalid)
 		}
 		replies[i] = reply
 	}
