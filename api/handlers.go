@@ -427,7 +427,7 @@ func (h *nsAPI) target(r *http.Request) (hub.ConnRef, principal, error) {
 		return hub.ConnRef{}, p, h.mayActFor(p, hub.ConnRef{Remote: &hub.RemoteConn{ID: id}})
 	}
 	if p.kind == connection && p.conn.ID() != id {
-		return hub.ConnRef{}, p, fmt.Errorf("the token is not connection %s's: %w", id, hub.ErrForbidden)
+		return hub.ConnRef{}, p, fmt.Errorf("the token is not connection %s's: use the token of that connection's connected event: %w", id, hub.ErrForbidden)
 	}
 	c, err := h.ns.Find(r.Context(), id)
 	if err != nil {

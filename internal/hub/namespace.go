@@ -434,13 +434,13 @@ func (ns *Namespace) localConns() []*Conn {
 // Authenticate returns the local connection whose token is token.
 func (ns *Namespace) Authenticate(token string) (*Conn, error) {
 	if !validToken(token) {
-		return nil, fmt.Errorf("connection token: %w", ErrUnauthorized)
+		return nil, fmt.Errorf("the bearer credential is not a connection token (22 characters from a connected event): %w", ErrUnauthorized)
 	}
 	ns.mu.RLock()
 	c := ns.tokens[tokenHash(token)]
 	ns.mu.RUnlock()
 	if c == nil {
-		return nil, fmt.Errorf("connection token: unknown or expired: %w", ErrUnauthorized)
+		return nil, fmt.Errorf("the connection token is unknown or its connection has closed; use the token of a connection's connected event: %w", ErrUnauthorized)
 	}
 	return c, nil
 }
@@ -451,7 +451,7 @@ func (ns *Namespace) Conn(id ConnID) (*Conn, error) {
 	c := ns.conns[id]
 	ns.mu.RUnlock()
 	if c == nil {
-		return nil, fmt.Errorf("connection %q: %w", clip(string(id)), ErrNotFound)
+		return nil, fmt.Errorf("connection %s is not open: %w", clip(string(id)), ErrNotFound)
 	}
 	return c, nil
 }
@@ -473,7 +473,7 @@ func (ns *Namespace) join(c *Conn, room string) (bool, error) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if !c.registered {
-		return false, fmt.Errorf("connection %s: %w", c.ID, ErrNotFound)
+		return false, fmt.Errorf("connection %s has closed: %w", c.ID, ErrNotFound)
 	}
 	if _, ok := c.rooms[room]; ok {
 		return false, nil
@@ -502,7 +502,7 @@ func (ns *Namespace) leave(c *Conn, room string) (bool, error) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if !c.registered {
-		return false, fmt.Errorf("connection %s: %w", c.ID, ErrNotFound)
+		return false, fmt.Errorf("connection %s has closed: %w", c.ID, ErrNotFound)
 	}
 	if _, ok := c.rooms[room]; !ok {
 		return false, nil
@@ -662,7 +662,7 @@ func (ns *Namespace) History(ctx context.Context, room string, after *Position, 
 	var page HistoryPage
 	if after != nil {
 		if after.Epoch != st.Epoch {
-			return HistoryPage{}, fmt.Errorf("position %s is from another epoch of the store: %w", after, ErrResumeExpired)
+			return HistoryPage{}, fmt.Errorf("position %s is from another epoch of the store (it was recreated): read the latest messages, without after: %w", after, ErrResumeExpired)
 		}
 		page.Truncated = st.First > after.Seq+1 && st.Last >= st.First
 		if !page.Truncated {
