@@ -51,7 +51,7 @@ type addrWriter struct {
 func (w *addrWriter) Write(p []byte) (int, error) {
 	if i := bytes.Index(p, []byte("http://")); i >= 0 {
 		line := string(p[i:])
-		line = strings.TrimSpace(strings.SplitN(line, "\n", 2)[0])
+		line = strings.Fields(line)[0] // the URL, without what follows it
 		w.once.Do(func() { w.addr <- line })
 	}
 	return len(p), nil

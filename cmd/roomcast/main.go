@@ -16,7 +16,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -182,9 +181,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "roomcast listening on http://%s\n", displayAddr(ln.Addr()))
-	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", len(nsAPI), "version", version,
+	url, reach := listenerURL(ln.Addr())
+	fmt.Fprintf(stdout, "roomcast listening on %s (%s)\n", url, reach)
+	var names []string
+	for _, n := range nsAPI {
+		names = append(names, n.Name)
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.Data, "namespaces", strings.Join(names, ","), "version", version,
 		"node", cfg.NodeName, "cluster", cfg.ClusterName, "replicas", eng.Replicas())
+	if open := exposedOpen(ln.Addr(), nsAPI); len(open) > 0 {
+		// An open namespace lets anyone who reaches the port subscribe,
+		// publish and read history: fine on loopback, worth saying beyond.
+		logger.Warn("open namespaces are served beyond loopback: anyone who can reach this address may subscribe, publish and read their history; lock them (auth: jwt) or listen on 127.0.0.1",
+			"addr", ln.Addr().String(), "open", strings.Join(open, ","))
+	}
 
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, logger)
@@ -218,15 +228,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// displayAddr names a wildcard listener by localhost, so that the printed
-// URL can be opened as is.
-func displayAddr(a net.Addr) string {
-	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
-		return net.JoinHostPort("localhost", strconv.Itoa(t.Port))
-	}
-	return a.String()
 }
 
 // security builds a namespace's access policy from its settings.
