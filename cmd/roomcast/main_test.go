@@ -76,7 +76,7 @@ func spawnChild(t testing.TB, args ...string) (*child, <-chan string) {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if i := strings.Index(sc.Text(), "http://"); i >= 0 {
-				urls <- sc.Text()[i:]
+				urls <- strings.Fields(sc.Text()[i:])[0] // the URL, without what follows it
 			}
 		}
 	}()
