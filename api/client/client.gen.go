@@ -1147,8 +1147,8 @@ type ClientInterface interface {
 	//
 	// Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
 	// token of the connection that received them (an ack id is bound to it: another connection's
-	// token answers `403`); works on any node. An ack id of another group answers `400`; the
-	// batch stops at the first id refused.
+	// token answers `403`); works on any node. A malformed ack id, or one of another group,
+	// answers `400`; the batch stops at the first id refused.
 	//
 	// **Permission**: the token of the connection that received the deliveries, in every
 	// namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -1163,8 +1163,8 @@ type ClientInterface interface {
 	//
 	// Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
 	// token of the connection that received them (an ack id is bound to it: another connection's
-	// token answers `403`); works on any node. An ack id of another group answers `400`; the
-	// batch stops at the first id refused.
+	// token answers `403`); works on any node. A malformed ack id, or one of another group,
+	// answers `400`; the batch stops at the first id refused.
 	//
 	// **Permission**: the token of the connection that received the deliveries, in every
 	// namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -1785,8 +1785,8 @@ func (c *Client) PutGroup(ctx context.Context, ns NsPath, room RoomPath, group G
 //
 // Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
 // token of the connection that received them (an ack id is bound to it: another connection's
-// token answers `403`); works on any node. An ack id of another group answers `400`; the
-// batch stops at the first id refused.
+// token answers `403`); works on any node. A malformed ack id, or one of another group,
+// answers `400`; the batch stops at the first id refused.
 //
 // **Permission**: the token of the connection that received the deliveries, in every
 // namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -1811,8 +1811,8 @@ func (c *Client) AckWithBody(ctx context.Context, ns NsPath, room RoomPath, grou
 //
 // Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
 // token of the connection that received them (an ack id is bound to it: another connection's
-// token answers `403`); works on any node. An ack id of another group answers `400`; the
-// batch stops at the first id refused.
+// token answers `403`); works on any node. A malformed ack id, or one of another group,
+// answers `400`; the batch stops at the first id refused.
 //
 // **Permission**: the token of the connection that received the deliveries, in every
 // namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -3984,8 +3984,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
 	// token of the connection that received them (an ack id is bound to it: another connection's
-	// token answers `403`); works on any node. An ack id of another group answers `400`; the
-	// batch stops at the first id refused.
+	// token answers `403`); works on any node. A malformed ack id, or one of another group,
+	// answers `400`; the batch stops at the first id refused.
 	//
 	// **Permission**: the token of the connection that received the deliveries, in every
 	// namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -4000,8 +4000,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
 	// token of the connection that received them (an ack id is bound to it: another connection's
-	// token answers `403`); works on any node. An ack id of another group answers `400`; the
-	// batch stops at the first id refused.
+	// token answers `403`); works on any node. A malformed ack id, or one of another group,
+	// answers `400`; the batch stops at the first id refused.
 	//
 	// **Permission**: the token of the connection that received the deliveries, in every
 	// namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -7212,8 +7212,8 @@ func (c *ClientWithResponses) PutGroupWithResponse(ctx context.Context, ns NsPat
 //
 // Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
 // token of the connection that received them (an ack id is bound to it: another connection's
-// token answers `403`); works on any node. An ack id of another group answers `400`; the
-// batch stops at the first id refused.
+// token answers `403`); works on any node. A malformed ack id, or one of another group,
+// answers `400`; the batch stops at the first id refused.
 //
 // **Permission**: the token of the connection that received the deliveries, in every
 // namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
@@ -7234,8 +7234,8 @@ func (c *ClientWithResponses) AckWithBodyWithResponse(ctx context.Context, ns Ns
 //
 // Acknowledges deliveries by their `ack_id`: they are done and never redelivered. Needs the
 // token of the connection that received them (an ack id is bound to it: another connection's
-// token answers `403`); works on any node. An ack id of another group answers `400`; the
-// batch stops at the first id refused.
+// token answers `403`); works on any node. A malformed ack id, or one of another group,
+// answers `400`; the batch stops at the first id refused.
 //
 // **Permission**: the token of the connection that received the deliveries, in every
 // namespace (a JWT or an API key answers `401`); that connection needed `ack` on the room to
