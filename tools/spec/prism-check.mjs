@@ -7,7 +7,8 @@
 // (so that a spec Prism cannot read, as when Payload made it skip every
 // schema around it, fails here), and when the server answers another status
 // than the one expected. `make spec-tools` runs it through
-// clients/ts/with-server.sh.
+// clients/ts/with-server.sh; PRISM_CHECK_VERBOSE=1 prints every request with
+// its status and Prism's violations.
 //
 // Prism buffers an answer until it ends, so live streams are read from the
 // server directly; streams are sent through Prism when they end at once (an
