@@ -190,6 +190,8 @@ func (h *nsAPI) authenticate(r *http.Request, allowTicket bool) (principal, erro
 		return principal{kind: user, id: id}, nil
 	case v != nil && v.APIKey(cred):
 		return principal{kind: admin, id: auth.Admin()}, nil
+	case v != nil && !hub.ValidConnID(cred):
+		return principal{}, fmt.Errorf("the bearer credential is neither a JWT, nor an API key of this namespace, nor a connection token: %w", hub.ErrUnauthorized)
 	}
 	c, err := h.ns.ConnectionByToken(r.Context(), cred)
 	if err != nil {
@@ -205,9 +207,9 @@ func (h *nsAPI) require(p principal, a hub.Action, room string) error {
 	}
 	if !hub.Allowed(p.perms(!h.sec.Locked), a, room) {
 		if room == "" {
-			return fmt.Errorf("%s needs admin rights: %w", a, hub.ErrForbidden)
+			return fmt.Errorf("this call needs admin rights (an API key, or a JWT whose roomcast claim has admin: true): %w", hub.ErrForbidden)
 		}
-		return fmt.Errorf("%s on room %q is not granted: %w", a, room, hub.ErrForbidden)
+		return fmt.Errorf("the credential does not grant %s on room %q: %w", a, room, hub.ErrForbidden)
 	}
 	return nil
 }
@@ -219,7 +221,7 @@ func (h *nsAPI) mayActFor(p principal, c hub.ConnInfo) error {
 	case p.kind == connection && p.conn.ID == c.ID, p.isAdmin():
 		return nil
 	case p.kind == connection:
-		return fmt.Errorf("the token is not connection %s's: %w", c.ID, hub.ErrForbidden)
+		return fmt.Errorf("the token is not connection %s's: use the token of that connection's connected event: %w", c.ID, hub.ErrForbidden)
 	case p.kind == user && p.id.User != "" && p.id.User == c.User:
 		return nil
 	case p.kind == user:
@@ -267,7 +269,7 @@ func limit(rate Rate) []func(http.Handler) http.Handler {
 		return nil
 	}
 	onLimit := httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, nil, fmt.Errorf("rate limit of %d per %s exceeded: %w", rate.N, rate.Per, hub.ErrRateLimited))
+		writeError(w, r, nil, fmt.Errorf("more than %d requests per %s from this address or credential: retry after Retry-After seconds: %w", rate.N, rate.Per, hub.ErrRateLimited))
 	})
 	byIP := httprate.LimitBy(rate.N, rate.Per, func(r *http.Request) (string, error) { return clientIP(r), nil }, onLimit)
 	byCred := httprate.LimitBy(rate.N, rate.Per, func(r *http.Request) (string, error) {

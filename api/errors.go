@@ -42,52 +42,86 @@ func (e *validationError) Error() string {
 	return "invalid request: " + strings.Join(parts, "; ")
 }
 
+// sentence is the problem's detail of a validation error: each invalid
+// field with what it must be ("event is required; rooms[0] must be …").
+func (e *validationError) sentence() string {
+	parts := make([]string, len(e.fields))
+	for i, f := range e.fields {
+		parts[i] = f.Field + " " + f.Message
+	}
+	return strings.Join(parts, "; ")
+}
+
 func (e *validationError) Unwrap() error { return hub.ErrInvalid }
 
-// status is the one table from domain errors to HTTP statuses.
-func status(err error) (int, string) {
-	switch {
-	case errors.Is(err, hub.ErrInvalid):
-		return http.StatusBadRequest, "invalid request"
-	case errors.Is(err, hub.ErrUnauthorized):
-		return http.StatusUnauthorized, "unauthorized"
-	case errors.Is(err, hub.ErrForbidden):
-		return http.StatusForbidden, "forbidden"
-	case errors.Is(err, hub.ErrNotFound):
-		return http.StatusNotFound, "not found"
-	case errors.Is(err, hub.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge, "request too large"
-	case errors.Is(err, hub.ErrLimit):
-		return http.StatusConflict, "limit reached"
-	case errors.Is(err, hub.ErrSuperseded):
-		return http.StatusConflict, "delivery superseded"
-	case errors.Is(err, hub.ErrRateLimited):
-		return http.StatusTooManyRequests, "too many requests"
-	case errors.Is(err, hub.ErrResumeExpired):
-		return http.StatusGone, "position no longer available"
-	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrClosed):
-		return http.StatusServiceUnavailable, "service unavailable"
-	default:
-		return http.StatusInternalServerError, "internal error"
+// classes is the one table from domain errors to HTTP statuses, in the
+// order they are tested.
+var classes = []struct {
+	err   error
+	code  int
+	title string
+}{
+	{hub.ErrInvalid, http.StatusBadRequest, "invalid request"},
+	{hub.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{hub.ErrForbidden, http.StatusForbidden, "forbidden"},
+	{hub.ErrNotFound, http.StatusNotFound, "not found"},
+	{hub.ErrTooLarge, http.StatusRequestEntityTooLarge, "request too large"},
+	{hub.ErrLimit, http.StatusConflict, "limit reached"},
+	{hub.ErrSuperseded, http.StatusConflict, "delivery superseded"},
+	{hub.ErrRateLimited, http.StatusTooManyRequests, "too many requests"},
+	{hub.ErrResumeExpired, http.StatusGone, "position no longer available"},
+	{hub.ErrUnavailable, http.StatusServiceUnavailable, "service unavailable"},
+	{hub.ErrClosed, http.StatusServiceUnavailable, "service unavailable"},
+}
+
+// status maps err to its HTTP status and title, and returns the sentinel
+// that decided (nil for an unexpected error: 500).
+func status(err error) (int, string, error) {
+	for _, c := range classes {
+		if errors.Is(err, c.err) {
+			return c.code, c.title, c.err
+		}
+	}
+	return http.StatusInternalServerError, "internal error", nil
+}
+
+// detail is the problem's detail: err's text without the words of the
+// sentinel that classified it. Errors are made as fmt.Errorf("<what is
+// wrong, what to do>: %w", hub.ErrX) so that errors.Is finds their class;
+// the class is already said by the status and the title, so a detail that
+// ended in it ("… is not declared: not found") would say it twice. It is
+// dropped here, once for every error, wherever it was wrapped (an error
+// relayed from another node may carry it twice).
+func detail(err, class error) string {
+	msg := err.Error()
+	if class == nil {
+		return msg
+	}
+	for {
+		rest, ok := strings.CutSuffix(msg, ": "+class.Error())
+		if !ok {
+			return msg
+		}
+		msg = rest
 	}
 }
 
 // writeError answers err as problem+json. Unexpected errors are logged once,
 // here, with the request id, and their text is not shown to the client.
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
-	code, title := status(err)
+	code, title, class := status(err)
 	p := Problem{
 		Type:      "about:blank",
 		Title:     title,
 		Status:    code,
-		Detail:    err.Error(),
+		Detail:    detail(err, class),
 		Instance:  r.URL.Path,
 		RequestID: middleware.GetReqID(r.Context()),
 	}
 	var ve *validationError
 	if errors.As(err, &ve) {
 		p.Errors = ve.fields
-		p.Detail = "one or more fields are invalid"
+		p.Detail = ve.sentence()
 	}
 	switch code {
 	case http.StatusInternalServerError:

@@ -401,7 +401,7 @@ func (h *nsAPI) target(r *http.Request) (hub.ConnInfo, principal, error) {
 		return hub.ConnInfo{}, p, h.mayActFor(p, hub.ConnInfo{ID: id})
 	}
 	if p.kind == connection && p.conn.ID != id {
-		return hub.ConnInfo{}, p, fmt.Errorf("the token is not connection %s's: %w", id, hub.ErrForbidden)
+		return hub.ConnInfo{}, p, fmt.Errorf("the token is not connection %s's: use the token of that connection's connected event: %w", id, hub.ErrForbidden)
 	}
 	c, err := h.ns.Connection(r.Context(), id)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -194,7 +195,22 @@ func (a *API) unknownNamespace(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.logger, invalidParam("ns", "must be 1–64 of A-Z a-z 0-9 _ -"))
 		return
 	}
-	writeError(w, r, a.logger, notFound("namespace "+name+" is not declared"))
+	writeError(w, r, a.logger, notFound("namespace "+name+" is not declared on this server, which serves "+
+		a.declared()+": declare it under namespaces: in the config file (--config)"))
+}
+
+// declared lists the namespaces served, for the 404 of an undeclared one
+// (the first 10, by name).
+func (a *API) declared() string {
+	names := make([]string, 0, len(a.cfg.Namespaces))
+	for _, n := range a.cfg.Namespaces {
+		names = append(names, n.Name)
+	}
+	slices.Sort(names)
+	if len(names) > 10 {
+		names = append(names[:10], "…")
+	}
+	return strings.Join(names, ", ")
 }
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request) {

@@ -58,7 +58,7 @@ var tagMessages = map[string]string{
 func fieldErrors(err error) error {
 	var verrs validator.ValidationErrors
 	if !errors.As(err, &verrs) {
-		return fmt.Errorf("%w: %w", hub.ErrInvalid, err)
+		return fmt.Errorf("the request is invalid (%w): %w", err, hub.ErrInvalid)
 	}
 	out := make([]FieldError, 0, len(verrs))
 	for _, fe := range verrs {
@@ -103,12 +103,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, kib bool) ([]
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		if kib {
-			return nil, fmt.Errorf("body is larger than %d KiB: %w", limit>>10, hub.ErrTooLarge)
+			return nil, fmt.Errorf("the body is larger than %d KiB: %w", limit>>10, hub.ErrTooLarge)
 		}
-		return nil, fmt.Errorf("body is larger than %d bytes: %w", limit, hub.ErrTooLarge)
+		return nil, fmt.Errorf("the body is larger than %d bytes, the namespace's max_body: %w", limit, hub.ErrTooLarge)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read body: %w: %w", hub.ErrInvalid, err)
+		return nil, fmt.Errorf("the body could not be read (%w): %w", err, hub.ErrInvalid)
 	}
 	return body, nil
 }

@@ -301,7 +301,17 @@ func (s *Server) onSubscribe(id string, _ *r3sse.Subscriber) {
 	}
 	st := v.(*stream)
 	defer close(st.started)
+	st.endMu.Lock()
 	st.attached.Store(true)
+	end := st.pendingEnd
+	st.endMu.Unlock()
+	if end != nil { // closed on purpose before r3labs was ready
+		if !st.sendEnd(end) {
+			st.w.kill()
+			st.cancel()
+		}
+		return
+	}
 	st.begin()
 }
 
@@ -326,6 +336,10 @@ type stream struct {
 	closeOnce sync.Once
 	err       atomic.Pointer[error]
 	endTimer  atomic.Pointer[time.Timer] // ends a stream whose client does not read its `end` event
+	// endMu orders a Close before r3labs is ready with onSubscribe:
+	// pendingEnd is the `end` event onSubscribe then sends.
+	endMu      sync.Mutex
+	pendingEnd *endEvent
 	// attached is set once r3labs has registered the stream's subscriber:
 	// before that r3labs drops events, which would leave the writer's
 	// enqueued count too high (see deadlineWriter).
@@ -446,19 +460,44 @@ func (st *stream) publish(ctx context.Context, ev *r3sse.Event) error {
 func (st *stream) Close(err error, lastID string) {
 	st.closeOnce.Do(func() {
 		st.err.Store(&err)
-		if reason := hub.EndReason(err); reason != "" && st.attached.Load() && st.ctx.Err() == nil {
-			data, _ := json.Marshal(endData{Reason: reason})
-			st.w.endAt.Store(st.w.enqueued.Load() + 1)
-			if st.srv.r3.TryPublish(st.id, &r3sse.Event{ID: []byte(lastID), Event: []byte(hub.EventEnd), Data: data}) {
-				st.w.enqueued.Add(1)
+		if reason := hub.EndReason(err); reason != "" && st.ctx.Err() == nil {
+			end := &endEvent{reason: reason, id: lastID}
+			st.endMu.Lock()
+			if !st.attached.Load() {
+				// r3labs has not registered the subscriber yet (the client
+				// has only read `connected`): onSubscribe sends it.
+				st.pendingEnd = end
+				st.endMu.Unlock()
 				st.endTimer.Store(time.AfterFunc(endGrace, func() { st.w.kill(); st.cancel() }))
 				return
 			}
-			st.w.endAt.Store(0)
+			st.endMu.Unlock()
+			if st.sendEnd(end) {
+				return
+			}
 		}
 		st.w.kill()
 		st.cancel()
 	})
+}
+
+type endEvent struct{ reason, id string }
+
+// sendEnd enqueues the stream's last event, `end`, and makes the writer end
+// the stream once it is written (or endGrace later); false when the queue
+// is full (the caller ends the stream at once).
+func (st *stream) sendEnd(end *endEvent) bool {
+	data, _ := json.Marshal(endData{Reason: end.reason})
+	st.w.endAt.Store(st.w.enqueued.Load() + 1)
+	if !st.srv.r3.TryPublish(st.id, &r3sse.Event{ID: []byte(end.id), Event: []byte(hub.EventEnd), Data: data}) {
+		st.w.endAt.Store(0)
+		return false
+	}
+	st.w.enqueued.Add(1)
+	if t := st.endTimer.Load(); t == nil {
+		st.endTimer.Store(time.AfterFunc(endGrace, func() { st.w.kill(); st.cancel() }))
+	}
+	return true
 }
 
 // endGrace bounds how long a stream ended on purpose waits for its client

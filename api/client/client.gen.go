@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/oapi-codegen/runtime"
 )
 
@@ -208,7 +206,9 @@ type DeadLetterNotice struct {
 
 // DirectPublishRequest defines model for DirectPublishRequest.
 type DirectPublishRequest struct {
-	// Data The message's data, any JSON value (`null` when absent).
+	// Data The message's data: any JSON value — object, array, string, number, boolean or `null`
+	// (`null` when a publish leaves it out).
+	//
 	//
 	// Example: {"text":"hello"}
 	Data *Payload `json:"data,omitempty"`
@@ -254,10 +254,12 @@ type Envelope struct {
 	// AckId Group deliveries only; acknowledge with it (`POST …/groups/{group}/acks`).
 	AckId *string `json:"ack_id,omitempty"`
 
-	// Data The message's data, any JSON value (`null` when absent).
+	// Data The message's data: any JSON value — object, array, string, number, boolean or `null`
+	// (`null` when a publish leaves it out).
+	//
 	//
 	// Example: {"text":"hello"}
-	Data *Payload `json:"data"`
+	Data Payload `json:"data"`
 
 	// Delivery Group deliveries only; how many times this message was delivered to the group (1 the first time).
 	Delivery *int `json:"delivery,omitempty"`
@@ -550,7 +552,8 @@ type NamespaceList struct {
 // Example: default
 type NamespaceName = string
 
-// Payload The message's data, any JSON value (`null` when absent).
+// Payload The message's data: any JSON value — object, array, string, number, boolean or `null`
+// (`null` when a publish leaves it out).
 //
 // Example: {"text":"hello"}
 type Payload = interface{}
@@ -585,7 +588,9 @@ type Problem struct {
 
 // PublishRequest defines model for PublishRequest.
 type PublishRequest struct {
-	// Data The message's data, any JSON value (`null` when absent).
+	// Data The message's data: any JSON value — object, array, string, number, boolean or `null`
+	// (`null` when a publish leaves it out).
+	//
 	//
 	// Example: {"text":"hello"}
 	Data *Payload `json:"data,omitempty"`
@@ -635,10 +640,16 @@ type Ready struct {
 // ReadyStatus defines model for Ready.Status.
 type ReadyStatus string
 
-// Reset The data of the `reset` event.
+// Reset The data of the `reset` event: messages were missed. On a stream's resume (right after
+// `connected`), the asked-for position could not be honoured; `position` is where the stream
+// continues. On a consumer group member's stream, retention removed messages the group had not
+// consumed (`group` and `room` name the group); messages after `position` may be missing.
 //
 // Example: {"position":"93c3ab52-42","reason":"messages after that position were removed by retention"}
 type Reset struct {
+	// Group The consumer group whose messages were removed (group members' resets only).
+	Group *GroupName `json:"group,omitempty"`
+
 	// Position A message id, `<epoch>-<sequence>`: the store's epoch (1–16 lower-case hex digits; it
 	// changes when the store is recreated) and the message's sequence in the namespace's log.
 	// Ids grow within an epoch.
@@ -647,8 +658,11 @@ type Reset struct {
 	// Example: 93c3ab52-42
 	Position MessageID `json:"position"`
 
-	// Reason Why the asked-for position could not be honoured (human-readable).
+	// Reason Why messages were missed (human-readable).
 	Reason string `json:"reason"`
+
+	// Room The room of that group (group members' resets only).
+	Room *RoomName `json:"room,omitempty"`
 }
 
 // Revoked The data of the `revoked` event.
@@ -706,7 +720,9 @@ type RoomName = string
 
 // RoomPublishRequest defines model for RoomPublishRequest.
 type RoomPublishRequest struct {
-	// Data The message's data, any JSON value (`null` when absent).
+	// Data The message's data: any JSON value — object, array, string, number, boolean or `null`
+	// (`null` when a publish leaves it out).
+	//
 	//
 	// Example: {"text":"hello"}
 	Data *Payload `json:"data,omitempty"`
@@ -1460,6 +1476,8 @@ type ClientInterface interface {
 	IssueTicket(ctx context.Context, ns NsPath, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetSpec This document
+	//
+	// This OpenAPI document, as YAML text (the `openapi.yaml` of the server's build).
 	//
 	// Corresponds with GET /openapi.yaml (the `GetSpec` operationId).
 	GetSpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2297,6 +2315,8 @@ func (c *Client) IssueTicket(ctx context.Context, ns NsPath, reqEditors ...Reque
 }
 
 // GetSpec This document
+//
+// This OpenAPI document, as YAML text (the `openapi.yaml` of the server's build).
 //
 // Corresponds with GET /openapi.yaml (the `GetSpec` operationId).
 func (c *Client) GetSpec(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4454,6 +4474,8 @@ type ClientWithResponsesInterface interface {
 	IssueTicketWithResponse(ctx context.Context, ns NsPath, reqEditors ...RequestEditorFn) (*IssueTicketResponse, error)
 
 	// GetSpecWithResponse This document
+	//
+	// This OpenAPI document, as YAML text (the `openapi.yaml` of the server's build).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7113,13 +7135,6 @@ func (r IssueTicketResponse) ContentType() string {
 type GetSpecResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
-	// YAML200 the response for an HTTP 200 `application/yaml` response
-	YAML200 *map[string]interface{}
-}
-
-// GetYAML200 returns the response for an HTTP 200 `application/yaml` response
-func (r GetSpecResponse) GetYAML200() *map[string]interface{} {
-	return r.YAML200
 }
 
 // GetBody returns the raw response body bytes
@@ -7938,6 +7953,8 @@ func (c *ClientWithResponses) IssueTicketWithResponse(ctx context.Context, ns Ns
 }
 
 // GetSpecWithResponse This document
+//
+// This OpenAPI document, as YAML text (the `openapi.yaml` of the server's build).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10448,16 +10465,6 @@ func ParseGetSpecResponse(rsp *http.Response) (*GetSpecResponse, error) {
 	response := &GetSpecResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
-		var dest map[string]interface{}
-		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.YAML200 = &dest
-
 	}
 
 	return response, nil

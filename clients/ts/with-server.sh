@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # with-server.sh BINARY COMMAND...: starts the roomcast server BINARY on a free
 # loopback port with a temp data dir, runs COMMAND with ROOMCAST_SERVER set to
-# its URL (60 s at most), stops the server and exits with COMMAND's status.
+# its URL (WITH_SERVER_TIMEOUT seconds at most, 60 by default), stops the server
+# and exits with COMMAND's status.
 set -euo pipefail
 bin=$1; shift
 data=$(mktemp -d)
@@ -25,6 +26,6 @@ for _ in $(seq 300); do
 done
 [ -n "$url" ] || { echo "with-server.sh: the server did not start within 30 s:"; cat "$log"; exit 1; }
 status=0
-ROOMCAST_SERVER=$url timeout 60 "$@" || status=$?
+ROOMCAST_SERVER=$url timeout "${WITH_SERVER_TIMEOUT:-60}" "$@" || status=$?
 [ "$status" -eq 0 ] || { echo "with-server.sh: '$*' failed ($status); server log:"; tail -n 50 "$log"; }
 exit "$status"

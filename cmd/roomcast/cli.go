@@ -79,11 +79,37 @@ func cliFlags(name, usage string, cfg *cliConfig, getenv func(string) string) *f
 	fs.StringVar(&cfg.token, "token", getenv("ROOMCAST_TOKEN"), "a JWT, API key or connection token sent as Bearer (env ROOMCAST_TOKEN)")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object per line")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: roomcast %s\n\nFlags:\n", usage)
-		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "Usage: roomcast %s\n", usage)
+		printFlags(fs)
 		fmt.Fprint(fs.Output(), cliExitCodes)
 	}
 	return fs
+}
+
+// printFlags lists a command's own flags (the shared ones are listed after
+// them), spelled with two dashes as everywhere else in roomcast (flag
+// accepts one or two).
+func printFlags(fs *flag.FlagSet) {
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		switch f.Name {
+		case "server", "token", "json":
+			return
+		}
+		kind, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(&b, "  --%s", f.Name)
+		if kind != "" {
+			fmt.Fprintf(&b, " %s", kind)
+		}
+		fmt.Fprintf(&b, "\n    \t%s", usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			fmt.Fprintf(&b, " (default %q)", f.DefValue)
+		}
+		b.WriteString("\n")
+	})
+	if b.Len() > 0 {
+		fmt.Fprintf(fs.Output(), "\nFlags:\n%s", b.String())
+	}
 }
 
 // parseInterleaved parses flags anywhere among the positional arguments
@@ -134,9 +160,39 @@ func answerErr(what string, code int, header http.Header, body []byte, err error
 	}
 	se := client.NewStatusError(code, header, body)
 	if code >= 400 && code < 500 {
-		return &cliError{code: exitRefused, err: fmt.Errorf("%s: %w", what, se)}
+		return &cliError{code: exitRefused, err: &refusal{what: what, se: se}}
 	}
-	return &cliError{code: exitServer, err: fmt.Errorf("%s: %w", what, se)}
+	return &cliError{code: exitServer, err: &refusal{what: what, se: se}}
+}
+
+// refusal is an answer of the server that is not the one wanted, worded
+// for a person: the status, the problem's title and detail, then each
+// invalid field the server listed, one per line.
+type refusal struct {
+	what string
+	se   *client.StatusError
+}
+
+func (e *refusal) Unwrap() error { return e.se }
+
+func (e *refusal) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d", e.what, e.se.StatusCode)
+	p := e.se.Problem
+	if p == nil {
+		fmt.Fprintf(&b, " %s", http.StatusText(e.se.StatusCode))
+		return b.String()
+	}
+	fmt.Fprintf(&b, " %s", p.Title)
+	if p.Detail != nil && *p.Detail != "" {
+		fmt.Fprintf(&b, ": %s", *p.Detail)
+	}
+	if p.Errors != nil {
+		for _, f := range *p.Errors {
+			fmt.Fprintf(&b, "\n  %s: %s", f.Field, f.Message)
+		}
+	}
+	return b.String()
 }
 
 // cliMain runs a client command (args[0] is its name) and returns its exit
@@ -381,7 +437,10 @@ func cliSubscribe(ctx context.Context, cfg *cliConfig, args []string, getenv fun
 	case firstErr != nil:
 		var fse *client.StatusError
 		if errors.As(firstErr, &fse) && fse.StatusCode >= 400 && fse.StatusCode < 500 {
-			return &cliError{code: exitRefused, err: fmt.Errorf("subscribe: %w", firstErr)}
+			return &cliError{code: exitRefused, err: &refusal{what: "subscribe", se: fse}}
+		}
+		if fse != nil {
+			return &cliError{code: exitServer, err: &refusal{what: "subscribe", se: fse}}
 		}
 		return &cliError{code: exitServer, err: fmt.Errorf("subscribe: %w", firstErr)}
 	case errors.Is(err, client.ErrDisconnected):
@@ -390,7 +449,7 @@ func cliSubscribe(ctx context.Context, cfg *cliConfig, args []string, getenv fun
 	case errors.Is(err, context.Canceled):
 		return nil // Ctrl-C
 	case errors.As(err, &se):
-		return &cliError{code: exitRefused, err: fmt.Errorf("subscribe: %w", err)}
+		return &cliError{code: exitRefused, err: &refusal{what: "subscribe", se: se}}
 	default:
 		return err // a *cliError from an ack, or a broken stdout
 	}
@@ -437,10 +496,8 @@ func printHuman(cfg *cliConfig, ev client.Event) {
 			extra += fmt.Sprintf(" delivery %d", *m.Delivery)
 		}
 		data := "null"
-		if m.Data != nil {
-			if b, err := json.Marshal(*m.Data); err == nil {
-				data = string(b)
-			}
+		if b, err := json.Marshal(m.Data); err == nil {
+			data = string(b)
 		}
 		fmt.Fprintf(cfg.stdout, "%s %s %s%s %s\n", m.Id, target, m.Event, extra, data)
 	}

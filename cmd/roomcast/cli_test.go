@@ -154,10 +154,17 @@ func TestCLI(t *testing.T) {
 		if !strings.Contains(out, "Exit codes") || !strings.Contains(out, "--data") {
 			t.Errorf("--help: %s", out)
 		}
-		for _, cmd := range []string{"publish", "subscribe", "rooms"} {
+		for cmd, own := range map[string]string{"publish": "\n  --id string\n", "subscribe": "\n  --group string\n", "rooms": ""} {
 			_, errOut := cliWant(t, 0, nil, "", cmd, "--help")
-			if !strings.Contains(errOut, "Exit codes") || !strings.Contains(errOut, "-server") || !strings.Contains(errOut, "roomcast "+cmd) {
+			if !strings.Contains(errOut, "Exit codes") || !strings.Contains(errOut, "--server URL") || !strings.Contains(errOut, "roomcast "+cmd) ||
+				!strings.Contains(errOut, own) {
 				t.Errorf("%s --help: %s", cmd, errOut)
+			}
+			// Flags are spelled --flag, as in the server's --help and the README.
+			for _, line := range strings.Split(errOut, "\n") {
+				if strings.HasPrefix(line, "  -") && !strings.HasPrefix(line, "  --") {
+					t.Errorf("%s --help: a single-dash flag: %q", cmd, line)
+				}
 			}
 		}
 		if out, _ := cliWant(t, 0, nil, "", "version"); out != "roomcast dev\n" {
@@ -191,8 +198,8 @@ func TestCLI(t *testing.T) {
 		if b, _ := json.Marshal(msgs[0].Data); string(b) != `{"text":"hi"}` || msgs[0].Event != "chat message" {
 			t.Errorf("first message %s %s", msgs[0].Event, b)
 		}
-		if *msgs[1].Data != "from stdin" || msgs[2].Data != nil && *msgs[2].Data != nil {
-			t.Errorf("stdin message %v, no-data message %v", *msgs[1].Data, msgs[2].Data)
+		if msgs[1].Data != "from stdin" || msgs[2].Data != nil {
+			t.Errorf("stdin message %v, no-data message %v", msgs[1].Data, msgs[2].Data)
 		}
 		// An idempotency key: the retry prints the first id.
 		first, _ := cliWant(t, 0, nil, "", "publish", "default", "lobby", "x", "1", "--id", "k-1", srv)
@@ -220,7 +227,13 @@ func TestCLI(t *testing.T) {
 		if n := len(history("lobby")); n != 4 {
 			t.Errorf("usage errors published something: lobby has %d messages, want 4", n)
 		}
-		// 3: refused, with the problem on stderr.
+		// 3: refused, with the problem on stderr: its detail, and the invalid
+		// fields the server listed, one per line.
+		_, errOut := cliWant(t, 3, nil, "", "publish", "default", "lobby", "connected", srv)
+		if want := "roomcast: publish: 400 invalid request: event must be 1–128 bytes of UTF-8 without control characters, and not connected, reset or error\n" +
+			"  event: must be 1–128 bytes of UTF-8 without control characters, and not connected, reset or error\n"; errOut != want {
+			t.Errorf("a refused publish prints\n%s\nwant\n%s", errOut, want)
+		}
 		for _, tc := range []struct {
 			args []string
 			want string

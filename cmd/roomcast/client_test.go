@@ -18,6 +18,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/roomcast/roomcast"
 	"github.com/roomcast/roomcast/api/client"
 )
 
@@ -240,8 +241,9 @@ func TestClientOperations(t *testing.T) {
 		clientStatus(t, "readyz", r.StatusCode(), r.Body, err, 200)
 		sp, err := cl.GetSpecWithResponse(ctx)
 		clientStatus(t, "getSpec", sp.StatusCode(), sp.Body, err, 200)
-		if sp.YAML200 == nil || (*sp.YAML200)["openapi"] != "3.0.3" {
-			t.Errorf("getSpec: the document does not say openapi 3.0.3")
+		if !bytes.Equal(sp.Body, roomcast.OpenAPI) || sp.HTTPResponse.Header.Get("Content-Type") != "application/yaml" {
+			t.Errorf("getSpec: %d bytes of %q, want openapi.yaml (%d bytes of application/yaml)",
+				len(sp.Body), sp.HTTPResponse.Header.Get("Content-Type"), len(roomcast.OpenAPI))
 		}
 		m, err := cl.MetricsWithResponse(ctx)
 		clientStatus(t, "metrics", m.StatusCode(), m.Body, err, 200)
@@ -301,7 +303,7 @@ func TestClientOperations(t *testing.T) {
 		clientStatus(t, "publish", p.StatusCode(), p.Body, err, 202)
 		ids = append(ids, p.JSON202.Id)
 		for _, sub := range []*clientSub{a, b} {
-			if env := sub.message("announcement"); env.Id != p.JSON202.Id || env.Room != nil || env.From != nil || *env.Data != "hello" {
+			if env := sub.message("announcement"); env.Id != p.JSON202.Id || env.Room != nil || env.From != nil || env.Data != "hello" {
 				t.Errorf("announcement %+v", env)
 			}
 		}
@@ -460,7 +462,7 @@ func TestClientOperations(t *testing.T) {
 		rp, err := cl.ReplayDeadWithResponse(ctx, ns, room, group, dead[0].Seq)
 		clientStatus(t, "replayDead", rp.StatusCode(), rp.Body, err, 202)
 		replayed := m.message("job")
-		if replayed.Data == nil || *replayed.Data != "parcel 2" || replayed.AckId == nil {
+		if replayed.Data != "parcel 2" || replayed.AckId == nil {
 			t.Fatalf("replayed %+v, want parcel 2 again", replayed)
 		}
 
@@ -483,7 +485,7 @@ func TestClientOperations(t *testing.T) {
 			}
 		}
 		for i, want := range []string{id2, id3} {
-			if d := m.notices[i].Data; d == nil || (*d).(map[string]any)["id"] != want {
+			if d, _ := m.notices[i].Data.(map[string]any); d["id"] != want {
 				t.Errorf("dead_letter notice %d: %+v, want one for %s", i, m.notices[i], want)
 			}
 		}

@@ -75,7 +75,7 @@ func listenURL(out string) (string, bool) {
 	if i < 0 {
 		return "", false
 	}
-	return strings.TrimSpace(strings.SplitN(out[i:], "\n", 2)[0]), true
+	return strings.Fields(out[i:])[0], true // the URL, without what follows it
 }
 
 // startServer runs the server with args added to --addr and --data (a new

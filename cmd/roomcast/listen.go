@@ -147,7 +147,7 @@ func listen(cfg config.Config, handler http.Handler, logger *slog.Logger) (*fron
 
 // URL is the base URL to print: the listener's address, a wildcard named
 // localhost.
-func (f *front) URL() string { return f.scheme + "://" + displayAddr(f.ln.Addr()) }
+func (f *front) URL() string { u, _ := listenerURL(f.scheme, f.ln.Addr()); return u }
 
 // Serve serves until the server is shut down (http.Server.Shutdown), and
 // returns http.ErrServerClosed then.

@@ -17,7 +17,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -175,9 +174,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer fr.Close()
 	srv := fr.srv
-	fmt.Fprintf(stdout, "roomcast listening on %s\n", fr.URL())
-	logger.Info("serving", "addr", fr.ln.Addr().String(), "tls", fr.scheme == "https", "data", cfg.Data, "namespaces", len(nsAPI), "version", version,
+	url, reach := listenerURL(fr.scheme, fr.ln.Addr())
+	fmt.Fprintf(stdout, "roomcast listening on %s (%s)\n", url, reach)
+	var names []string
+	for _, n := range nsAPI {
+		names = append(names, n.Name)
+	}
+	logger.Info("serving", "addr", fr.ln.Addr().String(), "tls", fr.scheme == "https", "data", cfg.Data, "namespaces", strings.Join(names, ","), "version", version,
 		"node", cfg.NodeName, "cluster", cfg.ClusterName, "replicas", eng.Replicas())
+	if open := exposedOpen(fr.ln.Addr(), nsAPI); len(open) > 0 {
+		// An open namespace lets anyone who reaches the port subscribe,
+		// publish and read history: fine on loopback, worth saying beyond.
+		logger.Warn("open namespaces are served beyond loopback: anyone who can reach this address may subscribe, publish and read their history; lock them (auth: jwt) or listen on 127.0.0.1",
+			"addr", fr.ln.Addr().String(), "open", strings.Join(open, ","))
+	}
 
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(cfg.PprofAddr, logger)
@@ -212,15 +222,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
-}
-
-// displayAddr names a wildcard listener by localhost, so that the printed
-// URL can be opened as is.
-func displayAddr(a net.Addr) string {
-	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
-		return net.JoinHostPort("localhost", strconv.Itoa(t.Port))
-	}
-	return a.String()
 }
 
 // security builds a namespace's access policy from its settings.

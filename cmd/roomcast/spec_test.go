@@ -24,6 +24,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/roomcast/roomcast"
+	"github.com/roomcast/roomcast/internal/spectest"
 )
 
 // The tests of this file hold the real server to openapi.yaml: every REST
@@ -48,7 +49,7 @@ type specCheck struct {
 
 func newSpecCheck(t *testing.T, s *testServer) *specCheck {
 	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromData(roomcast.OpenAPI)
+	doc, err := spectest.Load()
 	if err != nil {
 		t.Fatalf("openapi.yaml: %v", err)
 	}

@@ -68,8 +68,12 @@ type Config struct {
 	// Defaults are the namespace settings of namespaces that do not set
 	// their own (flags and env set these).
 	Defaults Namespace
-	// Namespaces are the declared namespaces (from the file); with none
-	// declared, one open namespace "default".
+	// DefaultNamespace keeps the namespace "default" (with the Defaults)
+	// when the file declares namespaces but not one named default.
+	DefaultNamespace bool
+	// Namespaces are the declared namespaces (from the file), plus "default"
+	// unless DefaultNamespace is false or the file declares it; with none
+	// declared, "default" alone.
 	Namespaces []Namespace
 }
 
@@ -119,7 +123,7 @@ type JWTKey struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		Addr: ":8080", Data: "./data", LogLevel: "info", LogFormat: "auto",
+		Addr: "127.0.0.1:8080", Data: "./data", LogLevel: "info", LogFormat: "auto", DefaultNamespace: true,
 		NodeName: "roomcast", SyncInterval: time.Second,
 		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
@@ -144,9 +148,10 @@ type setting struct {
 
 // settings lists every setting once: flags, env, file and --help come from it.
 var settings = []setting{
-	{name: "addr", usage: "HTTP listen address", global: func(c *Config) any { return &c.Addr }},
+	{name: "addr", usage: "HTTP listen address (loopback by default: :8080 listens on every interface, e.g. in a container)", global: func(c *Config) any { return &c.Addr }},
 	{name: "data", usage: "data directory of the embedded engine", global: func(c *Config) any { return &c.Data }},
 	{name: "config", usage: "optional YAML file declaring namespaces and settings", global: func(c *Config) any { return &c.ConfigFile }},
+	{name: "default-namespace", usage: "serve the namespace default (with these settings) also when the config file declares other namespaces; false serves only those declared", global: func(c *Config) any { return &c.DefaultNamespace }},
 	{name: "log-level", usage: "debug, info, warn or error", global: func(c *Config) any { return &c.LogLevel }},
 	{name: "log-format", usage: "auto (text on a terminal, JSON otherwise), text or json", global: func(c *Config) any { return &c.LogFormat }},
 	{name: "pprof-addr", usage: "serve net/http/pprof on this separate address (off when empty; keep it private)", global: func(c *Config) any { return &c.PprofAddr }},
@@ -372,7 +377,7 @@ func Load(args []string, getenv func(string) string, out io.Writer) (Config, err
 			}
 		}
 	}
-	ns, err := namespaces(cfg.Defaults, nsEntries)
+	ns, err := namespaces(cfg.Defaults, nsEntries, cfg.DefaultNamespace)
 	if err != nil {
 		return Config{}, err
 	}
@@ -436,11 +441,18 @@ func loadFile(cfg *Config, path string) ([]map[string]any, error) {
 	return entries, nil
 }
 
-func namespaces(defaults Namespace, entries []map[string]any) ([]Namespace, error) {
+// namespaces builds the namespaces declared in the file's entries. The
+// namespace "default", which the README's curl session and the web app use,
+// is kept (with the defaults) unless the file declares its own or
+// keepDefault is false: declaring a namespace must not silently remove it.
+func namespaces(defaults Namespace, entries []map[string]any, keepDefault bool) ([]Namespace, error) {
+	def := defaults
+	def.Name = "default"
 	if len(entries) == 0 {
-		n := defaults
-		n.Name = "default"
-		return []Namespace{n}, nil
+		if !keepDefault {
+			return nil, errors.New("default-namespace is false but the config file declares no namespace: declare some under namespaces:")
+		}
+		return []Namespace{def}, nil
 	}
 	byKey := map[string]setting{}
 	for _, s := range settings {
@@ -485,6 +497,9 @@ func namespaces(defaults Namespace, entries []map[string]any) ([]Namespace, erro
 			}
 		}
 		out = append(out, n)
+	}
+	if keepDefault && !seen["default"] {
+		out = append(out, def)
 	}
 	return out, nil
 }

@@ -27,13 +27,19 @@ func writeFile(t *testing.T, yaml string) string {
 	return p
 }
 
-// withDefaultNamespace completes a want built from Default(): with no
-// namespace declared, Load serves one called "default" with the defaults.
+// withDefaultNamespace completes a want built from Default(): Load serves
+// the namespace "default" with the defaults after those declared, unless
+// one of them is default or DefaultNamespace is false.
 func withDefaultNamespace(c Config) Config {
-	if c.Namespaces == nil {
+	for _, n := range c.Namespaces {
+		if n.Name == "default" {
+			return c
+		}
+	}
+	if c.DefaultNamespace {
 		n := c.Defaults
 		n.Name = "default"
-		c.Namespaces = []Namespace{n}
+		c.Namespaces = append(c.Namespaces, n)
 	}
 	return c
 }
@@ -117,6 +123,26 @@ func TestLoad(t *testing.T) {
 				c.ACMEDomains, c.ACMEDirectory = []string{"a.example.com", "b.example.com"}, "https://acme-staging-v02.api.letsencrypt.org/directory"
 			}},
 		{name: "h2c", args: []string{"--h2c"}, want: func(c *Config) { c.H2C = true }},
+		{name: "a file that declares namespaces keeps default", file: "namespaces:\n  - name: chat\n    auth: jwt\n    jwt_audience: a\n    api_keys: [0123456789abcdef]\n",
+			want: func(c *Config) {
+				chat := c.Defaults
+				chat.Name, chat.Auth, chat.JWTAudience, chat.APIKeys = "chat", "jwt", "a", []string{"0123456789abcdef"}
+				d := c.Defaults
+				d.Name = "default"
+				c.Namespaces = []Namespace{chat, d}
+			}},
+		{name: "default_namespace: false serves only those declared", file: "default_namespace: false\nnamespaces:\n  - name: chat\n",
+			want: func(c *Config) {
+				chat := c.Defaults
+				chat.Name = "chat"
+				c.DefaultNamespace, c.Namespaces = false, []Namespace{chat}
+			}},
+		{name: "a file that declares default sets it", file: "namespaces:\n  - name: chat\n  - name: default\n    max_age: 1h\n",
+			want: func(c *Config) {
+				chat, d := c.Defaults, c.Defaults
+				chat.Name, d.Name, d.MaxAge = "chat", "default", time.Hour
+				c.Namespaces = []Namespace{chat, d}
+			}},
 		{name: "nats url lets data be empty", args: []string{"--nats-url", "nats://x:4222", "--data", ""},
 			want: func(c *Config) { c.NATSURL, c.Data = "nats://x:4222", "" }},
 	}
@@ -178,6 +204,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "config key in file", file: "config: other.yaml\n", wantErr: "config"},
 		{name: "unknown key in a namespace", file: "namespaces:\n  - name: a\n    heartbeat: 1s\n", wantErr: "heartbeat"},
 		{name: "unknown flag", args: []string{"--adress", ":1"}, wantErr: "adress"},
+		{name: "no namespace at all", args: []string{"--default-namespace=false"}, wantErr: "default-namespace is false but the config file declares no namespace"},
 		{name: "positional argument", args: []string{"serve", "extra"}, wantErr: "serve"},
 		{name: "bad duration in flag", args: []string{"--heartbeat", "10"}, wantErr: "--heartbeat"},
 		{name: "bad duration in env", env: map[string]string{"ROOMCAST_RETRY": "soon"}, wantErr: "ROOMCAST_RETRY"},
@@ -278,7 +305,7 @@ func TestHelp(t *testing.T) {
 				}
 			}
 			// The defaults are shown.
-			for _, want := range []string{`":8080"`, `"./data"`, `"15s"`} {
+			for _, want := range []string{`"127.0.0.1:8080"`, `"./data"`, `"15s"`} {
 				if !strings.Contains(usage, want) {
 					t.Errorf("usage does not show the default %s", want)
 				}
@@ -289,7 +316,7 @@ func TestHelp(t *testing.T) {
 
 func TestAddrAndDataSettings(t *testing.T) {
 	want := map[string]struct{ env, def string }{
-		"addr": {"ROOMCAST_ADDR", ":8080"},
+		"addr": {"ROOMCAST_ADDR", "127.0.0.1:8080"},
 		"data": {"ROOMCAST_DATA", "./data"},
 	}
 	c := Default()

@@ -155,7 +155,7 @@ func (ns *Namespace) onConn(ctx context.Context, op string, req connRequest) (co
 		return rep, rep.err()
 	}
 	if ns.hub.bus == nil {
-		return connReply{}, fmt.Errorf("connection %s: %w", clip(string(req.ID)), ErrNotFound)
+		return connReply{}, fmt.Errorf("connection %s is not open: %w", clip(string(req.ID)), ErrNotFound)
 	}
 	timeout := askTimeout
 	if op == opSettle {
@@ -170,7 +170,7 @@ func (ns *Namespace) onConn(ctx context.Context, op string, req connRequest) (co
 	rb, err := ns.hub.bus.Ask(actx, ns.name, op, b)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			return connReply{}, fmt.Errorf("connection %s: %w", clip(string(req.ID)), ErrNotFound)
+			return connReply{}, fmt.Errorf("connection %s is not open: %w", clip(string(req.ID)), ErrNotFound)
 		}
 		return connReply{}, fmt.Errorf("connection %s: %w", clip(string(req.ID)), err)
 	}
@@ -179,7 +179,7 @@ func (ns *Namespace) onConn(ctx context.Context, op string, req connRequest) (co
 		return connReply{}, fmt.Errorf("control reply: %w: %w", ErrUnavailable, err)
 	}
 	if rep.Conn == nil && rep.Err == "" {
-		return connReply{}, fmt.Errorf("connection %s: %w", clip(string(req.ID)), ErrNotFound)
+		return connReply{}, fmt.Errorf("connection %s is not open: %w", clip(string(req.ID)), ErrNotFound)
 	}
 	return rep, rep.err()
 }
@@ -356,7 +356,7 @@ func (ns *Namespace) Connection(ctx context.Context, id ConnID) (ConnInfo, error
 // it lives; ErrUnauthorized when there is none.
 func (ns *Namespace) ConnectionByToken(ctx context.Context, token string) (ConnInfo, error) {
 	if !validToken(token) {
-		return ConnInfo{}, fmt.Errorf("this is not a connection token of namespace %s: %w", ns.name, ErrUnauthorized)
+		return ConnInfo{}, fmt.Errorf("the bearer credential is not a connection token (22 characters from a connected event): %w", ErrUnauthorized)
 	}
 	h := tokenHash(token)
 	if c := ns.localByToken(h); c != nil {
@@ -364,7 +364,7 @@ func (ns *Namespace) ConnectionByToken(ctx context.Context, token string) (ConnI
 	}
 	rep, err := ns.onConn(ctx, opLookup, connRequest{TokenHash: hex.EncodeToString(h[:])})
 	if errors.Is(err, ErrNotFound) || ns.hub.bus == nil {
-		return ConnInfo{}, fmt.Errorf("the connection token is unknown or its connection has ended: %w", ErrUnauthorized)
+		return ConnInfo{}, fmt.Errorf("the connection token is unknown or its connection has closed; use the token of a connection's connected event: %w", ErrUnauthorized)
 	}
 	if err != nil {
 		return ConnInfo{}, err

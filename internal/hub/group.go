@@ -496,7 +496,7 @@ func (ns *Namespace) settleLocal(ctx context.Context, c *Conn, b settleBatch) er
 	for i, a := range b.AckIDs {
 		id, ok := ns.checkAckID(k, c.ID, a)
 		if !ok {
-			return fmt.Errorf("ack id %d was not delivered by %s to this connection: %w", i, k, ErrForbidden)
+			return fmt.Errorf("ids[%d] was not delivered by %s to connection %s: acknowledge with the token of the connection that received it, on its group's path: %w", i, k, c.ID, ErrForbidden)
 		}
 		ids[i] = id
 	}
@@ -521,9 +521,9 @@ func (ns *Namespace) settleLocal(ctx context.Context, c *Conn, b settleBatch) er
 		revoked := g.revoked.has(id)
 		g.mu.Unlock()
 		if revoked {
-			return fmt.Errorf("ack id %d: delivery superseded: its lease ended and the message was given to another delivery: %w", i, ErrSuperseded)
+			return fmt.Errorf("ids[%d]: delivery superseded: its lease ended and the message went to another delivery: %w", i, ErrSuperseded)
 		}
-		return fmt.Errorf("ack id %d: not a current delivery of %s to this connection: %w", i, k, ErrSuperseded)
+		return fmt.Errorf("ids[%d] is no longer held by connection %s (acknowledged, handed back, or its lease ended): %w", i, c.ID, ErrSuperseded)
 	}
 	for _, f := range claimed {
 		f.settling = true

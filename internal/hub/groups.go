@@ -352,7 +352,7 @@ func (ns *Namespace) SettleGroup(ctx context.Context, conn ConnID, room, name st
 	}
 	for i, id := range ackIDs {
 		if _, ok := parseAckID(id); !ok {
-			return fmt.Errorf("ack id %d is not an ack id of this server: %w", i, ErrInvalid)
+			return fmt.Errorf("ids[%d] is not an ack id: send the ack_id of a delivery as received: %w", i, ErrInvalid)
 		}
 	}
 	b := settleBatch{Room: k.Room, Group: k.Name, AckIDs: ackIDs, Op: op, Delay: delay}

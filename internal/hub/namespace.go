@@ -175,7 +175,7 @@ func (ns *Namespace) join(c *Conn, room string) (bool, error) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if !c.registered {
-		return false, fmt.Errorf("connection %s: %w", c.ID, ErrNotFound)
+		return false, fmt.Errorf("connection %s has closed: %w", c.ID, ErrNotFound)
 	}
 	if _, ok := c.rooms[room]; ok {
 		return false, nil
@@ -193,7 +193,7 @@ func (ns *Namespace) leave(c *Conn, room string) (bool, error) {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if !c.registered {
-		return false, fmt.Errorf("connection %s: %w", c.ID, ErrNotFound)
+		return false, fmt.Errorf("connection %s has closed: %w", c.ID, ErrNotFound)
 	}
 	if _, ok := c.rooms[room]; !ok {
 		return false, nil
@@ -347,7 +347,7 @@ func (ns *Namespace) History(ctx context.Context, room string, after *Position, 
 	var page HistoryPage
 	if after != nil {
 		if after.Epoch != st.Epoch {
-			return HistoryPage{}, fmt.Errorf("position %s is from another epoch of the store: %w", after, ErrResumeExpired)
+			return HistoryPage{}, fmt.Errorf("position %s is from another epoch of the store (it was recreated): read the latest messages, without after: %w", after, ErrResumeExpired)
 		}
 		page.Truncated = st.First > after.Seq+1 && st.Last >= st.First
 		if !page.Truncated {
