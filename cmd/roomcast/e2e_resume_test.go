@@ -372,6 +372,21 @@ func TestE2EResetUnknownEpoch(t *testing.T) {
 				if c.Restored {
 					t.Fatalf("%s: restored from %s", path, tc.last)
 				}
+				if tc.name == "unknown token" {
+					// The position is in the log: the URL's room is replayed
+					// from it whatever became of the session, then the reset
+					// says the connection itself was lost.
+					ev := c.Next(e2eTimeout)
+					for ev.Event == "m" {
+						ev = c.Next(e2eTimeout)
+					}
+					if ev.Event != "reset" || !strings.Contains(ev.Data, "unknown") {
+						t.Fatalf("%s: got %s %s after the replay, want a reset naming the unknown session", path, ev.Event, ev.Data)
+					}
+					c.expect(t, e2ePub(t, s, "/ns/default/rooms/e/messages", "m", 1, ""))
+					c.Close()
+					continue
+				}
 				d := c.expectReset(t)
 				if pos, _ := d["position"].(string); e2eEpoch(t, pos) != epoch {
 					t.Fatalf("reset position %v: want the current epoch %s", d["position"], epoch)
@@ -442,9 +457,8 @@ func TestE2EResetRecoveryWindow(t *testing.T) {
 		return time.Since(gone) > window+300*time.Millisecond
 	})
 	witness := e2eOpen(t, s, "/ns/default/events?rooms=r,extra", "")
-	witness.expect(t,
-		e2ePub(t, s, "/ns/default/rooms/r/messages", "m", 2, ""),
-		e2ePub(t, s, "/ns/default/rooms/extra/messages", "m", 3, "")) // applied before the reconnect
+	m2 := e2ePub(t, s, "/ns/default/rooms/r/messages", "m", 2, "")
+	witness.expect(t, m2, e2ePub(t, s, "/ns/default/rooms/extra/messages", "m", 3, "")) // applied before the reconnect
 
 	r := e2eOpen(t, s, "/ns/default/events?rooms=r", c.LastID)
 	if r.Restored || r.ID == c.ID || r.Token == c.Token {
@@ -453,6 +467,9 @@ func TestE2EResetRecoveryWindow(t *testing.T) {
 	if !e2eEqualJSON(t, e2eAnySlice(r.Rooms), []string{"r"}) {
 		t.Fatalf("rooms %v, want only r (extra is not restored)", r.Rooms)
 	}
+	// Room r (in the URL) is replayed from the position, extra is not; then
+	// the reset names the window.
+	r.expect(t, m2)
 	d := r.expectReset(t)
 	if reason, _ := d["reason"].(string); !strings.Contains(reason, "recovery window") {
 		t.Fatalf("reset reason %q, want it to name the recovery window", reason)

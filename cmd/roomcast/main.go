@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	eng, err := engine.Open(ctx, engine.Config{
 		DataDir: cfg.Data, URL: cfg.NATSURL, NodeName: cfg.NodeName,
-		SyncInterval: cfg.SyncInterval, SyncAlways: cfg.SyncAlways, SessionTTL: maxWindow, GroupIdle: cfg.GroupIdle,
+		SyncInterval: cfg.SyncInterval, SyncAlways: cfg.SyncAlways, SessionTTL: 2 * maxWindow, GroupIdle: cfg.GroupIdle,
 		ClusterName: cfg.ClusterName, ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, Replicas: cfg.Replicas,
 	}, logger)
 	if err != nil {

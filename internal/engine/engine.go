@@ -36,8 +36,9 @@ type Config struct {
 	// SyncAlways fsyncs every message before acknowledging it (survives
 	// power loss; 25–45× slower publishes).
 	SyncAlways bool
-	// SessionTTL is how long disconnected connections' sessions are kept
-	// (the longest recovery window; default 2m).
+	// SessionTTL is how long sessions are kept (main: twice the longest
+	// recovery window, so that a resume a little past its window is told so
+	// rather than that its session is unknown; default 2m).
 	SessionTTL time.Duration
 	// MaxConsumers bounds consumers per stream (default 10000): replays and
 	// history reads each hold one briefly.
