@@ -20,7 +20,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/roomcast/roomcast/internal/engine"
 	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/sse"
 )
 
 // Config is the whole server configuration.
@@ -122,17 +124,21 @@ type JWTKey struct {
 
 // Default returns the built-in defaults.
 func Default() Config {
+	// Each component declares its own defaults; the configuration's are
+	// derived from them, so that a default is written once.
+	eng, str, hc := engine.DefaultConfig, sse.DefaultConfig, hub.DefaultConfig
+	ns, ret, grp := hub.DefaultNamespaceConfig, hub.DefaultRetention, hub.DefaultGroupConfig
 	return Config{
 		Addr: "127.0.0.1:8080", Data: "./data", LogLevel: "info", LogFormat: "auto", DefaultNamespace: true,
-		NodeName: "roomcast", SyncInterval: time.Second,
-		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
+		NodeName: eng.NodeName, SyncInterval: eng.SyncInterval, GroupIdle: eng.GroupIdle,
+		Heartbeat: str.Heartbeat, Retry: str.Retry, WriteTimeout: str.WriteTimeout, QueueSize: str.QueueSize,
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
-		QueueSize: 256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour, MaxConnections: 100000,
+		ResumeBuffer: hc.ResumeBuffer, MaxConnections: 100000,
 		TLSReloadInterval: 10 * time.Second, MaxConcurrentStreams: 250, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		Defaults: Namespace{
-			MaxBody: 64 << 10, RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
-			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgsPerRoom: 10000, DedupeWindow: 2 * time.Minute,
-			GroupAckWait: 30 * time.Second, GroupMaxDeliver: 5, GroupMaxInFlight: 10,
+			MaxBody: 64 << 10, RecoveryWindow: ns.RecoveryWindow, MaxRoomsPerConn: ns.MaxRoomsPerConn, HistoryLimit: ns.HistoryLimit,
+			MaxAge: ret.MaxAge, MaxBytes: ret.MaxBytes, MaxMsgsPerRoom: ret.MaxMsgsPerRoom, DedupeWindow: ret.Dedupe,
+			GroupAckWait: grp.AckWait, GroupMaxDeliver: grp.MaxDeliver, GroupMaxInFlight: grp.MaxInFlight,
 			Auth: "open", JWTLeeway: 30 * time.Second,
 		},
 	}

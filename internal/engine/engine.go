@@ -61,6 +61,11 @@ type Config struct {
 	Replicas int
 }
 
+// DefaultConfig is the engine's defaults (Open fills a Config's zero fields
+// from it; internal/config derives its defaults from it).
+var DefaultConfig = Config{NodeName: "roomcast", SyncInterval: time.Second, SessionTTL: 2 * time.Minute,
+	MaxConsumers: 10000, GroupIdle: 7 * 24 * time.Hour}
+
 // Engine is the storage and bus. It implements hub.Log and hub.Sessions.
 type Engine struct {
 	cfg    Config
@@ -99,20 +104,21 @@ var (
 // Open starts the embedded server (or connects to cfg.URL) and readies
 // JetStream.
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error) {
+	d := DefaultConfig
 	if cfg.NodeName == "" {
-		cfg.NodeName = "roomcast"
+		cfg.NodeName = d.NodeName
 	}
 	if cfg.SyncInterval <= 0 {
-		cfg.SyncInterval = time.Second
+		cfg.SyncInterval = d.SyncInterval
 	}
 	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = 2 * time.Minute
+		cfg.SessionTTL = d.SessionTTL
 	}
 	if cfg.MaxConsumers <= 0 {
-		cfg.MaxConsumers = 10000
+		cfg.MaxConsumers = d.MaxConsumers
 	}
 	if cfg.GroupIdle <= 0 {
-		cfg.GroupIdle = 7 * 24 * time.Hour
+		cfg.GroupIdle = d.GroupIdle
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
