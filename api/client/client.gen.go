@@ -158,7 +158,12 @@ type DirectPublishRequest struct {
 	Data *Payload `json:"data,omitempty"`
 
 	// Event An application event name: 1–128 bytes of UTF-8 without control characters (C0, DEL, C1,
-	// U+2028, U+2029), and none of the reserved names `connected`, `reset`, `error`.
+	// U+2028, U+2029), without invisible formatting characters (Unicode category Cf: bidi
+	// controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
+	// BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
+	// noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
+	// reserved names `connected`, `reset`, `error`. The pattern lists the characters of the
+	// Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
 	//
 	//
 	// Example: chat message
@@ -234,7 +239,12 @@ type Envelope struct {
 type EventID = string
 
 // EventName An application event name: 1–128 bytes of UTF-8 without control characters (C0, DEL, C1,
-// U+2028, U+2029), and none of the reserved names `connected`, `reset`, `error`.
+// U+2028, U+2029), without invisible formatting characters (Unicode category Cf: bidi
+// controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
+// BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
+// noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
+// reserved names `connected`, `reset`, `error`. The pattern lists the characters of the
+// Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
 //
 // Example: chat message
 type EventName = string
@@ -511,7 +521,12 @@ type PublishRequest struct {
 	Data *Payload `json:"data,omitempty"`
 
 	// Event An application event name: 1–128 bytes of UTF-8 without control characters (C0, DEL, C1,
-	// U+2028, U+2029), and none of the reserved names `connected`, `reset`, `error`.
+	// U+2028, U+2029), without invisible formatting characters (Unicode category Cf: bidi
+	// controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
+	// BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
+	// noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
+	// reserved names `connected`, `reset`, `error`. The pattern lists the characters of the
+	// Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
 	//
 	//
 	// Example: chat message
@@ -603,7 +618,12 @@ type RoomPublishRequest struct {
 	Data *Payload `json:"data,omitempty"`
 
 	// Event An application event name: 1–128 bytes of UTF-8 without control characters (C0, DEL, C1,
-	// U+2028, U+2029), and none of the reserved names `connected`, `reset`, `error`.
+	// U+2028, U+2029), without invisible formatting characters (Unicode category Cf: bidi
+	// controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
+	// BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
+	// noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
+	// reserved names `connected`, `reset`, `error`. The pattern lists the characters of the
+	// Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
 	//
 	//
 	// Example: chat message
