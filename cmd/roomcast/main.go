@@ -25,6 +25,7 @@ import (
 	"github.com/roomcast/roomcast/api"
 	"github.com/roomcast/roomcast/internal/auth"
 	"github.com/roomcast/roomcast/internal/config"
+	"github.com/roomcast/roomcast/internal/datadir"
 	"github.com/roomcast/roomcast/internal/engine"
 	"github.com/roomcast/roomcast/internal/hub"
 	"github.com/roomcast/roomcast/internal/metrics"
@@ -91,6 +92,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	if cfg.NATSURL == "" {
+		// One server per data directory, for the life of the process
+		// (released last: after the engine closed its store).
+		lock, err := datadir.Acquire(cfg.Data)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+	}
 
 	maxWindow, minWindow := time.Duration(0), time.Duration(1<<62)
 	for _, n := range cfg.Namespaces {

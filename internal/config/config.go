@@ -128,7 +128,7 @@ type setting struct {
 // settings lists every setting once: flags, env, file and --help come from it.
 var settings = []setting{
 	{name: "addr", usage: "HTTP listen address", global: func(c *Config) any { return &c.Addr }},
-	{name: "data", usage: "data directory of the embedded engine", global: func(c *Config) any { return &c.Data }},
+	{name: "data", usage: "data directory of the embedded engine (locked: one server per directory)", global: func(c *Config) any { return &c.Data }},
 	{name: "config", usage: "optional YAML file declaring namespaces and settings", global: func(c *Config) any { return &c.ConfigFile }},
 	{name: "log-level", usage: "debug, info, warn or error", global: func(c *Config) any { return &c.LogLevel }},
 	{name: "log-format", usage: "auto (text on a terminal, JSON otherwise), text or json", global: func(c *Config) any { return &c.LogFormat }},
