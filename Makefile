@@ -8,10 +8,11 @@ GO ?= go
 # short mode.
 test: deps vet unit fuzz bench-micro bench-short vulncheck generate-check ts-client
 
-# deps: Go modules, and Debian's chromium for the browser tests of web/
-# (cmd/roomcast/web_test.go fails, not skips, without it). CI runs as root.
+# deps: Go modules, Debian's chromium for the browser tests of web/
+# (cmd/roomcast/web_test.go fails, not skips, without it) and curl for the
+# README's curl session (cmd/roomcast/readme_test.go runs it). CI runs as root.
 deps:
-	command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	command -v chromium >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium curl)
 	$(GO) mod download
 
 vet:

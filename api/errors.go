@@ -47,6 +47,13 @@ func (e *validationError) Unwrap() error { return hub.ErrInvalid }
 // status is the one table from domain errors to HTTP statuses.
 func status(err error) (int, string) {
 	switch {
+	// Before ErrInvalid: a body read that failed wraps it too.
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout, "request timeout"
+	case errors.Is(err, errUnsupportedType):
+		return http.StatusUnsupportedMediaType, "unsupported media type"
+	case errors.Is(err, errHeaderTooLarge):
+		return http.StatusRequestHeaderFieldsTooLarge, "request header fields too large"
 	case errors.Is(err, hub.ErrInvalid):
 		return http.StatusBadRequest, "invalid request"
 	case errors.Is(err, hub.ErrUnauthorized):
@@ -100,6 +107,12 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")
 		}
+	case http.StatusRequestTimeout:
+		// The rest of the body may still come: this connection cannot
+		// carry another request.
+		w.Header().Set("Connection", "close")
+	case http.StatusUnsupportedMediaType:
+		w.Header().Set("Accept", "application/json")
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="roomcast"`)
 	}

@@ -81,11 +81,14 @@ func fieldErrors(err error) error {
 	return &validationError{fields: out}
 }
 
-// decode reads a JSON body into dst and validates it. The body is JSON
-// whatever the Content-Type says, so that a plain `curl -d '{…}'` works;
+// decode reads a JSON body into dst and validates it. A body labelled with
+// another media type than application/json is refused (415, checkJSON);
 // unknown fields are refused so that a typo ("room" for "rooms") is an error,
 // not a silent broadcast to the whole namespace.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
+	if err := checkJSON(r); err != nil {
+		return err
+	}
 	body, err := readBody(w, r, limit, false)
 	if err != nil {
 		return err
@@ -106,6 +109,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, kib bool) ([]
 			return nil, fmt.Errorf("body is larger than %d KiB: %w", limit>>10, hub.ErrTooLarge)
 		}
 		return nil, fmt.Errorf("body is larger than %d bytes: %w", limit, hub.ErrTooLarge)
+	}
+	if errors.Is(err, errBodyTimeout) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read body: %w: %w", hub.ErrInvalid, err)
@@ -135,6 +141,9 @@ func (a *API) decodeBytes(body []byte, dst any) error {
 func (a *API) decodeOptional(w http.ResponseWriter, r *http.Request, dst any) error {
 	body, err := readBody(w, r, 16<<10, true)
 	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
+	}
+	if err := checkJSON(r); err != nil {
 		return err
 	}
 	return a.decodeBytes(body, dst)

@@ -175,6 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Spec: roomcast.OpenAPI, Web: web.Handler, Logger: logger,
 		Metrics: reg.Handler(), ObserveRequest: reg.ObserveRequest,
 		Tickets: eng, MaxConnections: cfg.MaxConnections,
+		Limits: api.Limits{BodyTimeout: cfg.BodyTimeout, MaxRequestsPerIP: cfg.MaxRequestsPerIP, MaxHeaderBytes: int(cfg.MaxHeaderBytes)},
 	})
 	if err != nil {
 		return err
@@ -183,9 +184,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    32 << 10,
-		// No WriteTimeout: it would cut healthy SSE streams. Each SSE write
-		// has its own deadline (sse.Config.WriteTimeout).
+		// Larger than the API's own limit, which answers 431 as
+		// problem+json; net/http answers past this one itself.
+		MaxHeaderBytes: api.ServerHeaderBytes(int(cfg.MaxHeaderBytes)),
+		// No ReadTimeout or WriteTimeout: they would cut healthy SSE
+		// streams. Request bodies have their own deadline (api.Limits), each
+		// SSE write its own (sse.Config.WriteTimeout).
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -43,6 +43,9 @@ type Config struct {
 	Retry             time.Duration
 	WriteTimeout      time.Duration
 	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+	MaxRequestsPerIP  int
+	MaxHeaderBytes    int64
 	ShutdownTimeout   time.Duration
 	GroupIdle         time.Duration
 	MaxConnections    int
@@ -106,8 +109,9 @@ func Default() Config {
 		Addr: ":8080", Data: "./data", LogLevel: "info", LogFormat: "auto",
 		NodeName: "roomcast", SyncInterval: time.Second,
 		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
-		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
-		QueueSize: 256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour, MaxConnections: 100000,
+		ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 10 * time.Second, MaxRequestsPerIP: 256, MaxHeaderBytes: 32 << 10,
+		ShutdownTimeout: 10 * time.Second,
+		QueueSize:       256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour, MaxConnections: 100000,
 		Defaults: Namespace{
 			MaxBody: 64 << 10, RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
 			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgsPerRoom: 10000, DedupeWindow: 2 * time.Minute,
@@ -145,6 +149,9 @@ var settings = []setting{
 	{name: "retry", usage: "reconnection delay advised to SSE clients", global: func(c *Config) any { return &c.Retry }},
 	{name: "write-timeout", usage: "deadline of each write to an SSE client", global: func(c *Config) any { return &c.WriteTimeout }},
 	{name: "read-header-timeout", usage: "time allowed to read request headers", global: func(c *Config) any { return &c.ReadHeaderTimeout }},
+	{name: "body-timeout", usage: "time allowed to receive a request body once its headers arrived (408 and the connection closed beyond)", global: func(c *Config) any { return &c.BodyTimeout }},
+	{name: "max-requests-per-ip", usage: "requests one client address may have in progress at once, SSE streams excepted (429 beyond; 0: unlimited)", global: func(c *Config) any { return &c.MaxRequestsPerIP }},
+	{name: "max-header-bytes", usage: "largest request line and headers (431 beyond)", global: func(c *Config) any { return &c.MaxHeaderBytes }},
 	{name: "shutdown-timeout", usage: "grace period on SIGINT/SIGTERM", global: func(c *Config) any { return &c.ShutdownTimeout }},
 	{name: "queue-size", usage: "events queued per connection before it is closed as a slow consumer", global: func(c *Config) any { return &c.QueueSize }},
 	{name: "resume-buffer", usage: "live messages held per connection while its replay runs", global: func(c *Config) any { return &c.ResumeBuffer }},
@@ -507,7 +514,8 @@ func (c Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"heartbeat": c.Heartbeat, "retry": c.Retry, "write-timeout": c.WriteTimeout,
 		"read-header-timeout": c.ReadHeaderTimeout, "shutdown-timeout": c.ShutdownTimeout, "sync-interval": c.SyncInterval,
-		"group-idle": c.GroupIdle,
+		"body-timeout": c.BodyTimeout,
+		"group-idle":   c.GroupIdle,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
@@ -518,6 +526,12 @@ func (c Config) validate() error {
 	}
 	if c.ClusterName != "" && c.NATSURL != "" {
 		errs = append(errs, errors.New("cluster: --nats-url uses an external cluster; do not combine it with --cluster-name"))
+	}
+	if c.MaxRequestsPerIP < 0 {
+		errs = append(errs, errors.New("max-requests-per-ip: must be 0 (unlimited) or more"))
+	}
+	if c.MaxHeaderBytes < 4<<10 || c.MaxHeaderBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("max-header-bytes: want 4KiB to 1MiB, got %d", c.MaxHeaderBytes))
 	}
 	if c.QueueSize < 1 || c.ResumeBuffer < 1 {
 		errs = append(errs, errors.New("queue-size and resume-buffer must be at least 1"))
