@@ -70,6 +70,8 @@ func status(err error) (int, string) {
 		return http.StatusTooManyRequests, "too many requests"
 	case errors.Is(err, hub.ErrResumeExpired):
 		return http.StatusGone, "position no longer available"
+	case errors.Is(err, hub.ErrStorageFull):
+		return http.StatusInsufficientStorage, "insufficient storage"
 	case errors.Is(err, hub.ErrUnavailable), errors.Is(err, hub.ErrClosed):
 		return http.StatusServiceUnavailable, "service unavailable"
 	default:
@@ -103,6 +105,12 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		p.Detail = "an unexpected error occurred; the request id identifies it in the server log"
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusInsufficientStorage:
+		// Space comes back when an operator frees it; the server notices
+		// within a second. The detail says what happened, not the layers
+		// the error went through (the reason is in the log and /readyz).
+		w.Header().Set("Retry-After", "5")
+		p.Detail = "the message was not stored: the server's data volume is full and its store refuses writes; retry once space is freed"
 	case http.StatusTooManyRequests:
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")

@@ -713,6 +713,9 @@ type Gone = Problem
 // HeaderTooLarge An RFC 9457 problem document.
 type HeaderTooLarge = Problem
 
+// InsufficientStorage An RFC 9457 problem document.
+type InsufficientStorage = Problem
+
 // InternalError An RFC 9457 problem document.
 type InternalError = Problem
 
@@ -1352,7 +1355,9 @@ type ClientInterface interface {
 
 	// Readyz Readiness
 	//
-	// Answers 200 when the message store can take publishes, 503 otherwise.
+	// Answers 200 when the message store can take publishes, 503 otherwise: the engine is
+	// unreachable, a cluster node has no quorum, or the data volume is full (the detail says
+	// which; publishes answer 507 meanwhile).
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2148,7 +2153,9 @@ func (c *Client) GetSpec(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // Readyz Readiness
 //
-// Answers 200 when the message store can take publishes, 503 otherwise.
+// Answers 200 when the message store can take publishes, 503 otherwise: the engine is
+// unreachable, a cluster node has no quorum, or the data volume is full (the detail says
+// which; publishes answer 507 meanwhile).
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4205,7 +4212,9 @@ type ClientWithResponsesInterface interface {
 
 	// ReadyzWithResponse Readiness
 	//
-	// Answers 200 when the message store can take publishes, 503 otherwise.
+	// Answers 200 when the message store can take publishes, 503 otherwise: the engine is
+	// unreachable, a cluster node has no quorum, or the data volume is full (the detail says
+	// which; publishes answer 507 meanwhile).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4680,6 +4689,11 @@ type PublishToConnectionResponse503Headers struct {
 	RetryAfter int
 }
 
+// PublishToConnectionResponse507Headers the declared response headers of an HTTP 507 response for PublishToConnection
+type PublishToConnectionResponse507Headers struct {
+	RetryAfter int
+}
+
 type PublishToConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4707,6 +4721,8 @@ type PublishToConnectionResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PublishToConnectionResponse401Headers
 	// Headers408 the parsed response headers for an HTTP 408 response
@@ -4717,6 +4733,8 @@ type PublishToConnectionResponse struct {
 	Headers429 *PublishToConnectionResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishToConnectionResponse503Headers
+	// Headers507 the parsed response headers for an HTTP 507 response
+	Headers507 *PublishToConnectionResponse507Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -4777,6 +4795,11 @@ func (r PublishToConnectionResponse) GetApplicationproblemJSON500() *InternalErr
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r PublishToConnectionResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r PublishToConnectionResponse) GetApplicationproblemJSON507() *InsufficientStorage {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -4959,6 +4982,11 @@ type PublishResponse503Headers struct {
 	RetryAfter int
 }
 
+// PublishResponse507Headers the declared response headers of an HTTP 507 response for Publish
+type PublishResponse507Headers struct {
+	RetryAfter int
+}
+
 type PublishResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4986,6 +5014,8 @@ type PublishResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PublishResponse401Headers
 	// Headers408 the parsed response headers for an HTTP 408 response
@@ -4996,6 +5026,8 @@ type PublishResponse struct {
 	Headers429 *PublishResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishResponse503Headers
+	// Headers507 the parsed response headers for an HTTP 507 response
+	Headers507 *PublishResponse507Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -5056,6 +5088,11 @@ func (r PublishResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r PublishResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r PublishResponse) GetApplicationproblemJSON507() *InsufficientStorage {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -6304,6 +6341,11 @@ type ReplayDeadResponse503Headers struct {
 	RetryAfter int
 }
 
+// ReplayDeadResponse507Headers the declared response headers of an HTTP 507 response for ReplayDead
+type ReplayDeadResponse507Headers struct {
+	RetryAfter int
+}
+
 type ReplayDeadResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6323,12 +6365,16 @@ type ReplayDeadResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ReplayDeadResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ReplayDeadResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ReplayDeadResponse503Headers
+	// Headers507 the parsed response headers for an HTTP 507 response
+	Headers507 *ReplayDeadResponse507Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -6369,6 +6415,11 @@ func (r ReplayDeadResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r ReplayDeadResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r ReplayDeadResponse) GetApplicationproblemJSON507() *InsufficientStorage {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -7133,6 +7184,11 @@ type PublishToRoomResponse503Headers struct {
 	RetryAfter int
 }
 
+// PublishToRoomResponse507Headers the declared response headers of an HTTP 507 response for PublishToRoom
+type PublishToRoomResponse507Headers struct {
+	RetryAfter int
+}
+
 type PublishToRoomResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7160,6 +7216,8 @@ type PublishToRoomResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
+	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PublishToRoomResponse401Headers
 	// Headers408 the parsed response headers for an HTTP 408 response
@@ -7170,6 +7228,8 @@ type PublishToRoomResponse struct {
 	Headers429 *PublishToRoomResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishToRoomResponse503Headers
+	// Headers507 the parsed response headers for an HTTP 507 response
+	Headers507 *PublishToRoomResponse507Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -7230,6 +7290,11 @@ func (r PublishToRoomResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r PublishToRoomResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
+func (r PublishToRoomResponse) GetApplicationproblemJSON507() *InsufficientStorage {
+	return r.ApplicationproblemJSON507
 }
 
 // GetBody returns the raw response body bytes
@@ -8220,7 +8285,9 @@ func (c *ClientWithResponses) GetSpecWithResponse(ctx context.Context, reqEditor
 
 // ReadyzWithResponse Readiness
 //
-// Answers 200 when the message store can take publishes, 503 otherwise.
+// Answers 200 when the message store can take publishes, 503 otherwise: the engine is
+// unreachable, a cluster node has no quorum, or the data volume is full (the detail says
+// which; publishes answer 507 meanwhile).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8728,6 +8795,13 @@ func ParsePublishToConnectionResponse(rsp *http.Response) (*PublishToConnectionR
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
 	}
 
 	switch {
@@ -8781,6 +8855,16 @@ func ParsePublishToConnectionResponse(rsp *http.Response) (*PublishToConnectionR
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 507:
+		var headers PublishToConnectionResponse507Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers507 = &headers
 	}
 
 	return response, nil
@@ -9019,6 +9103,13 @@ func ParsePublishResponse(rsp *http.Response) (*PublishResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
 	}
 
 	switch {
@@ -9072,6 +9163,16 @@ func ParsePublishResponse(rsp *http.Response) (*PublishResponse, error) {
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 507:
+		var headers PublishResponse507Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers507 = &headers
 	}
 
 	return response, nil
@@ -10349,6 +10450,13 @@ func ParseReplayDeadResponse(rsp *http.Response) (*ReplayDeadResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
 	}
 
 	switch {
@@ -10382,6 +10490,16 @@ func ParseReplayDeadResponse(rsp *http.Response) (*ReplayDeadResponse, error) {
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 507:
+		var headers ReplayDeadResponse507Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers507 = &headers
 	}
 
 	return response, nil
@@ -11175,6 +11293,13 @@ func ParsePublishToRoomResponse(rsp *http.Response) (*PublishToRoomResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
+		var dest InsufficientStorage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON507 = &dest
+
 	}
 
 	switch {
@@ -11228,6 +11353,16 @@ func ParsePublishToRoomResponse(rsp *http.Response) (*PublishToRoomResponse, err
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 507:
+		var headers PublishToRoomResponse507Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers507 = &headers
 	}
 
 	return response, nil

@@ -38,6 +38,7 @@ type Config struct {
 	Replicas      int
 	SyncInterval  time.Duration
 	SyncAlways    bool
+	DiskReserve   int64
 
 	Heartbeat         time.Duration
 	Retry             time.Duration
@@ -107,7 +108,7 @@ type JWTKey struct {
 func Default() Config {
 	return Config{
 		Addr: ":8080", Data: "./data", LogLevel: "info", LogFormat: "auto",
-		NodeName: "roomcast", SyncInterval: time.Second,
+		NodeName: "roomcast", SyncInterval: time.Second, DiskReserve: 32 << 20,
 		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
 		ReadHeaderTimeout: 10 * time.Second, BodyTimeout: 10 * time.Second, MaxRequestsPerIP: 256, MaxHeaderBytes: 32 << 10,
 		ShutdownTimeout: 10 * time.Second,
@@ -145,6 +146,7 @@ var settings = []setting{
 	{name: "replicas", usage: "JetStream replicas of streams, buckets and groups (0: 3 when the cluster has ≥ 3 nodes, else its size)", global: func(c *Config) any { return &c.Replicas }},
 	{name: "sync-interval", usage: "how often the store is fsynced (a 2xx publish survives kill -9 at any value; this bounds OS-crash loss)", global: func(c *Config) any { return &c.SyncInterval }},
 	{name: "sync-always", usage: "fsync every message before answering (survives power loss, much slower)", global: func(c *Config) any { return &c.SyncAlways }},
+	{name: "disk-reserve", usage: "free space the data volume must keep: below it publishes answer 507 (and /readyz 503) until space is freed; 0: only once a write fails for lack of space", global: func(c *Config) any { return &c.DiskReserve }},
 	{name: "heartbeat", usage: "interval of SSE keep-alive comments", global: func(c *Config) any { return &c.Heartbeat }},
 	{name: "retry", usage: "reconnection delay advised to SSE clients", global: func(c *Config) any { return &c.Retry }},
 	{name: "write-timeout", usage: "deadline of each write to an SSE client", global: func(c *Config) any { return &c.WriteTimeout }},
@@ -526,6 +528,9 @@ func (c Config) validate() error {
 	}
 	if c.ClusterName != "" && c.NATSURL != "" {
 		errs = append(errs, errors.New("cluster: --nats-url uses an external cluster; do not combine it with --cluster-name"))
+	}
+	if c.DiskReserve < 0 {
+		errs = append(errs, errors.New("disk-reserve: must be 0 or more"))
 	}
 	if c.MaxRequestsPerIP < 0 {
 		errs = append(errs, errors.New("max-requests-per-ip: must be 0 (unlimited) or more"))

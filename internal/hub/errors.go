@@ -23,4 +23,7 @@ var (
 	ErrReplaced = errors.New("replaced by a newer connection with the same token")
 	// ErrTokenExpired closes a connection whose credentials expired.
 	ErrTokenExpired = errors.New("credentials expired")
+	// ErrStorageFull: the store refuses writes (its volume is full); the
+	// message was not stored.
+	ErrStorageFull = errors.New("storage full")
 )
