@@ -1,7 +1,7 @@
 # The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz build bench-micro bench-short bench vulncheck generate-check ts-client
+.PHONY: test deps vet unit fuzz fault build bench-micro bench-short bench vulncheck generate-check ts-client
 
 # test installs what the tests need, then runs every test with the race
 # detector, the spec checks, short fuzz runs, and the load generator's
@@ -22,6 +22,13 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# fault runs the long scenarios of the fault suite (internal/fault: kill -9
+# loop, disk full, slow bodies; about 6 minutes, the disk-full ones as root)
+# and prints their figures, which README.md's Reliability section reports.
+# Their short versions run in unit (about a minute).
+fault:
+	$(GO) test -count=1 -timeout 30m -v -run '^TestFault' ./internal/fault -fault.long
 
 # Short fuzz runs of the encoders and request parsers (their seed corpora
 # also run in unit). Each target has an execution budget (about ten seconds
