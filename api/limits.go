@@ -99,10 +99,23 @@ func (a *API) refuse(w http.ResponseWriter, r *http.Request, rc *http.ResponseCo
 	_ = rc.SetReadDeadline(time.Now())
 }
 
-// isStream reports the SSE routes (GET …/events): long-lived by design,
-// bounded by the connection limits rather than per request.
+// isStream reports the SSE routes (GET /ns/{ns}/events and
+// /ns/{ns}/rooms/{room}/events): long-lived by design, bounded by the
+// connection limits rather than per request. (It runs before routing: the
+// path is matched here, exactly, so that a room named "events" is not a
+// stream.)
 func isStream(r *http.Request) bool {
-	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasSuffix(r.URL.Path, "/events")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	seg := strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	switch {
+	case len(seg) == 3:
+		return seg[0] == "ns" && seg[2] == "events"
+	case len(seg) == 5:
+		return seg[0] == "ns" && seg[2] == "rooms" && seg[4] == "events"
+	}
+	return false
 }
 
 // headerBytes counts a request's line and headers as they came on the wire

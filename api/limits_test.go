@@ -399,3 +399,25 @@ func TestJSONBodiesNeedJSONContentType(t *testing.T) {
 		})
 	}
 }
+
+func TestIsStream(t *testing.T) {
+	for _, tt := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"GET", "/ns/default/events", true},
+		{"GET", "/ns/default/rooms/lobby/events", true},
+		{"HEAD", "/ns/default/rooms/lobby/events", true},
+		{"POST", "/ns/default/rooms/lobby/events", false},
+		{"GET", "/ns/default/rooms/events", false}, // the room named events
+		{"GET", "/ns/default/rooms/events/members", false},
+		{"GET", "/ns/default/rooms/lobby/groups/events", false},
+		{"GET", "/events", false},
+		{"GET", "/x/default/events", false},
+	} {
+		r := httptest.NewRequest(tt.method, tt.path, nil)
+		if got := isStream(r); got != tt.want {
+			t.Errorf("isStream(%s %s) = %v, want %v", tt.method, tt.path, got, tt.want)
+		}
+	}
+}
