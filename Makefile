@@ -1,7 +1,7 @@
 # The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz build bench-micro bench-short bench vulncheck generate-check ts-client js-client spec-tools
+.PHONY: test deps vet unit fuzz fault build bench-micro bench-short bench vulncheck generate-check ts-client js-client spec-tools
 
 # test installs what the tests need, then runs every test with the race
 # detector, the spec checks, short fuzz runs, and the load generator's
@@ -9,11 +9,12 @@ GO ?= go
 test: deps vet unit fuzz bench-micro bench-short vulncheck generate-check ts-client js-client spec-tools
 
 # deps: Go modules (the server's, and those of tools/ogen: the ogen
-# generator and the packages its code imports), and Debian's chromium for the
+# generator and the packages its code imports), Debian's chromium for the
 # browser tests of web/ (cmd/roomcast/web_test.go fails, not skips, without
-# it). CI runs as root.
+# it) and curl for the README's curl session (cmd/roomcast/readme_test.go
+# runs it). CI runs as root.
 deps:
-	command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	command -v chromium >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium curl)
 	$(GO) mod download
 	cd tools/ogen && $(GO) mod download
 
@@ -24,6 +25,13 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# fault runs the long scenarios of the fault suite (internal/fault: kill -9
+# loop, disk full, slow bodies; about 6 minutes, the disk-full ones as root)
+# and prints their figures, which README.md's Reliability section reports.
+# Their short versions run in unit (about a minute).
+fault:
+	$(GO) test -count=1 -timeout 30m -v -run '^TestFault' ./internal/fault -fault.long
 
 # Short fuzz runs of the encoders and request parsers (their seed corpora
 # also run in unit). Each target has an execution budget (about ten seconds
