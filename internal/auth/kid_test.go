@@ -20,10 +20,12 @@ const hsSecret2 = "fedcba9876543210fedcba9876543210"
 // naming an RS256 key's kid was accepted (by the HS256 key without id).
 func TestKidBindsKeyAndAlgorithm(t *testing.T) {
 	k := newKeys(t)
+	rsa2 := testKeys(t).rsa2
 	v, err := New(Config{Audience: "roomcast", Keys: []KeyConfig{
 		{Alg: "HS256", Secret: hsSecret},
 		{ID: "rs1", Alg: "RS256", PEMFile: k.rsaPEM},
 		{ID: "hsA", Alg: "HS256", Secret: hsSecret2},
+		{ID: "ps1", Alg: "PS256", PEMFile: writeFile(t, "ps1.pem", pemOf(t, &rsa2.PublicKey))},
 	}}, noEnv)
 	if err != nil {
 		t.Fatal(err)
@@ -32,9 +34,13 @@ func TestKidBindsKeyAndAlgorithm(t *testing.T) {
 		name, token, reason string
 	}{
 		{"HS256 naming the RS256 key's kid, signed with the secret of the key without id",
-			sign(t, jwt.SigningMethodHS256, "rs1", []byte(hsSecret), claims(nil)), "algorithm"},
+			sign(t, jwt.SigningMethodHS256, "rs1", []byte(hsSecret), claims(nil)), "pinned to another algorithm"},
 		{"HS256 naming the RS256 key's kid, signed with the RS256 key's PEM bytes",
-			sign(t, jwt.SigningMethodHS256, "rs1", k.rsaPEMb, claims(nil)), "algorithm"},
+			sign(t, jwt.SigningMethodHS256, "rs1", k.rsaPEMb, claims(nil)), "pinned to another algorithm"},
+		{"PS256 naming the RS256 key's kid, signed by that key (PS256 is accepted for ps1)",
+			sign(t, jwt.SigningMethodPS256, "rs1", k.rsa, claims(nil)), "pinned to another algorithm"},
+		{"RS256 naming the PS256 key's kid, signed by that key",
+			sign(t, jwt.SigningMethodRS256, "ps1", rsa2, claims(nil)), "pinned to another algorithm"},
 		{"HS256 naming another HS256 key's kid, signed with the key without id",
 			sign(t, jwt.SigningMethodHS256, "hsA", []byte(hsSecret), claims(nil)), "signature"},
 		{"kid naming no key, signed with the key without id",
@@ -62,6 +68,7 @@ func TestKidBindsKeyAndAlgorithm(t *testing.T) {
 		"no kid, key without id": sign(t, jwt.SigningMethodHS256, "", []byte(hsSecret), claims(nil)),
 		"kid rs1":                sign(t, jwt.SigningMethodRS256, "rs1", k.rsa, claims(nil)),
 		"kid hsA":                sign(t, jwt.SigningMethodHS256, "hsA", []byte(hsSecret2), claims(nil)),
+		"kid ps1":                sign(t, jwt.SigningMethodPS256, "ps1", rsa2, claims(nil)),
 	} {
 		if id, err := v.Verify(tok); err != nil || id.User != "alice" {
 			t.Errorf("%s: %+v, %v; want alice", name, id, err)
