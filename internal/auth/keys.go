@@ -69,7 +69,14 @@ func loadKey(kc KeyConfig, getenv func(string) string) ([]key, error) {
 	}
 	secret := kc.Secret
 	if kc.SecretEnv != "" {
-		secret = getenv(kc.SecretEnv)
+		// Said apart from a short secret: an unset variable is the usual
+		// mistake, and "shorter than 32 bytes" sent people to their secret.
+		if secret = getenv(kc.SecretEnv); secret == "" {
+			return nil, fmt.Errorf("secret_env: the environment variable %s is unset or empty; set it to an HMAC secret of at least %d bytes", kc.SecretEnv, MinHMACSecret)
+		}
+		if len(secret) < MinHMACSecret {
+			return nil, fmt.Errorf("secret_env: the HMAC secret in %s is %d bytes, shorter than %d", kc.SecretEnv, len(secret), MinHMACSecret)
+		}
 	}
 	if len(secret) < MinHMACSecret {
 		return nil, fmt.Errorf("HMAC secret shorter than %d bytes", MinHMACSecret)

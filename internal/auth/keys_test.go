@@ -507,3 +507,37 @@ func TestKeysFromEachSource(t *testing.T) {
 	mustRefuse(t, v, "rs kid signed by the jrs key", signWith(t, "PS384", "rs", ks.rsa2), "signature")
 	mustRefuse(t, v, "hsenv kid signed with hs's secret", signWith(t, "HS512", "hsenv", []byte(hsSecret)), "signature")
 }
+
+// TestSecretEnvWording (issue 14): an unset or empty secret_env variable is
+// named and said to be unset, not "shorter than 32 bytes"; a short secret
+// gives the variable and its length, never the secret.
+func TestSecretEnvWording(t *testing.T) {
+	env := map[string]string{"EMPTY": "", "SHORT": "tooshort", "EXACT": hsSecret, "LONG": hsSecret + "x"}
+	getenv := func(n string) string { return env[n] }
+	for _, c := range []struct{ variable, want string }{
+		{"UNSET", "jwt key 0: secret_env: the environment variable UNSET is unset or empty; set it to an HMAC secret of at least 32 bytes"},
+		{"EMPTY", "jwt key 0: secret_env: the environment variable EMPTY is unset or empty; set it to an HMAC secret of at least 32 bytes"},
+		{"SHORT", "jwt key 0: secret_env: the HMAC secret in SHORT is 8 bytes, shorter than 32"},
+		{"EXACT", ""}, {"LONG", ""},
+	} {
+		v, err := New(Config{Audience: "roomcast", Keys: []KeyConfig{{Alg: "HS256", SecretEnv: c.variable}}}, getenv)
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", c.variable, err)
+				continue
+			}
+			mustVerify(t, v, c.variable, signWith(t, "HS256", "", []byte(env[c.variable])))
+			continue
+		}
+		if err == nil || err.Error() != c.want {
+			t.Errorf("%s: err %v\nwant %s", c.variable, err, c.want)
+		}
+	}
+	// A secret in the file: 31 bytes refused, 32 taken.
+	if _, err := New(Config{Audience: "a", Keys: []KeyConfig{{Alg: "HS256", Secret: hsSecret[:31]}}}, noEnv); err == nil || err.Error() != "jwt key 0: HMAC secret shorter than 32 bytes" {
+		t.Errorf("31-byte secret: %v", err)
+	}
+	if _, err := New(Config{Audience: "a", Keys: []KeyConfig{{Alg: "HS256", Secret: hsSecret}}}, noEnv); err != nil {
+		t.Errorf("32-byte secret: %v", err)
+	}
+}
