@@ -198,10 +198,10 @@ func jwkPublic(k jwk) (crypto.PublicKey, error) {
 		}
 		xb, err1 := base64.RawURLEncoding.DecodeString(k.X)
 		yb, err2 := base64.RawURLEncoding.DecodeString(k.Y)
-		if err1 != nil || err2 != nil {
+		size := (curve.Params().BitSize + 7) / 8
+		if err1 != nil || err2 != nil || len(xb) > size || len(yb) > size {
 			return nil, errors.New("bad EC coordinates")
 		}
-		size := (curve.Params().BitSize + 7) / 8
 		raw := append([]byte{4}, append(leftPad(xb, size), leftPad(yb, size)...)...)
 		pub, err := ecdsa.ParseUncompressedPublicKey(curve, raw)
 		if err != nil {
@@ -221,9 +221,5 @@ func jwkPublic(k jwk) (crypto.PublicKey, error) {
 	return nil, fmt.Errorf("kty %q", k.Kty)
 }
 
-func leftPad(b []byte, n int) []byte {
-	if len(b) >= n {
-		return b
-	}
-	return append(make([]byte, n-len(b)), b...)
-}
+// leftPad restores the leading zeros some JWKS writers drop (len(b) <= n).
+func leftPad(b []byte, n int) []byte { return append(make([]byte, n-len(b)), b...) }

@@ -450,6 +450,8 @@ func TestNewRefusesKeys(t *testing.T) {
 		{"JWKS EC curve P-192", []KeyConfig{{JWKSFile: jwks(withField(ecJWK, "crv", "P-192"))}}, `curve "P-192"`},
 		{"JWKS EC x not base64url", []KeyConfig{{JWKSFile: jwks(withField(ecJWK, "x", "!!"))}}, "bad EC coordinates"},
 		{"JWKS EC y not base64url", []KeyConfig{{JWKSFile: jwks(withField(ecJWK, "y", "!!"))}}, "bad EC coordinates"},
+		{"JWKS EC x longer than the curve", []KeyConfig{{JWKSFile: jwks(withField(ecJWK, "x", b64(append([]byte{0}, mustB64(t, ecJWK["x"])...))))}}, "bad EC coordinates"},
+		{"JWKS EC y longer than the curve", []KeyConfig{{JWKSFile: jwks(withField(ecJWK, "y", b64(append([]byte{0}, mustB64(t, ecJWK["y"])...))))}}, "bad EC coordinates"},
 		{"JWKS EC point not on the curve", []KeyConfig{{JWKSFile: jwks(withField(ecJWK, "y", b64([]byte{1})))}}, "jwks_file key 0"},
 		{"JWKS EC P-384 x on P-256", []KeyConfig{{JWKSFile: jwks(withField(ecJWK, "x", jwkOf(t, "", "", "", p384)["x"]))}}, "jwks_file key 0"},
 		{"JWKS OKP curve X25519", []KeyConfig{{JWKSFile: jwks(withField(edJWK, "crv", "X25519"))}}, `curve "X25519"`},
@@ -540,4 +542,13 @@ func TestSecretEnvWording(t *testing.T) {
 	if _, err := New(Config{Audience: "a", Keys: []KeyConfig{{Alg: "HS256", Secret: hsSecret}}}, noEnv); err != nil {
 		t.Errorf("32-byte secret: %v", err)
 	}
+}
+
+func mustB64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
