@@ -303,10 +303,15 @@ func security(n config.Namespace, getenv func(string) string) (api.Security, err
 	}
 	ac := auth.Config{Issuer: n.JWTIssuer, Audience: n.JWTAudience, Leeway: n.JWTLeeway, APIKeys: n.APIKeys}
 	if n.APIKeysEnv != "" {
+		fromEnv := 0
 		for _, k := range strings.Split(getenv(n.APIKeysEnv), ",") {
 			if k = strings.TrimSpace(k); k != "" {
 				ac.APIKeys = append(ac.APIKeys, k)
+				fromEnv++
 			}
+		}
+		if fromEnv == 0 { // else the namespace would start silently without the keys meant for it
+			return api.Security{}, fmt.Errorf("api_keys_env: the environment variable %s is unset or empty; set it to comma-separated API keys of at least 16 characters each", n.APIKeysEnv)
 		}
 	}
 	if n.JWTHS256SecretEnv != "" {
