@@ -49,7 +49,7 @@ func newValidator() *validator.Validate {
 var tagMessages = map[string]string{
 	"required":   "is required",
 	"room":       "must be 1–128 characters of A-Z a-z 0-9 _ - : @ =, optionally in dot-separated segments",
-	"event":      "must be 1–128 bytes of UTF-8 without control or invisible formatting characters (bidi controls, zero-width spaces), and not connected, reset or error",
+	"event":      "must be 1–128 bytes of UTF-8 without control or invisible formatting characters (bidi controls, zero-width spaces), and not a name the server sends (connected, reset, error, revoked, dead_letter, end)",
 	"connid":     "must be a connection id (22 characters of A-Z a-z 0-9 _ -)",
 	"printascii": "must be printable ASCII",
 	"duration":   "must be a duration from 100ms to 24h, like 30s or 5m",

@@ -218,7 +218,8 @@ type DirectPublishRequest struct {
 	// controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
 	// BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
 	// noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
-	// reserved names `connected`, `reset`, `error`. The pattern lists the characters of the
+	// names the server sends itself: `connected`, `reset`, `error`, `revoked`, `dead_letter`,
+	// `end`. The pattern lists the characters of the
 	// Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
 	//
 	//
@@ -312,7 +313,8 @@ type EventID = string
 // controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
 // BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
 // noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
-// reserved names `connected`, `reset`, `error`. The pattern lists the characters of the
+// names the server sends itself: `connected`, `reset`, `error`, `revoked`, `dead_letter`,
+// `end`. The pattern lists the characters of the
 // Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
 //
 // Example: chat message
@@ -610,7 +612,8 @@ type PublishRequest struct {
 	// controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
 	// BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
 	// noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
-	// reserved names `connected`, `reset`, `error`. The pattern lists the characters of the
+	// names the server sends itself: `connected`, `reset`, `error`, `revoked`, `dead_letter`,
+	// `end`. The pattern lists the characters of the
 	// Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
 	//
 	//
@@ -747,7 +750,8 @@ type RoomPublishRequest struct {
 	// controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
 	// BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
 	// noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
-	// reserved names `connected`, `reset`, `error`. The pattern lists the characters of the
+	// names the server sends itself: `connected`, `reset`, `error`, `revoked`, `dead_letter`,
+	// `end`. The pattern lists the characters of the
 	// Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
 	//
 	//
