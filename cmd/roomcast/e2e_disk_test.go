@@ -49,6 +49,11 @@ func TestDiskFullAnswers507AndRecovers(t *testing.T) {
 func diskFullAndBack(t *testing.T, reserve string) {
 	vol := fault.SmallVolume(t, 64<<20)
 	s := startServerData(t, filepath.Join(vol, "data"), "--max-bytes", "16MiB", "--disk-reserve", reserve)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.logs.String())
+		}
+	})
 	c := newSpecCheck(t, s)
 	const room = "/ns/default/rooms/lobby"
 	st := s.subscribe(t, room+"/events", "")
@@ -137,6 +142,9 @@ func diskFullAndBack(t *testing.T, reserve string) {
 	s.publish(t, "/ns/default/rooms/orders/messages", `{"event":"order","data":"after"}`, "")
 	ackNext("after")
 	groupTook := time.Since(groupStart)
+	if groupTook > 5*time.Second {
+		t.Errorf("the group's first delivery after recovery took %s: its pull waited for a heartbeat timeout (the request died with JetStream) instead of being made again", groupTook)
+	}
 
 	code, body, _ := s.do(t, http.MethodGet, room+"/messages", nil, "")
 	msgs, _ := body["messages"].([]any)

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomcast/roomcast/internal/hub"
 )
@@ -243,6 +246,7 @@ func (e *Engine) restartJetStream() error {
 		return errors.New("no embedded server")
 	}
 	start := time.Now()
+	lasts := e.lastSeqs()
 	if err := e.srv.ShutdownJetStream(); err != nil {
 		return fmt.Errorf("stop JetStream: %w", err)
 	}
@@ -253,12 +257,80 @@ func (e *Engine) restartJetStream() error {
 	}); err != nil {
 		return fmt.Errorf("start JetStream: %w", err)
 	}
+	// The pull requests in flight died with JetStream: their pulls end now
+	// and are made again.
+	e.mu.Lock()
+	close(e.restarted)
+	e.restarted = make(chan struct{})
+	e.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := e.fillVoids(ctx, lasts); err != nil {
+		return err
+	}
 	if err := e.refollow(ctx); err != nil {
 		return err
 	}
 	e.logger.Info("JetStream restarted to clear the store's write error", "took", time.Since(start).Round(time.Microsecond).String())
+	return nil
+}
+
+// lastSeqs returns each namespace stream's last sequence as the running
+// store knows it, and at least the last its live feed applied: it may hold
+// messages the store could not write to disk.
+func (e *Engine) lastSeqs() map[string]uint64 {
+	e.mu.Lock()
+	streams := maps.Clone(e.streams)
+	follows := append([]*follow(nil), e.follows...)
+	e.mu.Unlock()
+	lasts := make(map[string]uint64, len(streams))
+	for ns, s := range streams {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if info, err := s.stream.Info(ctx); err == nil {
+			lasts[ns] = info.State.LastSeq
+		}
+		cancel()
+		for _, f := range follows {
+			if f.s == s {
+				f.mu.Lock()
+				lasts[ns] = max(lasts[ns], f.last)
+				f.mu.Unlock()
+			}
+		}
+	}
+	return lasts
+}
+
+// fillVoids gives away the sequence numbers the store lost. A message whose
+// write failed for lack of space (its publish answered 503, outcome
+// unknown) may have been seen by the live feed and a group's pull before
+// the failure; reopened, the store has forgotten it and would give its
+// number to the next message, which every reader that saw the lost one
+// would skip. Each lost number is taken by a void marker instead (subject
+// rc.<ns>.v, no body, skipped by every reader): a sequence number, and so
+// an event id, is never given to two messages.
+func (e *Engine) fillVoids(ctx context.Context, lasts map[string]uint64) error {
+	for ns, before := range lasts {
+		s, err := e.ns(ns)
+		if err != nil {
+			continue
+		}
+		info, err := e.info(ctx, s)
+		if err != nil {
+			return err
+		}
+		now := info.State.LastSeq
+		if now >= before {
+			continue
+		}
+		for seq := now; seq < before; seq++ {
+			if _, err := e.js.PublishMsg(ctx, nats.NewMsg(voidSubject(ns)), jetstream.WithExpectStream(s.name), jetstream.WithExpectLastSequence(seq)); err != nil {
+				return fmt.Errorf("engine: void sequence %d of %s: %w", seq+1, s.name, err)
+			}
+		}
+		e.logger.Warn("the store lost messages whose writes failed for lack of space (their publishes were answered 503, outcome unknown); their sequence numbers will not be reused",
+			"ns", ns, "from", now+1, "to", before)
+	}
 	return nil
 }
 

@@ -96,6 +96,10 @@ type Engine struct {
 	control   *nats.Subscription
 	settles   *settleMux // SettleAll's answers, made on first use
 	nodes     int        // nodes of the configured cluster (0: unknown)
+	// restarted is closed when JetStream restarts inside the embedded
+	// server (disk.go), then replaced: pulls in flight end at once instead
+	// of waiting for a heartbeat that will never come.
+	restarted chan struct{}
 }
 
 type nsStream struct {
@@ -138,7 +142,8 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, logger: logger, streams: map[string]*nsStream{}, consumers: map[string]jetstream.Consumer{}}
+	e := &Engine{cfg: cfg, logger: logger, streams: map[string]*nsStream{}, consumers: map[string]jetstream.Consumer{},
+		restarted: make(chan struct{})}
 	var opts []nats.Option
 	opts = append(opts, nats.Name("roomcast "+cfg.NodeName), nats.MaxReconnects(-1))
 	url := cfg.URL
@@ -516,6 +521,9 @@ func (e *Engine) consume(ctx context.Context, f *follow) error {
 	ns := strings.TrimPrefix(s.name, "roomcast_")
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		m, err := e.decode(s, ns, msg.Subject(), msg.Headers(), msg.Data(), msg)
+		if errors.Is(err, errVoid) {
+			return
+		}
 		if err != nil {
 			e.logger.Error("skip undecodable message", "ns", ns, "err", err)
 			return

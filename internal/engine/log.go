@@ -122,10 +122,17 @@ func (e *Engine) decode(s *nsStream, ns, subject string, h nats.Header, data []b
 	return decodeAt(s, ns, subject, h, data, md.Sequence.Stream, md.Timestamp)
 }
 
+// errVoid is decodeAt's answer for a void marker: a sequence number that
+// carries no message (restartJetStream). Readers skip it silently.
+var errVoid = errors.New("a void sequence number")
+
 func decodeAt(s *nsStream, ns, subject string, h nats.Header, data []byte, seq uint64, ts time.Time) (*hub.Message, error) {
 	k, err := parseSubject(ns, subject)
 	if err != nil {
 		return nil, err
+	}
+	if k.void {
+		return nil, errVoid
 	}
 	m := &hub.Message{Pos: hub.Position{Epoch: s.epoch, Seq: seq}, Time: ts, Event: h.Get(hdrEvent)}
 	switch {
@@ -216,9 +223,11 @@ func (e *Engine) Read(ctx context.Context, ns string, from, to uint64, f hub.Fil
 				continue
 			}
 			m, err := decodeAt(s, ns, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
-			if err != nil {
+			switch {
+			case errors.Is(err, errVoid):
+			case err != nil:
 				e.logger.Error("skip undecodable message", "ns", ns, "err", err)
-			} else if !fn(m) {
+			case !fn(m):
 				done = true
 				continue
 			}
