@@ -231,6 +231,22 @@ func (tb *tab) wait(what, cond string) {
 	}
 }
 
+// never polls a JavaScript condition for d and fails as soon as it is true:
+// a check that something does not happen within a window (the window is
+// the assertion, not a wait for a condition).
+func (tb *tab) never(what string, d time.Duration, cond string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		var bad bool
+		tb.eval("Boolean("+cond+")", &bad)
+		if bad {
+			tb.t.Fatalf("%s: %s happened (%s)\npage text:\n%s", tb.name, what, cond, tb.text())
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the window
+	}
+}
+
 // screenshot writes the viewport as a PNG test artifact and, with
 // -update-screenshots, as the README's screenshot readme (when not empty).
 func (tb *tab) screenshot(name, readme string) {
