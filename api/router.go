@@ -52,6 +52,8 @@ type Config struct {
 	Tickets TicketStore
 	// MaxConnections bounds open streams on this node (0: unlimited).
 	MaxConnections int
+	// Status describes this node at GET /status (nil: not served).
+	Status *Status
 }
 
 // API holds the handlers' dependencies.
@@ -91,6 +93,9 @@ func New(cfg Config) (http.Handler, error) {
 		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
 	}
 	r.Get("/ns", a.listNamespaces)
+	if cfg.Status != nil {
+		r.Get("/status", a.status) // status.go
+	}
 	if cfg.Web != nil {
 		r.Get("/*", cfg.Web(r.NotFoundHandler()).ServeHTTP)
 	}

@@ -86,6 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			args = []string{"--help"}
 		}
 	}
+	started := time.Now()
 	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
 		return err
@@ -164,6 +165,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Spec: roomcast.OpenAPI, Web: web.Handler, Logger: logger,
 		Metrics: reg.Handler(), ObserveRequest: reg.ObserveRequest,
 		Tickets: eng, MaxConnections: cfg.MaxConnections,
+		Status: &api.Status{Version: version, Node: eng.NodeName(), Cluster: cfg.ClusterName, Started: started, Nodes: eng.Nodes},
 	})
 	if err != nil {
 		return err
