@@ -214,6 +214,7 @@ export class Socket {
 
   disconnect(): this;
   close(): this;
+  /** Reopen a socket closed by disconnect() or by the server; while reconnecting, try now. */
   connect(): this;
 }
 
@@ -296,6 +297,17 @@ export function request<T = any>(method: string, url: string, options?: RequestO
 export function position(eventId: string): string;
 /** A duration in Go's syntax ("1m30s", "500ms") in ms; NaN when it is not one. */
 export function parseDuration(duration: string): number;
+/** One event of an SSE stream (`event` is "message" when the stream named none). */
+export interface StreamEvent {
+  event: string;
+  data: string;
+  id: string;
+}
+/**
+ * Read a `text/event-stream` body fetched by the application (every event name, any headers: a
+ * live tail of a room); fn is called per event; resolves when the body ends.
+ */
+export function readEventStream(body: ReadableStream<Uint8Array>, fn: (event: StreamEvent) => void): Promise<void>;
 /** Open a socket on a namespace URL (`/ns/{ns}`, relative to the page or absolute). */
 export function connect(url: string, options?: ConnectOptions): Socket;
 export const version: string;
@@ -305,6 +317,7 @@ declare const roomcast: {
   request: typeof request;
   position: typeof position;
   parseDuration: typeof parseDuration;
+  readEventStream: typeof readEventStream;
   ApiError: typeof ApiError;
   Socket: typeof Socket;
   Group: typeof Group;

@@ -325,9 +325,17 @@ export class Socket extends Emitter {
     return this.disconnect();
   }
 
-  // connect reopens a socket closed with disconnect().
+  // connect reopens a socket closed with disconnect() (or by the server);
+  // while it is reconnecting, it tries now rather than after its backoff
+  // (a "Retry now" button after a long outage), and so does its outbox.
   connect() {
-    if (!this._closed) return this;
+    if (!this._closed) {
+      if (!this.connected) {
+        if (this._link) this._link.retryNow();
+        else this._post({ t: "retry" });
+      }
+      return this;
+    }
     this._closed = false;
     this._seen.clear();
     this._setState("connecting");
@@ -527,6 +535,9 @@ export class Socket extends Emitter {
         break;
       case "reply":
         if (m.to === this._tab) this._answer(m.id, m.failed);
+        break;
+      case "retry":
+        this._link?.retryNow();
         break;
       default:
         if (!this._link) this._fromLink(m);
@@ -762,13 +773,16 @@ class Link {
     const o = this.socket.options;
     this.ticketed = Boolean(o.token);
     if (this.ticketed) {
+      this.opening = true;
       try {
         q.set("ticket", await this.socket._ticket());
       } catch (err) {
+        this.opening = false;
         if (err instanceof ApiError && !err.retryable) return this.fail(err);
         if (err instanceof ApiError && err.status === 401 && typeof o.token !== "function") return this.fail(err);
         return this.retry("ticket refused");
       }
+      this.opening = false;
       if (this.closed) return;
     }
     const es = new EventSource(`${this.url}/events?${q}`, { withCredentials: Boolean(o.withCredentials) });
@@ -845,6 +859,17 @@ class Link {
       return;
     }
     this.retry(END_REASONS[reason] || "transport close");
+  }
+
+  // retryNow reopens the stream at once if it is down (its EventSource
+  // waiting to reconnect by itself, or the backoff's timer).
+  retryNow() {
+    if (this.closed || this.live || this.opening) return;
+    if (this.es) {
+      this.es.close();
+      this.es = null;
+    }
+    this.open();
   }
 
   retry(reason) {
@@ -1285,6 +1310,14 @@ export class Job {
   }
 }
 
+// readEventStream reads an SSE body fetched by the application (every
+// event name, with its own headers: an admin's live tail of a room, a
+// server-side client) and calls fn({event, data, id}) per event; it
+// resolves when the body ends.
+export function readEventStream(body, fn) {
+  return readEvents(body, fn);
+}
+
 // readEvents parses a text/event-stream body (the HTML standard's rules:
 // CR, LF or CRLF line ends; data lines joined with LF; comments ignored; the
 // last event id carried over) and calls fn({event, data, id}) per event.
@@ -1326,4 +1359,4 @@ async function readEvents(body, fn) {
   }
 }
 
-export default { connect, request, position, parseDuration, ApiError, Socket, Group, Job, version };
+export default { connect, request, position, parseDuration, readEventStream, ApiError, Socket, Group, Job, version };

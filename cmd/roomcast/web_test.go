@@ -860,8 +860,8 @@ func TestWebPages(t *testing.T) {
 		{"/", `true`, ``},
 		{"/chat.html", `document.querySelector("#status").dataset.state === "live"`, `#log-lobby[aria-live=polite]`},
 		{"/parcel.html", `!document.querySelector("#choose").hidden`, ``},
-		{"/parcel.html?vendor=acme", `document.querySelector("#status").dataset.state === "live"`, `#notices[aria-live=polite]`},
-		{"/parcel.html?driver=driver-1", `document.querySelector("#status").dataset.state === "live"`, `#jobs[aria-live=polite]`},
+		{"/parcel.html?vendor=acme", `document.querySelector("#status").dataset.state === "live"`, `#announce[role=status]`},
+		{"/parcel.html?driver=driver-1", `document.querySelector("#status").dataset.state === "live"`, `#announce[role=status]`},
 		{"/admin.html", `document.querySelector("#updated").dataset.state === "live"`, `#pub-result[role=status]`},
 	}
 	for _, p := range pages {

@@ -1,7 +1,7 @@
 // A type-level test of roomcast.d.ts: every part of the API used as the
 // README shows it (tsc --noEmit fails on a declaration that does not fit),
 // and misuses that must not compile, marked @ts-expect-error.
-import roomcast, { ApiError, connect, parseDuration, position, request, type Envelope, type Job, type Published } from "../roomcast.js";
+import roomcast, { ApiError, connect, parseDuration, position, readEventStream, request, type DeadLetterNotice, type Envelope, type Job, type Published } from "../roomcast.js";
 
 interface Chat {
   text: string;
@@ -61,6 +61,8 @@ drivers.on(async (job) => {
 drivers.on("dead_letter", (notice, env) => void (notice.id + notice.group + notice.deliveries + env.room));
 drivers.on("disconnect", (reason) => void (reason === "io server disconnect"));
 const wait: number = drivers.ackWait + parseDuration("1m30s");
+void fetch("/ns/chat/rooms/lobby/events").then((res) => res.body && readEventStream(res.body, (ev) => void (ev.event + ev.data + ev.id)));
+socket.on<DeadLetterNotice>("dead_letter", (notice) => void notice.reason);
 void wait, drivers.config?.backoff;
 drivers.on("reset", (r) => void r.reason);
 drivers.close();
