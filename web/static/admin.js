@@ -21,7 +21,7 @@ const $ = (id) => document.getElementById(id);
 window.roomcastAdmin = { tail: [] };
 
 const state = {
-  ns: "default",
+  ns: sessionStorage.getItem("roomcast.admin.ns") || "default",
   status: null, // the last GET /status
   credential: sessionStorage.getItem(CRED_KEY) || "",
   needsLogin: false,
@@ -52,11 +52,18 @@ function loadWatched() {
 
 const P = (path) => `/ns/${enc(state.ns)}${path}`;
 
-// api calls the namespace's API with the credential, if any. A refused
-// credential (401) sends the page back to its login.
+// credentialFor is the credential to send to a namespace: none to an open
+// namespace without credentials (it would refuse one it cannot check).
+function credentialFor(ns) {
+  const n = state.status && state.status.namespaces.find((x) => x.name === ns);
+  return n && n.auth === "open" && !n.credentials ? undefined : state.credential || undefined;
+}
+
+// api calls the shown namespace's API with the credential, if any. A
+// refused credential (401) sends the page back to its login.
 async function api(method, path, body) {
   try {
-    return await request(method, P(path), { body, token: state.credential || undefined });
+    return await request(method, P(path), { body, token: credentialFor(state.ns) });
   } catch (err) {
     if (err instanceof ApiError && err.status === 401 && state.needsLogin) showLogin("The server refused the credential: " + err.message);
     throw err;
@@ -90,6 +97,7 @@ function duration(s) {
 function showLogin(why) {
   $("login").hidden = false;
   $("login-error").textContent = why || "";
+  $("open-note").hidden = true;
   for (const s of document.querySelectorAll("[data-needs-login]")) s.hidden = true;
   $("signout").hidden = true;
   $("who").hidden = true;
@@ -102,6 +110,7 @@ function showApp() {
   $("signout").hidden = !state.credential;
   $("who").hidden = !state.credential;
   $("who").textContent = state.credential ? "Signed in (" + (state.credential.split(".").length === 3 ? "JWT" : "API key") + ")" : "";
+  openNote();
 }
 
 $("login-form").addEventListener("submit", async (e) => {
@@ -121,6 +130,7 @@ $("login-form").addEventListener("submit", async (e) => {
   sessionStorage.setItem(CRED_KEY, cred);
   $("credential").value = "";
   state.ns = ns;
+  sessionStorage.setItem("roomcast.admin.ns", ns);
   showApp();
   announce("Signed in");
   $("server-h").setAttribute("tabindex", "-1");
@@ -188,7 +198,7 @@ async function refresh() {
     groups.sort((a, b) => (a.room + "\0" + a.group).localeCompare(b.room + "\0" + b.group));
     state.groups = groups;
     fill("groups-table", groups.map((g) => el("tr", { dataset: { room: g.room, group: g.group } },
-      el("th", { scope: "row", "data-label": "Group" }, `${g.group} `, el("span", { class: "hint" }, `of ${g.room}`)),
+      el("th", { scope: "row", "data-label": "Group" }, el("span", {}, `${g.group} `, el("span", { class: "hint" }, `of ${g.room}`))),
       cell(g.members.length, "Members online", "num members"),
       cell(g.pending, "Waiting for a member", "num pending"), cell(g.in_flight, "With a member", "num in-flight"),
       cell(g.redelivered, "Offered again", "num redelivered"), cell(g.dead_letters, "Dead letters", "num dead"),
@@ -330,7 +340,8 @@ async function startTail(room) {
     let end = "";
     try {
       const headers = { Accept: "text/event-stream" };
-      if (state.credential) headers.Authorization = "Bearer " + state.credential;
+      const cred = credentialFor(state.ns);
+      if (cred) headers.Authorization = "Bearer " + cred;
       if (tail.last) headers["Last-Event-ID"] = tail.last;
       const res = await fetch(url, { headers, signal: tail.abort.signal, cache: "no-store" });
       if (res.status === 204 || (res.status >= 400 && res.status < 500 && res.status !== 429)) {
@@ -376,10 +387,11 @@ async function startTail(room) {
 function addTail(env) {
   window.roomcastAdmin.tail.push({ id: env.id, event: env.event, data: env.data });
   const list = $("tail");
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  const box = $("tail-box");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   list.append(eventItem(env));
   while (list.children.length > TAIL_MAX) list.firstElementChild.remove();
-  if (atBottom) list.scrollTop = list.scrollHeight;
+  if (atBottom) box.scrollTop = box.scrollHeight;
 }
 
 $("tail-form").addEventListener("submit", (e) => {
@@ -403,8 +415,8 @@ async function renderDead(groups) {
       let data = JSON.stringify(d.message.data);
       if (data && data.length > 120) data = data.slice(0, 120) + "…";
       rows.push(el("tr", { dataset: { room: g.room, group: g.group, seq: String(d.seq) } },
-        el("td", { "data-label": "Group" }, `${g.group} `, el("span", { class: "hint" }, `of ${g.room}`)),
-        el("td", { "data-label": "Message" }, el("strong", {}, d.message.event), " ", el("code", { class: "data" }, data)),
+        el("td", { "data-label": "Group" }, el("span", {}, `${g.group} `, el("span", { class: "hint" }, `of ${g.room}`))),
+        el("td", { "data-label": "Message" }, el("span", {}, el("strong", {}, d.message.event), " ", el("code", { class: "data" }, data))),
         cell(d.deliveries, "Offered", "num"),
         el("td", { "data-label": "Parked" }, el("time", { datetime: d.parked_at }, timeOf(d.parked_at))),
         cell(d.reason || "", "Why"),
@@ -565,6 +577,7 @@ $("watch-form").addEventListener("submit", (e) => {
 
 $("ns").addEventListener("change", (e) => {
   state.ns = e.target.value;
+  sessionStorage.setItem("roomcast.admin.ns", state.ns);
   state.cursors.clear();
   state.samples = [];
   state.since = Date.now();
