@@ -549,6 +549,27 @@ func TestWebChatSurvivesRestart(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: lobby shows %q, want %q", tb.name, got, want)
 		}
+		// In server order, the times never run backwards: the message typed
+		// offline shows when it was stored, not when it was typed.
+		times := tb.evalStrings(`[...document.querySelectorAll("#log-lobby li.msg time")].map((e) => e.dateTime)`)
+		for i := 1; i < len(times); i++ {
+			a, _ := time.Parse(time.RFC3339Nano, times[i-1])
+			b, _ := time.Parse(time.RFC3339Nano, times[i])
+			if b.Before(a) {
+				t.Errorf("%s: the times of the lobby run backwards: %v", tb.name, times)
+				break
+			}
+		}
+	}
+
+	// After a reload (a new connection), alice's own messages are still
+	// hers, on the right.
+	alice.do(chromedp.Reload())
+	alice.waitLive()
+	alice.waitMessage("lobby", "typed while the server was down")
+	mine := alice.evalStrings(`[...document.querySelectorAll("#log-lobby li.msg.mine .text")].map((e) => e.textContent)`)
+	if !slices.Equal(mine, []string{"before the restart (alice)", "typed while the server was down"}) {
+		t.Errorf("alice after a reload: her messages %q, want the two she sent", mine)
 	}
 }
 
