@@ -179,3 +179,34 @@ func TestWebParcelVendorOutbox(t *testing.T) {
 		t.Errorf("order %s stored %d times, want once", order, stored)
 	}
 }
+
+// TestWebParcelNotPickedUp: a pickup no driver takes (max_deliver 1, ack
+// wait 1 s: its one offer runs out) is parked; the vendor learns it from the
+// room's dead_letter notice ("no driver took it", counted as not picked
+// up) and requests it again, which offers it to a driver once more.
+func TestWebParcelNotPickedUp(t *testing.T) {
+	s := startServer(t)
+	logsOnFailure(t, s)
+	if code, body, _ := s.do(t, http.MethodPut, "/ns/default/rooms/pickups/groups/drivers", map[string]any{"ack_wait": "1s", "max_deliver": 1}, ""); code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("create group drivers: %d %v", code, body)
+	}
+	b := newBrowser(t)
+	d := b.tab("driver-1")
+	openParcel(d, s.URL, "driver=driver-1")
+	eventually(t, webTimeout, "the driver in its group", func() bool {
+		_, g, _ := s.do(t, http.MethodGet, "/ns/default/rooms/pickups/groups/drivers", nil, "")
+		ms, _ := g["members"].([]any)
+		return len(ms) == 1
+	})
+	v := b.tab("acme")
+	openParcel(v, s.URL, "vendor=acme")
+	order := vendorOrder(v, "Frances Allen")
+	row := fmt.Sprintf(`document.querySelector('#orders tr[data-order=%q]')`, order)
+	d.wait("the offer", fmt.Sprintf(`document.querySelector('#jobs li.job[data-order=%q]') !== null`, order))
+	d.wait("the offer withdrawn", fmt.Sprintf(`document.querySelector('#jobs li.job[data-order=%q]').dataset.state === "withdrawn"`, order))
+	v.wait("the vendor told that no driver took it", row+`.dataset.status === "unclaimed" && document.querySelector("#n-unclaimed").textContent === "1" &&
+		document.querySelector("#notices li[data-event=dead_letter]").textContent.includes("no driver took it")`)
+	v.do(chromedp.Click(chromedp.CSS(fmt.Sprintf(`#orders tr[data-order=%q] button`, order))))
+	v.wait("requested again", row+`.dataset.status === "requested" && document.querySelector("#n-unclaimed").textContent === "0"`)
+	d.wait("offered again", fmt.Sprintf(`document.querySelector('#jobs li.job[data-order=%q]').dataset.state === "offered"`, order))
+}
