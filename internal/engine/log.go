@@ -29,6 +29,10 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	if err != nil {
 		return hub.Position{}, false, err
 	}
+	// A full store answers at once, without trying (disk.go).
+	if err := e.disk.refuse(); err != nil {
+		return hub.Position{}, false, fmt.Errorf("engine: publish: %w", err)
+	}
 	msg := nats.NewMsg(subjectOf(ns, o))
 	msg.Header.Set(hdrEvent, o.Event)
 	if len(o.Rooms) > 1 {
@@ -57,8 +61,16 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	deadline := time.Now().Add(publishRetry)
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
 		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		// A store that fails for lack of space answers nothing: give up
+		// shortly after the disk guard trips instead of at the timeout.
+		cut := e.disk.inflight()
+		stop := context.AfterFunc(cut, cancel)
 		ack, err = e.js.PublishMsg(pctx, msg, opts...)
+		stop()
 		cancel()
+		if err != nil && e.disk.tripped(cut) {
+			return hub.Position{}, false, fmt.Errorf("engine: publish: the store failed while this message was sent, it may or may not be stored (retry with an idempotency id): %w", hub.ErrUnavailable)
+		}
 		if err == nil || !unstored(err) || time.Now().After(deadline) {
 			break
 		}
