@@ -52,6 +52,8 @@ type Config struct {
 	Tickets TicketStore
 	// MaxConnections bounds open streams on this node (0: unlimited).
 	MaxConnections int
+	// Status describes this node at GET /status (nil: not served).
+	Status *Status
 	// Limits bound every request in time and per client address.
 	Limits Limits
 }
@@ -93,6 +95,9 @@ func New(cfg Config) (http.Handler, error) {
 		r.Method(http.MethodGet, "/metrics", cfg.Metrics)
 	}
 	r.Get("/ns", a.listNamespaces)
+	if cfg.Status != nil {
+		r.Get("/status", a.status) // status.go
+	}
 	if cfg.Web != nil {
 		r.Get("/*", cfg.Web(r.NotFoundHandler()).ServeHTTP)
 	}

@@ -115,7 +115,7 @@ func (specNopStreams) Serve(http.ResponseWriter, *http.Request, *hub.Namespace, 
 }
 
 // specRouter builds the whole surface as main does: the one namespace of the
-// default config, a web app and metrics (main always serves both). No engine
+// default config, a web app, metrics and status (main always serves them). No engine
 // is needed to walk routes.
 func specRouter(t *testing.T) http.Handler {
 	t.Helper()
@@ -124,6 +124,7 @@ func specRouter(t *testing.T) http.Handler {
 	r, err := New(Config{
 		Hub: h, Streams: specNopStreams{}, Namespaces: []Namespace{{Name: "default", MaxBody: 1 << 10}},
 		Spec: roomcast.OpenAPI, Web: func(nf http.Handler) http.Handler { return nf }, Metrics: http.NotFoundHandler(), Logger: logger,
+		Status: &Status{Version: "test", Node: "n1"},
 	})
 	if err != nil {
 		t.Fatal(err)

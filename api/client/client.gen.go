@@ -71,6 +71,24 @@ func (e ReadyStatus) Valid() bool {
 	}
 }
 
+// Defines values for StatusNamespacesAuth.
+const (
+	Jwt  StatusNamespacesAuth = "jwt"
+	Open StatusNamespacesAuth = "open"
+)
+
+// Valid indicates whether the value is a known member of the StatusNamespacesAuth enum.
+func (e StatusNamespacesAuth) Valid() bool {
+	switch e {
+	case Jwt:
+		return true
+	case Open:
+		return true
+	default:
+		return false
+	}
+}
+
 // AckRequest defines model for AckRequest.
 type AckRequest struct {
 	Ids []string `json:"ids"`
@@ -770,6 +788,50 @@ type RoomPublishRequest struct {
 	Id *IdempotencyKey `json:"id,omitempty"`
 }
 
+// Status defines model for Status.
+type Status struct {
+	// Cluster The cluster's name (`--cluster-name`), null on a single node.
+	Cluster *string `json:"cluster"`
+
+	// Connections Open connections on this node, all namespaces.
+	Connections int `json:"connections"`
+	Namespaces  []struct {
+		// Auth `open`: anyone may do anything; `jwt`: every operation needs a credential.
+		Auth StatusNamespacesAuth `json:"auth"`
+
+		// Connections Open connections on this node.
+		Connections int `json:"connections"`
+
+		// Credentials API keys or JWT keys are configured (admin rights can be proven).
+		Credentials bool `json:"credentials"`
+
+		// Name A namespace name.
+		//
+		// Example: default
+		Name NamespaceName `json:"name"`
+
+		// Rooms Rooms with members on this node.
+		Rooms int `json:"rooms"`
+	} `json:"namespaces"`
+
+	// Node This node's name (`--node-name`).
+	Node string `json:"node"`
+
+	// Nodes This node, then the other nodes it is routed to now, by name.
+	Nodes []struct {
+		Name string `json:"name"`
+		Self bool   `json:"self"`
+	} `json:"nodes"`
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds int       `json:"uptime_seconds"`
+
+	// Version The server's version (`roomcast version`).
+	Version string `json:"version"`
+}
+
+// StatusNamespacesAuth `open`: anyone may do anything; `jwt`: every operation needs a credential.
+type StatusNamespacesAuth string
+
 // Ticket defines model for Ticket.
 type Ticket struct {
 	// ExpiresAt When the ticket stops being accepted (30 s after it was issued).
@@ -1053,6 +1115,10 @@ type ClientInterface interface {
 	// Every path not matched by the API is a static file of the app (`404` as `text/plain`
 	// when there is none). The browser SDK, an ES module, is at `/sdk/roomcast.js`
 	// (`text/javascript`, `Cache-Control: no-cache` with an `ETag`, `Access-Control-Allow-Origin: *`).
+	// The app's files carry a strict `Content-Security-Policy` (`default-src 'self'`: the pages
+	// load nothing from elsewhere and run no inline script or style) and the usual security
+	// headers (`X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`,
+	// `Cross-Origin-Opener-Policy`, `Permissions-Policy`).
 	//
 	// Corresponds with GET / (the `WebApp` operationId).
 	WebApp(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1526,6 +1592,18 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetStatus This node's status
+	//
+	// What an admin view shows as node and cluster status: the server's version, this node's name,
+	// when it started, the cluster's nodes it is routed to now (itself first; with an external
+	// NATS, this node alone), its open connections, and per namespace its access mode (`auth`),
+	// whether credentials are configured (`credentials`: API keys or JWT keys, so that an admin page
+	// knows to ask for one) and its connections and rooms on this node. Public, as `/ns` and
+	// `/metrics` are: it reveals no credential.
+	//
+	// Corresponds with GET /status (the `GetStatus` operationId).
+	GetStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // WebApp The browser app
@@ -1534,6 +1612,10 @@ type ClientInterface interface {
 // Every path not matched by the API is a static file of the app (`404` as `text/plain`
 // when there is none). The browser SDK, an ES module, is at `/sdk/roomcast.js`
 // (`text/javascript`, `Cache-Control: no-cache` with an `ETag`, `Access-Control-Allow-Origin: *`).
+// The app's files carry a strict `Content-Security-Policy` (`default-src 'self'`: the pages
+// load nothing from elsewhere and run no inline script or style) and the usual security
+// headers (`X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`,
+// `Cross-Origin-Opener-Policy`, `Permissions-Policy`).
 //
 // Corresponds with GET / (the `WebApp` operationId).
 func (c *Client) WebApp(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2378,6 +2460,28 @@ func (c *Client) GetSpec(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReadyzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetStatus This node's status
+//
+// What an admin view shows as node and cluster status: the server's version, this node's name,
+// when it started, the cluster's nodes it is routed to now (itself first; with an external
+// NATS, this node alone), its open connections, and per namespace its access mode (`auth`),
+// whether credentials are configured (`credentials`: API keys or JWT keys, so that an admin page
+// knows to ask for one) and its connections and rooms on this node. Public, as `/ns` and
+// `/metrics` are: it reveals no credential.
+//
+// Corresponds with GET /status (the `GetStatus` operationId).
+func (c *Client) GetStatus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetStatusRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3961,6 +4065,33 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetStatusRequest constructs an http.Request for the GetStatus method
+func NewGetStatusRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/status")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -4011,6 +4142,10 @@ type ClientWithResponsesInterface interface {
 	// Every path not matched by the API is a static file of the app (`404` as `text/plain`
 	// when there is none). The browser SDK, an ES module, is at `/sdk/roomcast.js`
 	// (`text/javascript`, `Cache-Control: no-cache` with an `ETag`, `Access-Control-Allow-Origin: *`).
+	// The app's files carry a strict `Content-Security-Policy` (`default-src 'self'`: the pages
+	// load nothing from elsewhere and run no inline script or style) and the usual security
+	// headers (`X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`,
+	// `Cross-Origin-Opener-Policy`, `Permissions-Policy`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4532,6 +4667,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+
+	// GetStatusWithResponse This node's status
+	//
+	// What an admin view shows as node and cluster status: the server's version, this node's name,
+	// when it started, the cluster's nodes it is routed to now (itself first; with an external
+	// NATS, this node alone), its open connections, and per namespace its access mode (`auth`),
+	// whether credentials are configured (`credentials`: API keys or JWT keys, so that an admin page
+	// knows to ask for one) and its connections and rooms on this node. Public, as `/ns` and
+	// `/metrics` are: it reveals no credential.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /status (the `GetStatus` operationId).
+	GetStatusWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetStatusResponse, error)
 }
 
 // WebAppResponse429Headers the declared response headers of an HTTP 429 response for WebApp
@@ -8061,12 +8210,57 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+type GetStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Status
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetStatusResponse) GetJSON200() *Status {
+	return r.JSON200
+}
+
+// GetBody returns the raw response body bytes
+func (r GetStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // WebAppWithResponse The browser app
 //
 // The embedded web app (a chat on room `lobby` of namespace `default`; `?room=` picks another).
 // Every path not matched by the API is a static file of the app (`404` as `text/plain`
 // when there is none). The browser SDK, an ES module, is at `/sdk/roomcast.js`
 // (`text/javascript`, `Cache-Control: no-cache` with an `ETag`, `Access-Control-Allow-Origin: *`).
+// The app's files carry a strict `Content-Security-Policy` (`default-src 'self'`: the pages
+// load nothing from elsewhere and run no inline script or style) and the usual security
+// headers (`X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`,
+// `Cross-Origin-Opener-Policy`, `Permissions-Policy`).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8815,6 +9009,26 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// GetStatusWithResponse This node's status
+//
+// What an admin view shows as node and cluster status: the server's version, this node's name,
+// when it started, the cluster's nodes it is routed to now (itself first; with an external
+// NATS, this node alone), its open connections, and per namespace its access mode (`auth`),
+// whether credentials are configured (`credentials`: API keys or JWT keys, so that an admin page
+// knows to ask for one) and its connections and rooms on this node. Public, as `/ns` and
+// `/metrics` are: it reveals no credential.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /status (the `GetStatus` operationId).
+func (c *ClientWithResponses) GetStatusWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetStatusResponse, error) {
+	rsp, err := c.GetStatus(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetStatusResponse(rsp)
 }
 
 // ParseWebAppResponse parses an HTTP response from a WebAppWithResponse call
@@ -12291,6 +12505,32 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetStatusResponse parses an HTTP response from a GetStatusWithResponse call
+func ParseGetStatusResponse(rsp *http.Response) (*GetStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Status
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
 	}
 
 	return response, nil

@@ -23,7 +23,49 @@ export interface Envelope<T = Json> {
   /** Group deliveries only. */
   ack_id?: string;
   delivery?: number;
+  /** Group deliveries only: when the lease ends (RFC 3339, the server's clock). */
+  ack_deadline?: string;
 }
+
+/** The `data` of a `dead_letter` notice: a consumer group parked a message of the room. */
+export interface DeadLetterNotice {
+  /** The parked message's id. */
+  id: string;
+  group: string;
+  room: string;
+  /** The parked message's event name. */
+  event: string;
+  /** How many times it was delivered before it was parked. */
+  deliveries: number;
+  reason: string;
+}
+
+/** The data of a `revoked` event (the lease of a group delivery ran out). */
+export interface RevokedInfo {
+  ack_id: string;
+  id: string;
+  group: string;
+  room: string;
+  reason: string;
+}
+
+/** A group's settings in force (`GET …/groups/{group}`). */
+export interface GroupConfig {
+  ack_wait: string;
+  max_deliver: number;
+  max_in_flight: number;
+  backoff: string[];
+}
+
+/**
+ * Why a socket or group was disconnected: "io client disconnect" (disconnect() was called), "io
+ * server disconnect" (the server closed it on request: it does not reconnect), "token expired"
+ * (it reconnects at once with a fresh token), "server shutdown" and "replaced" (it reconnects
+ * after a backoff), "transport error" / "transport close" (a drop: it reconnects), "error".
+ */
+export type DisconnectReason =
+  | "io client disconnect" | "io server disconnect" | "token expired" | "server shutdown" | "replaced"
+  | "transport error" | "transport close" | "error" | (string & {});
 
 /** The data of the `connected` event, given to `connect` handlers. */
 export interface ConnectedInfo {
@@ -110,7 +152,7 @@ export type MessageHandler<T = Json> = (data: T, envelope: Envelope<T>) => void;
 
 export interface SocketEvents {
   connect: (info: ConnectedInfo) => void;
-  disconnect: (reason: string) => void;
+  disconnect: (reason: DisconnectReason) => void;
   reconnecting: (attempt: { attempt: number; delay: number }) => void;
   reset: (info: ResetInfo) => void;
   error: (error: ApiError | Problem) => void;
@@ -172,15 +214,18 @@ export class Socket {
 
   disconnect(): this;
   close(): this;
+  /** Reopen a socket closed by disconnect() or by the server; while reconnecting, try now. */
   connect(): this;
 }
 
 export interface GroupEvents {
   connect: (info: ConnectedInfo) => void;
-  disconnect: (reason: string) => void;
+  disconnect: (reason: DisconnectReason) => void;
   reconnecting: (attempt: { attempt: number; delay: number; reason: string }) => void;
   reset: (info: ResetInfo) => void;
   revoked: (job: Job, reason: string) => void;
+  /** A message of the room was parked after max_deliver deliveries (notice.group names the group). */
+  dead_letter: (notice: DeadLetterNotice, envelope: Envelope<DeadLetterNotice>) => void;
   error: (error: ApiError | Problem) => void;
 }
 
@@ -196,6 +241,10 @@ export class Group {
   readonly closed: boolean;
   /** Deliveries held and not yet settled, by ack_id. */
   readonly jobs: Map<string, Job>;
+  /** The group's settings, read once connected (null until then, or when refused). */
+  readonly config: GroupConfig | null;
+  /** config.ack_wait in ms (NaN while unknown). */
+  readonly ackWait: number;
   /** Handle deliveries. */
   on<T = Json>(fn: (job: Job<T>) => void): this;
   on<E extends keyof GroupEvents>(event: E, fn: GroupEvents[E]): this;
@@ -214,15 +263,25 @@ export class Job<T = Json> {
   readonly ackId: string;
   /** How many times the message was delivered to the group (1 the first time). */
   readonly delivery: number;
-  /** True once the delivery is no longer this member's (redelivered, or its stream ended). */
+  /** True once the delivery is no longer this member's (its lease ran out, or its stream ended). */
   readonly revoked: boolean;
   readonly settled: boolean;
+  /**
+   * When the lease ends on this page's clock (ack_wait after the delivery arrived, or after the
+   * last progress()); null if the server gave no ack_deadline. Past it the server revokes the job.
+   */
+  readonly deadline: Date | null;
   /** Aborted when the job is revoked. */
   readonly signal: AbortSignal;
   /** Acknowledge: true once done, false when the job was revoked meanwhile. */
   ack(): Promise<boolean>;
-  /** Hand back for redelivery now: true once done, false when the job was revoked meanwhile. */
-  nack(): Promise<boolean>;
+  /** Extend the lease by ack_wait: true once done (deadline moved), false when revoked meanwhile. */
+  progress(): Promise<boolean>;
+  /**
+   * Hand back for redelivery, now or after `delay` (ms, or a duration such as "10s"): true once
+   * done, false when the job was revoked meanwhile.
+   */
+  nack(options?: { delay?: number | string }): Promise<boolean>;
 }
 
 export interface RequestOptions {
@@ -236,6 +295,19 @@ export interface RequestOptions {
 export function request<T = any>(method: string, url: string, options?: RequestOptions): Promise<T>;
 /** An SSE id without its connection token: `<epoch>-<sequence>`. */
 export function position(eventId: string): string;
+/** A duration in Go's syntax ("1m30s", "500ms") in ms; NaN when it is not one. */
+export function parseDuration(duration: string): number;
+/** One event of an SSE stream (`event` is "message" when the stream named none). */
+export interface StreamEvent {
+  event: string;
+  data: string;
+  id: string;
+}
+/**
+ * Read a `text/event-stream` body fetched by the application (every event name, any headers: a
+ * live tail of a room); fn is called per event; resolves when the body ends.
+ */
+export function readEventStream(body: ReadableStream<Uint8Array>, fn: (event: StreamEvent) => void): Promise<void>;
 /** Open a socket on a namespace URL (`/ns/{ns}`, relative to the page or absolute). */
 export function connect(url: string, options?: ConnectOptions): Socket;
 export const version: string;
@@ -244,6 +316,8 @@ declare const roomcast: {
   connect: typeof connect;
   request: typeof request;
   position: typeof position;
+  parseDuration: typeof parseDuration;
+  readEventStream: typeof readEventStream;
   ApiError: typeof ApiError;
   Socket: typeof Socket;
   Group: typeof Group;

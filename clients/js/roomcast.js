@@ -23,6 +23,14 @@ export const version = "0.1.0";
 // Events the SDK emits on a Socket itself; an application event of the same
 // name cannot be received with on() (as in Socket.IO).
 const LOCAL_EVENTS = new Set(["connect", "disconnect", "reconnecting", "reset", "error"]);
+// The disconnect reasons of the server's `end` event (Socket.IO's wording
+// where it has one).
+const END_REASONS = {
+  disconnected: "io server disconnect",
+  expired: "token expired",
+  shutdown: "server shutdown",
+  replaced: "replaced",
+};
 const SEEN_MAX = 10000; // message ids remembered per tab for de-duplication
 const SWEEP_EVERY = 5000; // ms between the leader's checks for closed tabs
 const TAB_GRACE = 5000; // ms a tab may take to hold its presence lock
@@ -317,9 +325,17 @@ export class Socket extends Emitter {
     return this.disconnect();
   }
 
-  // connect reopens a socket closed with disconnect().
+  // connect reopens a socket closed with disconnect() (or by the server);
+  // while it is reconnecting, it tries now rather than after its backoff
+  // (a "Retry now" button after a long outage), and so does its outbox.
   connect() {
-    if (!this._closed) return this;
+    if (!this._closed) {
+      if (!this.connected) {
+        if (this._link) this._link.retryNow();
+        else this._post({ t: "retry" });
+      }
+      return this;
+    }
     this._closed = false;
     this._seen.clear();
     this._setState("connecting");
@@ -520,6 +536,9 @@ export class Socket extends Emitter {
       case "reply":
         if (m.to === this._tab) this._answer(m.id, m.failed);
         break;
+      case "retry":
+        this._link?.retryNow();
+        break;
       default:
         if (!this._link) this._fromLink(m);
     }
@@ -561,6 +580,15 @@ export class Socket extends Emitter {
       this._setState("reconnecting");
       if (was) this._fire("disconnect", m.reason || "transport error");
       this._fire("reconnecting", { attempt: m.attempt || 0, delay: m.delay || 0 });
+    } else if (m.state === "ended") {
+      // Disconnected on request (DELETE /connections/{id}): the connection
+      // is gone; connect() opens a new one.
+      const was = this.connected;
+      this._closed = true;
+      this._stop();
+      this.lastEventId = "";
+      this._setState("disconnected");
+      if (was) this._fire("disconnect", END_REASONS.disconnected);
     } else if (m.state === "failed") {
       const err = new ApiError(m.error.status, m.error.problem);
       const was = this.connected;
@@ -745,13 +773,16 @@ class Link {
     const o = this.socket.options;
     this.ticketed = Boolean(o.token);
     if (this.ticketed) {
+      this.opening = true;
       try {
         q.set("ticket", await this.socket._ticket());
       } catch (err) {
+        this.opening = false;
         if (err instanceof ApiError && !err.retryable) return this.fail(err);
         if (err instanceof ApiError && err.status === 401 && typeof o.token !== "function") return this.fail(err);
         return this.retry("ticket refused");
       }
+      this.opening = false;
       if (this.closed) return;
     }
     const es = new EventSource(`${this.url}/events?${q}`, { withCredentials: Boolean(o.withCredentials) });
@@ -759,6 +790,7 @@ class Link {
     this.listening = new Set();
     this.listen("connected");
     this.listen("reset");
+    this.listen("end");
     for (const t of this.tabs.values()) for (const e of t.events) this.listen(e);
     es.addEventListener("error", (e) => this.onError(es, e));
   }
@@ -774,6 +806,12 @@ class Link {
         let info;
         try { info = JSON.parse(e.data); } catch { return; }
         this.connected(info);
+        return;
+      }
+      if (name === "end") {
+        let d = {};
+        try { d = JSON.parse(e.data) || {}; } catch { /* no reason: a drop */ }
+        this.ended(es, d.reason);
         return;
       }
       this.post({ t: "ev", name, data: e.data, lastEventId: e.lastEventId });
@@ -797,6 +835,41 @@ class Link {
     }
     // The browser reconnects by itself and sends Last-Event-ID.
     this.post({ t: "state", state: "reconnecting", reason: "transport error", attempt: this.attempt++, delay: 0 });
+  }
+
+  // ended handles the server's last event on a stream it ends on purpose
+  // (its id, already kept, is where the stream stopped): "disconnected"
+  // (closed on request: do not come back; a resume would answer 204),
+  // "expired" (the credential expired: a fresh token and ticket now, then
+  // resume), "shutdown" and "replaced" (resume after the usual backoff).
+  ended(es, reason) {
+    if (es !== this.es) return;
+    es.close();
+    this.es = null;
+    this.live = false;
+    if (reason === "disconnected") {
+      this.closed = true;
+      clearTimeout(this.timer);
+      this.post({ t: "state", state: "ended", reason });
+      return;
+    }
+    if (reason === "expired") {
+      this.post({ t: "state", state: "reconnecting", reason: END_REASONS.expired, attempt: this.attempt++, delay: 0 });
+      this.open();
+      return;
+    }
+    this.retry(END_REASONS[reason] || "transport close");
+  }
+
+  // retryNow reopens the stream at once if it is down (its EventSource
+  // waiting to reconnect by itself, or the backoff's timer).
+  retryNow() {
+    if (this.closed || this.live || this.opening) return;
+    if (this.es) {
+      this.es.close();
+      this.es = null;
+    }
+    this.open();
   }
 
   retry(reason) {
@@ -964,6 +1037,8 @@ export class Group extends Emitter {
     this.connected = false;
     this.closed = false;
     this.jobs = new Map(); // ack_id → Job, not yet settled
+    this.config = null; // the group's settings (GET …/groups/{group}), once read
+    this.ackWait = NaN; // config.ack_wait in ms
     this._attempt = 0;
     this._lastEventId = "";
     this._abort = null;
@@ -1035,16 +1110,29 @@ export class Group extends Emitter {
       this._fire("error", err);
       return;
     }
+    this._end = "";
     try {
       await readEvents(res.body, (ev) => this._onEvent(ev));
     } catch { /* the stream broke */ }
     if (this.closed) return;
     const was = this.connected;
     this.connected = false;
-    if (was) this._fire("disconnect", "transport error");
+    const end = this._end;
+    const reason = END_REASONS[end] || "transport error";
     // Unacknowledged deliveries went back to the group with the stream.
     for (const job of this.jobs.values()) job._revoke("the stream ended");
-    this._retry("transport error");
+    if (end === "disconnected") { // closed on request: do not come back
+      this.closed = true;
+      this._fire("disconnect", reason);
+      return;
+    }
+    if (was) this._fire("disconnect", reason);
+    if (end === "expired") { // a fresh token now, then resume
+      this._fire("reconnecting", { attempt: this._attempt++, delay: 0, reason });
+      this._open();
+      return;
+    }
+    this._retry(reason);
   }
 
   _retry(reason) {
@@ -1066,6 +1154,10 @@ export class Group extends Emitter {
         this.connected = true;
         this._attempt = 0;
         this._fire("connect", data);
+        this._loadConfig();
+        return;
+      case "end":
+        this._end = data && data.reason;
         return;
       case "reset":
         this._fire("reset", data);
@@ -1079,26 +1171,47 @@ export class Group extends Emitter {
         this._fire("error", data);
         return;
     }
+    if (data && data.event === "dead_letter" && !data.ack_id) {
+      // A message of the room was parked (data.data.group names the group:
+      // every group of the room is told).
+      this._fire("dead_letter", data.data, data);
+      return;
+    }
     if (!data || typeof data !== "object" || !data.ack_id) return; // namespace-wide and direct messages: the socket's
     // A redelivery of a message this member still holds supersedes it.
     for (const old of this.jobs.values()) {
       if (old.id === data.id) old._revoke("redelivered");
     }
-    const job = new Job(this, data);
+    const job = new Job(this, data, Date.now());
     this.jobs.set(job.ackId, job);
     if (!this._fire("job", job)) this._waiting.push(job); // no handler yet
   }
 
-  async _settle(job, what) {
+  // _loadConfig reads the group's settings (ack_wait gives each job's
+  // deadline on this page's clock); without them (refused, offline) a
+  // job's deadline is the server's ack_deadline as is.
+  _loadConfig() {
+    const info = this.info;
+    request("GET", `${this.socket.url}${this.path}`, { token: info.token }).then((st) => {
+      if (this.info !== info || !st || !st.config) return;
+      this.config = st.config;
+      this.ackWait = parseDuration(st.config.ack_wait);
+    }, () => {});
+  }
+
+  async _settle(job, what, extra) {
     if (job.revoked) return false;
     if (job.settled) return true;
     const info = this.info;
     if (!info) return false;
-    job._busy = true; // its fate is this request's (not a stream end's)
+    const progress = what === "progress";
+    if (!progress) job._busy = true; // its fate is this request's (not a stream end's)
+    const sent = Date.now();
     try {
-      await request("POST", `${this.socket.url}${this.path}/${what}`, { body: { ids: [job.ackId] }, token: info.token });
+      await request("POST", `${this.socket.url}${this.path}/${what}`, { body: { ids: [job.ackId], ...extra }, token: info.token });
     } catch (err) {
       job._busy = false;
+      if (job.revoked) return false;
       if (err instanceof ApiError && (err.status === 409 || err.status === 403 || err.status === 401)) {
         // Redelivered meanwhile (409), or the connection that received it
         // is gone (its deliveries went back to the group).
@@ -1108,17 +1221,49 @@ export class Group extends Emitter {
       this._fire("error", err);
       throw err;
     }
+    if (progress) {
+      // The server restarted the lease when it answered: ack_wait from a
+      // moment after `sent` (so this deadline is never later than its).
+      if (!job.revoked && !job.settled) job.deadline = new Date(sent + job._lease);
+      return !job.revoked;
+    }
     job.settled = true;
     this.jobs.delete(job.ackId);
     return true;
   }
 }
 
-// Job is one group delivery. ack() resolves true once acknowledged, false
-// when the delivery is no longer this member's (revoked: redelivered to
-// another, or its stream ended); nack() hands it back for redelivery now.
+// parseDuration reads Go's duration syntax ("1m30s", "500ms") into ms (NaN
+// when it is not one).
+export function parseDuration(s) {
+  const units = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
+  const re = /([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)/y;
+  let ms = 0;
+  let i = 0;
+  if (typeof s !== "string" || !s) return NaN;
+  while (i < s.length) {
+    re.lastIndex = i;
+    const m = re.exec(s);
+    if (!m) return NaN;
+    ms += Number(m[1]) * units[m[2]];
+    i = re.lastIndex;
+  }
+  return ms;
+}
+
+// durationOf writes a delay (ms, or a duration string) in Go's syntax.
+function durationOf(d) {
+  if (typeof d === "number") return Math.max(0, Math.round(d)) + "ms";
+  return String(d);
+}
+
+// Job is one group delivery, leased to this member until its deadline.
+// ack() resolves true once acknowledged, false when the delivery is no
+// longer this member's (revoked: its lease ran out and it went to another
+// delivery, or its stream ended); progress() extends the lease; nack()
+// hands it back for redelivery (now, or after a delay).
 export class Job {
-  constructor(group, env) {
+  constructor(group, env, receivedAt = Date.now()) {
     this.group = group;
     this.envelope = env;
     this.id = env.id;
@@ -1128,6 +1273,12 @@ export class Job {
     this.delivery = env.delivery || 1;
     this.revoked = false;
     this.settled = false;
+    // The lease, on this page's clock: ack_wait from the delivery's arrival
+    // when the group's ack_wait is known (so a skewed clock does not show a
+    // wrong countdown), else the server's ack_deadline as is.
+    const server = Date.parse(env.ack_deadline);
+    this._lease = group.ackWait > 0 ? group.ackWait : Number.isFinite(server) ? Math.max(0, server - receivedAt) : NaN;
+    this.deadline = group.ackWait > 0 ? new Date(receivedAt + group.ackWait) : Number.isFinite(server) ? new Date(server) : null;
     this._abort = new AbortController();
     this.signal = this._abort.signal; // aborted when revoked
   }
@@ -1136,8 +1287,18 @@ export class Job {
     return quiet(this.group._settle(this, "acks"));
   }
 
-  nack() {
-    return quiet(this.group._settle(this, "nacks"));
+  // nack hands the delivery back: redelivered at once, or after
+  // options.delay (ms, or a duration such as "10s").
+  nack(options = {}) {
+    const extra = options.delay !== undefined && options.delay !== null ? { delay: durationOf(options.delay) } : undefined;
+    return quiet(this.group._settle(this, "nacks", extra));
+  }
+
+  // progress extends the lease by the group's ack_wait (still working on
+  // it): true once extended (job.deadline moved), false when it is no
+  // longer this member's.
+  progress() {
+    return quiet(this.group._settle(this, "progress"));
   }
 
   _revoke(reason) {
@@ -1147,6 +1308,14 @@ export class Job {
     this._abort.abort(reason);
     this.group._fire("revoked", this, reason);
   }
+}
+
+// readEventStream reads an SSE body fetched by the application (every
+// event name, with its own headers: an admin's live tail of a room, a
+// server-side client) and calls fn({event, data, id}) per event; it
+// resolves when the body ends.
+export function readEventStream(body, fn) {
+  return readEvents(body, fn);
 }
 
 // readEvents parses a text/event-stream body (the HTML standard's rules:
@@ -1190,4 +1359,4 @@ async function readEvents(body, fn) {
   }
 }
 
-export default { connect, request, position, ApiError, Socket, Group, Job, version };
+export default { connect, request, position, parseDuration, readEventStream, ApiError, Socket, Group, Job, version };

@@ -263,6 +263,11 @@ func TestClientOperations(t *testing.T) {
 		if fmt.Sprint(names) != "[default secure]" {
 			t.Errorf("namespaces %v, want default and secure", names)
 		}
+		st, err := cl.GetStatusWithResponse(ctx)
+		clientStatus(t, "getStatus", st.StatusCode(), st.Body, err, 200)
+		if st.JSON200 == nil || len(st.JSON200.Nodes) != 1 || !st.JSON200.Nodes[0].Self || len(st.JSON200.Namespaces) != 2 {
+			t.Errorf("status %s, want this node alone and two namespaces", st.Body)
+		}
 	})
 
 	// Two connections: a (lobby, through Subscribe) and b (raw connect).

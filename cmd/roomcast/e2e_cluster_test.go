@@ -83,6 +83,13 @@ func TestClusterThreeNodes(t *testing.T) {
 	nodes := startCluster(t, 3, "--recovery-window", "60s")
 	n1, n2, n3 := nodes[0].srv, nodes[1].srv, nodes[2].srv
 
+	// GET /status on any node names the three nodes (itself first).
+	eventually(t, 30*time.Second, "n1's status listing the three nodes", func() bool {
+		_, st, _ := n1.do(t, http.MethodGet, "/status", nil, "")
+		b, _ := json.Marshal(st["nodes"])
+		return st["cluster"] == "rc" && string(b) == `[{"name":"n1","self":true},{"name":"n2","self":false},{"name":"n3","self":false}]`
+	})
+
 	// Connections on n2 and n3; the REST calls go to n1.
 	a := n2.subscribe(t, "/ns/default/events?rooms=lobby", "")
 	aID, aTok, _ := a.connected()

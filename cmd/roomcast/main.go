@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			args = []string{"--help"}
 		}
 	}
+	started := time.Now()
 	cfg, err := config.Load(args, getenv, stdout)
 	if err != nil {
 		return err
@@ -181,6 +182,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Spec: roomcast.OpenAPI, Web: web.Handler, Logger: logger,
 		Metrics: reg.Handler(), ObserveRequest: reg.ObserveRequest,
 		Tickets: eng, MaxConnections: cfg.MaxConnections,
+		Status: &api.Status{Version: version, Node: eng.NodeName(), Cluster: cfg.ClusterName, Started: started, Nodes: eng.Nodes},
 		Limits: api.Limits{BodyTimeout: cfg.BodyTimeout, MaxRequestsPerIP: cfg.MaxRequestsPerIP, MaxHeaderBytes: int(cfg.MaxHeaderBytes)},
 	})
 	if err != nil {

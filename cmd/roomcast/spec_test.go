@@ -382,6 +382,14 @@ func TestSpecREST(t *testing.T) {
 		if len(list) != 1 || list[0].(map[string]any)["name"] != "default" || list[0].(map[string]any)["connections"] != 2.0 {
 			t.Errorf("/ns: %s, want the namespace default with 2 connections", raw)
 		}
+		_, raw = c.call(t, specReq{method: "GET", path: "/status", want: 200})
+		st := specDecode(t, "/status", raw)
+		nss, _ := st["namespaces"].([]any)
+		nodes, _ := st["nodes"].([]any)
+		if st["connections"] != 2.0 || st["cluster"] != nil || len(nodes) != 1 || len(nss) != 1 ||
+			nss[0].(map[string]any)["auth"] != "open" || nss[0].(map[string]any)["credentials"] != false {
+			t.Errorf("/status: %s, want 2 connections, no cluster, one node, namespace default open without credentials", raw)
+		}
 	})
 
 	t.Run("namespace", func(t *testing.T) {

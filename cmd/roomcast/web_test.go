@@ -231,6 +231,22 @@ func (tb *tab) wait(what, cond string) {
 	}
 }
 
+// never polls a JavaScript condition for d and fails as soon as it is true:
+// a check that something does not happen within a window (the window is
+// the assertion, not a wait for a condition).
+func (tb *tab) never(what string, d time.Duration, cond string) {
+	tb.t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		var bad bool
+		tb.eval("Boolean("+cond+")", &bad)
+		if bad {
+			tb.t.Fatalf("%s: %s happened (%s)\npage text:\n%s", tb.name, what, cond, tb.text())
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, bounded by the window
+	}
+}
+
 // screenshot writes the viewport as a PNG test artifact and, with
 // -update-screenshots, as the README's screenshot readme (when not empty).
 func (tb *tab) screenshot(name, readme string) {
@@ -533,6 +549,27 @@ func TestWebChatSurvivesRestart(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: lobby shows %q, want %q", tb.name, got, want)
 		}
+		// In server order, the times never run backwards: the message typed
+		// offline shows when it was stored, not when it was typed.
+		times := tb.evalStrings(`[...document.querySelectorAll("#log-lobby li.msg time")].map((e) => e.dateTime)`)
+		for i := 1; i < len(times); i++ {
+			a, _ := time.Parse(time.RFC3339Nano, times[i-1])
+			b, _ := time.Parse(time.RFC3339Nano, times[i])
+			if b.Before(a) {
+				t.Errorf("%s: the times of the lobby run backwards: %v", tb.name, times)
+				break
+			}
+		}
+	}
+
+	// After a reload (a new connection), alice's own messages are still
+	// hers, on the right.
+	alice.do(chromedp.Reload())
+	alice.waitLive()
+	alice.waitMessage("lobby", "typed while the server was down")
+	mine := alice.evalStrings(`[...document.querySelectorAll("#log-lobby li.msg.mine .text")].map((e) => e.textContent)`)
+	if !slices.Equal(mine, []string{"before the restart (alice)", "typed while the server was down"}) {
+		t.Errorf("alice after a reload: her messages %q, want the two she sent", mine)
 	}
 }
 
@@ -819,6 +856,105 @@ func TestWebAdmin(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#pub-rooms"), "bad room"),
 		chromedp.Click(chromedp.CSS("#pub-send")))
 	admin.wait("the validation error", `document.querySelector("#pub-result").textContent.startsWith("Not published") && document.querySelector("#pub-result").textContent.includes("rooms")`)
+
+	// Node status, and the open dev setup said as such.
+	admin.wait("the server panel", `document.querySelector("#s-version").textContent === "dev" && document.querySelectorAll("#nodes li").length === 1`)
+	if note := admin.evalString(`document.querySelector("#open-note").textContent`); !strings.Contains(note, "open and has no credentials") {
+		t.Errorf("open note %q, want the open dev setup named", note)
+	}
+	if admin.evalString(`String(document.querySelector("#login").hidden)`) != "true" {
+		t.Errorf("the login shows on an open dev setup")
+	}
+
+	// A room's members and history.
+	admin.do(chromedp.Click(chromedp.CSS(`#rooms-table tr[data-room="lobby"] button`)))
+	admin.wait("lobby's panel: two members, its history", `!document.querySelector("#room-panel").hidden &&
+		document.querySelectorAll("#room-members tr[data-conn]").length === 2 &&
+		document.querySelector("#room-history li[data-event]") !== null`)
+	if got := admin.evalString(`document.activeElement.id`); got != "room-h" {
+		t.Errorf("after Open the focus is on #%s, want the room's heading", got)
+	}
+	// Disconnecting another's connection needs admin rights, which an open
+	// namespace without credentials cannot grant: refused, and said so.
+	admin.do(chromedp.Click(chromedp.CSS(`#conns-table tr[data-conn] button`)))
+	admin.wait("the refused disconnect", `document.querySelector("#conns-result").textContent.includes("needs admin rights")`)
+
+	// The live tail of a room sees a message as it arrives.
+	admin.do(chromedp.SendKeys(chromedp.CSS("#tail-room"), "lobby"), chromedp.Click(chromedp.CSS("#tail-start")))
+	admin.wait("the tail watching", `document.querySelector("#tail-state").textContent.startsWith("Watching lobby")`)
+	s.publish(t, "/ns/default/rooms/lobby/messages", map[string]any{"event": "tail me", "data": map[string]string{"text": "seen live"}}, "")
+	admin.wait("the message in the tail", `window.roomcastAdmin.tail.some((e) => e.event === "tail me" && e.data.text === "seen live") &&
+		document.querySelector("#tail li[data-event='tail me']") !== null`)
+
+	// A dead letter (group parkers: ack wait 1 s, one delivery) is listed
+	// and replayed from the page: its group gets it again, as new.
+	if code, body, _ := s.do(t, http.MethodPut, "/ns/default/rooms/jobs/groups/parkers", map[string]any{"ack_wait": "1s", "max_deliver": 1}, ""); code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("create group parkers: %d %v", code, body)
+	}
+	parker := s.subscribe(t, "/ns/default/rooms/jobs/events?group=parkers", "")
+	_, parkerTok, _ := parker.connected()
+	s.publish(t, "/ns/default/rooms/jobs/messages", map[string]any{"event": "job", "data": map[string]string{"task": "parked"}}, "")
+	if env := parker.Expect("job").envelope(t); env["delivery"] != float64(1) {
+		t.Fatalf("first delivery %v", env)
+	}
+	parker.Expect("revoked")
+	parker.Expect("dead_letter")
+	admin.do(chromedp.SendKeys(chromedp.CSS("#watch"), "jobs"+kb.Enter))
+	admin.wait("the dead letter listed", `document.querySelector("#dead-table tr[data-group=parkers]") !== null &&
+		document.querySelector("#groups-table tr[data-group=parkers] td.dead").textContent === "1"`)
+	admin.run(`document.querySelector("#groups-h").scrollIntoView()`)
+	admin.screenshot("admin", "admin")
+	admin.do(chromedp.Click(chromedp.CSS(`#dead-table tr[data-group=parkers] button.replay`)))
+	ev := parker.Expect("job")
+	env := ev.envelope(t)
+	if env["delivery"] != float64(1) || env["data"].(map[string]any)["task"] != "parked" {
+		t.Fatalf("the replayed delivery %v, want the parked message as a first delivery", env)
+	}
+	if code, _, _ := s.do(t, http.MethodPost, "/ns/default/rooms/jobs/groups/parkers/acks", map[string]any{"ids": []string{env["ack_id"].(string)}}, parkerTok); code != http.StatusNoContent {
+		t.Fatalf("ack the replayed delivery: %d", code)
+	}
+	admin.wait("no dead letter left, the focus on the section", `document.querySelector("#dead-table tr[data-group=parkers]") === null && document.activeElement.id === "dead-h"`)
+}
+
+// TestWebAdminLogin: on a server with credentials the admin page asks for
+// one first, refuses a wrong one, and with an API key acts on a locked
+// namespace: a live tail, and disconnecting a connection. The credential
+// stays in the tab across a reload, and is gone after Sign out.
+func TestWebAdminLogin(t *testing.T) {
+	s := startSecure(t)
+	logsOnFailure(t, s)
+	b := newBrowser(t)
+	admin := b.tab("admin")
+	admin.do(chromedp.Navigate(s.URL + "/admin.html"))
+	admin.wait("the login", `!document.querySelector("#login").hidden && document.querySelector("#groups-table").closest("section").hidden`)
+	admin.do(chromedp.SendKeys(chromedp.CSS("#credential"), "not-the-key-0123456789"+kb.Enter))
+	admin.wait("the refusal", `document.querySelector("#login-error").textContent.startsWith("Not accepted by namespace secure")`)
+	admin.run(`document.querySelector("#credential").value = ""`)
+	admin.do(chromedp.SendKeys(chromedp.CSS("#credential"), secAPIKey+kb.Enter))
+	admin.wait("signed in, namespace secure shown", `document.querySelector("#login").hidden && document.querySelector("#ns").value === "secure" &&
+		document.querySelector("#who").textContent === "Signed in (API key)"`)
+
+	// A connection of namespace secure, in room chat.
+	conn, code := s.subscribeWith(t, "/ns/secure/events?rooms=chat", map[string]string{"Authorization": "Bearer " + secAPIKey})
+	if code != http.StatusOK {
+		t.Fatalf("subscribe to secure: %d", code)
+	}
+	conn.connected()
+	admin.wait("the connection listed", `document.querySelectorAll("#conns-table tr[data-conn]").length === 1`)
+	admin.do(chromedp.SendKeys(chromedp.CSS("#tail-room"), "chat"), chromedp.Click(chromedp.CSS("#tail-start")))
+	admin.wait("the tail watching", `document.querySelector("#tail-state").textContent.startsWith("Watching chat in namespace secure")`)
+	if code, body, _ := s.do(t, http.MethodPost, "/ns/secure/rooms/chat/messages", map[string]any{"event": "m", "data": "locked"}, secAPIKey); code != http.StatusAccepted {
+		t.Fatalf("publish: %d %v", code, body)
+	}
+	admin.wait("the message in the tail", `window.roomcastAdmin.tail.some((e) => e.event === "m" && e.data === "locked")`)
+	admin.do(chromedp.Click(chromedp.CSS(`#conns-table tr[data-conn] button`)))
+	admin.wait("disconnected", `document.querySelector("#conns-result").textContent.startsWith("Disconnected")`)
+	conn.Ended(webTimeout)
+
+	admin.do(chromedp.Reload())
+	admin.wait("still signed in after a reload", `document.querySelector("#login").hidden && document.querySelector("#who").textContent !== ""`)
+	admin.do(chromedp.Click(chromedp.CSS("#signout")))
+	admin.wait("signed out", `!document.querySelector("#login").hidden && sessionStorage.getItem("roomcast.admin.credential") === null`)
 }
 
 // TestWebPages: the landing page links the three apps, and every page is
@@ -844,8 +980,8 @@ func TestWebPages(t *testing.T) {
 		{"/", `true`, ``},
 		{"/chat.html", `document.querySelector("#status").dataset.state === "live"`, `#log-lobby[aria-live=polite]`},
 		{"/parcel.html", `!document.querySelector("#choose").hidden`, ``},
-		{"/parcel.html?vendor=acme", `document.querySelector("#status").dataset.state === "live"`, `#notices[aria-live=polite]`},
-		{"/parcel.html?driver=driver-1", `document.querySelector("#status").dataset.state === "live"`, `#jobs[aria-live=polite]`},
+		{"/parcel.html?vendor=acme", `document.querySelector("#status").dataset.state === "live"`, `#announce[role=status]`},
+		{"/parcel.html?driver=driver-1", `document.querySelector("#status").dataset.state === "live"`, `#announce[role=status]`},
 		{"/admin.html", `document.querySelector("#updated").dataset.state === "live"`, `#pub-result[role=status]`},
 	}
 	for _, p := range pages {

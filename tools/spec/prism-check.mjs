@@ -165,7 +165,7 @@ async function main() {
     const room = `prism-${process.pid}`;
 
     // The server's own routes.
-    for (const p of ["/healthz", "/readyz", "/openapi.yaml", "/metrics", "/", "/ns"]) await call(P, { path: p, want: 200 });
+    for (const p of ["/healthz", "/readyz", "/openapi.yaml", "/metrics", "/", "/ns", "/status"]) await call(P, { path: p, want: 200 });
 
     // A connection, kept open on the server; REST calls on its behalf go through Prism.
     const conn = await openStream(`${ns}/events`);

@@ -10,6 +10,7 @@ const TYPING_EVERY = 2500; // ms between two "typing" events of one typist
 const TYPING_SHOWN = 4000; // how long a "typing" event is shown
 const TYPING_STALE = 6000; // older "typing" events (replayed after a drop) are ignored
 const HELLO_FRESH = 30000; // answer "presence: join" with our name only while it is fresh
+const MY_IDS = 50; // own connection ids remembered (own messages stay on the right after a reload)
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,12 +27,34 @@ const state = {
   current: "",
   names: new Map(), // connection id → display name (names travel in message data)
   sending: new Set(), // own messages not yet stored (the SDK's outbox holds them)
+  // This browser's connection ids, past ones included: a message from one of
+  // them is ours (shown on the right) after a reload or a new connection.
+  myIds: new Set(loadIds()),
   lastTyping: 0,
   typingTimer: 0,
 };
 
+function loadIds() {
+  try {
+    const ids = JSON.parse(localStorage.getItem("roomcast.chat.ids") || "[]");
+    return Array.isArray(ids) ? ids.filter((x) => typeof x === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function rememberId(id) {
+  if (state.myIds.has(id)) return;
+  state.myIds.add(id);
+  localStorage.setItem("roomcast.chat.ids", JSON.stringify([...state.myIds].slice(-MY_IDS)));
+}
+
+function isMine(id) {
+  return Boolean(id) && state.myIds.has(id);
+}
+
 function displayName(id) {
-  if (state.me && id === state.me.id) return state.name;
+  if (isMine(id)) return state.name;
   return state.names.get(id) || "guest " + String(id).slice(0, 6);
 }
 
@@ -55,6 +78,7 @@ class Room {
     this.typing = new Map(); // connection id → {name, until}
     this.unread = 0;
     this.list = el("ol", { class: "log", id: "log-" + name, "aria-live": "polite", "aria-relevant": "additions", hidden: true, "aria-label": "Messages in " + name });
+    this.loading = 0; // history loads in progress: the list is not announced meanwhile
     this.tabButton = el("button", { type: "button", onclick: () => selectRoom(name) }, el("span", {}, "# " + name), el("span", { class: "badge", hidden: true }));
     this.tab = el("li", { dataset: { room: name } }, this.tabButton);
     this.empty = el("li", { class: "notice-line" }, "No messages yet. Say hello!");
@@ -70,8 +94,8 @@ class Room {
       if (this.cids.has(d.cid)) return; // our own message (shown locally) or a retried publish
       this.cids.add(d.cid);
     }
-    if (env.from) learnName(env.from, d.name);
-    const mine = state.me && env.from === state.me.id;
+    if (env.from && !isMine(env.from)) learnName(env.from, d.name);
+    const mine = isMine(env.from);
     const announce = !env.room && !env.rooms && !env.from;
     const who = d.name || (env.from ? displayName(env.from) : "server");
     const li = this.item({ who, text: d.text ?? JSON.stringify(env.data), ts: env.ts, mine, announce, cid: d.cid });
@@ -94,15 +118,18 @@ class Room {
   }
 
   // insert keeps the list in id order; local messages waiting for an id
-  // stay at the end.
+  // stay at the end. An item already in place is not moved (a moved item
+  // would be announced again).
   insert(li) {
     this.empty.remove();
     const seq = Number(li.dataset.seq || Infinity);
     let before = null;
     for (const other of this.list.children) {
+      if (other === li) continue;
       const s = Number(other.dataset.seq || Infinity);
       if (s > seq) { before = other; break; }
     }
+    if (li.parentNode === this.list && (before ? li.nextElementSibling === before : !li.nextElementSibling)) return;
     const log = $("logs");
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     this.list.insertBefore(li, before);
@@ -130,8 +157,13 @@ function openSocket() {
   });
   socket.on("reconnecting", () => renderStatus("reconnecting"));
   socket.on("reset", (d) => {
-    // The position we resumed from is gone: refetch what the rooms hold.
-    note(`Some messages could not be replayed (${d.reason}); reloading history.`);
+    // Say what really happened: the connection was not restored (its
+    // rooms' messages were replayed: nothing is missing), or messages
+    // could not be replayed. Either way the history is read again.
+    const reason = String(d.reason || "");
+    const lost = /^the connection was not restored: (.*?); it continues as a new connection/.exec(reason);
+    if (lost) note(`Back as a new connection: the server did not restore the old one (${lost[1]}). Missed messages were replayed; reloading history.`);
+    else note(`Some messages could not be replayed (${reason || "no reason given"}); reloading history.`);
     for (const room of state.rooms.values()) loadHistory(room);
   });
   socket.on("error", (d) => note("Server error: " + (d.detail || d.title || d.message || d)));
@@ -152,9 +184,11 @@ function onConnected(info) {
   stats.id = info.id;
   stats.restored = info.restored;
   state.me = info;
+  rememberId(info.id);
   renderStatus("live");
   if (first || !info.restored) {
-    if (!first) note("Reconnected as a new connection; reloading history.");
+    // (A connection that was not restored is explained by the reset that
+    // follows, with its cause.)
     for (const room of state.rooms.values()) {
       loadHistory(room);
       publishPresence(room.name, "join");
@@ -172,10 +206,13 @@ async function loadHistory(room) {
     try { page = await state.socket.request("GET", `/rooms/${enc(room.name)}/messages`); } catch { return; }
   }
   if (state.rooms.get(room.name) !== room) return; // left (or left and joined again) meanwhile
+  // Old messages are not news: the list is not announced while they go in.
+  room.list.setAttribute("aria-live", "off");
   for (const env of page.messages || []) {
     if (env.event === "chat message") room.add(env, { live: false });
-    else if ((env.event === "presence" || env.event === "iam") && env.from) learnName(env.from, env.data && env.data.name);
+    else if ((env.event === "presence" || env.event === "iam") && env.from && !isMine(env.from)) learnName(env.from, env.data && env.data.name);
   }
+  setTimeout(() => room.list.setAttribute("aria-live", "polite"), 0);
 }
 
 // roomsOf returns the joined rooms a message is for: its room, its rooms, or
@@ -257,8 +294,15 @@ function send(text) {
         r.ids.add(res.id);
         li.dataset.id = res.id;
         li.dataset.seq = String(seqOf(res.id));
-        li.remove();
-        r.insert(li); // to its place among messages that arrived meanwhile
+        // Its place and time are the stored message's: among the messages
+        // that arrived meanwhile, at the time it was stored (a message
+        // typed offline does not keep the time it was typed, which would
+        // run backwards among its neighbours).
+        const t = li.querySelector("time");
+        const now = new Date().toISOString();
+        t.dateTime = now;
+        t.textContent = timeOf(now);
+        r.insert(li);
       }
       markSent(li, "sent", "");
     }, (err) => {
@@ -293,12 +337,16 @@ function joinRoom(name) {
 async function leaveRoom(name) {
   const room = state.rooms.get(name);
   if (!room) return;
+  const hadFocus = document.activeElement === $("leave");
   state.rooms.delete(name);
   room.tab.remove();
   room.list.remove();
   saveRooms();
   const next = state.rooms.keys().next();
   selectRoom(next.done ? "" : next.value);
+  // The Leave button may be disabled now: the focus goes where the next
+  // action is (the message box, or joining a room when none is left).
+  if (hadFocus) (next.done ? $("join-room") : $("text")).focus();
   try {
     await state.socket.leave(name);
   } catch { /* the SDK leaves it on the next connect */ }
@@ -325,6 +373,7 @@ function selectRoom(name) {
   log.scrollTop = log.scrollHeight;
   renderTyping();
   renderPresence();
+  $("rooms-summary").textContent = has ? "# " + name : "";
   if (has && state.me) refreshMembers(state.rooms.get(name));
   sessionStorage.setItem("roomcast.chat.current", name);
 }
@@ -470,6 +519,17 @@ window.addEventListener("pagehide", () => {
   // this one outlives the page).
   if (state.rooms.size) publishPresence([...state.rooms.keys()], "leave");
 });
+
+// On a phone the rooms and the people are folded away, so that the
+// conversation and its message box fill the screen; on a wider screen they
+// are open beside it.
+const phone = matchMedia("(max-width: 40rem)");
+function fold() {
+  $("rooms-fold").open = !phone.matches;
+  $("people-fold").open = !phone.matches;
+}
+phone.addEventListener("change", fold);
+fold();
 
 const saved = localStorage.getItem("roomcast.chat.name");
 if (saved) {

@@ -55,3 +55,25 @@ export function statusText(state, who) {
     default: return "Connecting…";
   }
 }
+
+// keepFocus runs fn (which rebuilds part of the page) and puts the focus
+// back on the control that had it, found again by its data-focus key, so
+// that a list that refreshes does not drop a keyboard user's place.
+export function keepFocus(fn) {
+  const a = document.activeElement;
+  const key = a && a.dataset ? a.dataset.focus : "";
+  fn();
+  if (key && document.activeElement !== a) {
+    document.querySelector(`[data-focus="${CSS.escape(key)}"]`)?.focus();
+  }
+}
+
+// announce tells screen readers something new, once, through the page's
+// #announce status region (the lists themselves are not live regions: they
+// are rebuilt too often).
+export function announce(text) {
+  const a = document.getElementById("announce");
+  if (!a) return;
+  a.textContent = "";
+  setTimeout(() => { a.textContent = text; }, 50);
+}

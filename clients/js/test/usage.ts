@@ -1,7 +1,7 @@
 // A type-level test of roomcast.d.ts: every part of the API used as the
 // README shows it (tsc --noEmit fails on a declaration that does not fit),
 // and misuses that must not compile, marked @ts-expect-error.
-import roomcast, { ApiError, connect, position, request, type Envelope, type Job, type Published } from "../roomcast.js";
+import roomcast, { ApiError, connect, parseDuration, position, readEventStream, request, type DeadLetterNotice, type Envelope, type Job, type Published } from "../roomcast.js";
 
 interface Chat {
   text: string;
@@ -52,6 +52,18 @@ drivers.on((job: Job) => {
 });
 drivers.on<{ order: string }>((job) => void job.data.order);
 drivers.on("revoked", (job, reason) => void (job.ackId + reason));
+drivers.on(async (job) => {
+  const left: number = job.deadline ? job.deadline.getTime() - Date.now() : Infinity;
+  if (left < 5000 && !(await job.progress())) return;
+  void job.nack({ delay: "10s" });
+  void job.nack({ delay: 10_000 });
+});
+drivers.on("dead_letter", (notice, env) => void (notice.id + notice.group + notice.deliveries + env.room));
+drivers.on("disconnect", (reason) => void (reason === "io server disconnect"));
+const wait: number = drivers.ackWait + parseDuration("1m30s");
+void fetch("/ns/chat/rooms/lobby/events").then((res) => res.body && readEventStream(res.body, (ev) => void (ev.event + ev.data + ev.id)));
+socket.on<DeadLetterNotice>("dead_letter", (notice) => void notice.reason);
+void wait, drivers.config?.backoff;
 drivers.on("reset", (r) => void r.reason);
 drivers.close();
 
@@ -61,6 +73,8 @@ void request("POST", "/ns/chat/messages", { body: { event: "e" }, token: "k" }).
 const pos: string = position("1a-2.token");
 void pos, other, keyed.disconnect().connect();
 
+// @ts-expect-error: a nack's delay is ms or a duration string
+void drivers.jobs.get("x")?.nack({ delay: true });
 // @ts-expect-error: emit needs an event name
 void socket.emit();
 // @ts-expect-error: rooms are strings
