@@ -251,11 +251,13 @@ func (g *group) expire(id string) {
 	}
 	g.lastHeld[f.d.Msg.Pos.Seq] = f.conn
 	g.mu.Unlock()
-	g.poke()
-	g.giveBack(f.d, g.cfg.backoff(f.d.Count))
+	// The holder hears first: the message given back may come to the
+	// same member again, and its new delivery must follow the revoked.
 	data, _ := json.Marshal(revokedData{AckID: g.ns.ackID(g.key, f.conn.ID, id), ID: f.d.Msg.Pos.String(),
 		Group: g.key.Name, Room: g.key.Room, Reason: "its ack wait passed: the message goes to another delivery"})
 	f.conn.notice("revoked", data)
+	g.poke()
+	g.giveBack(f.d, g.cfg.backoff(f.d.Count))
 }
 
 // park moves a message delivered MaxDeliver times to the group's dead
@@ -263,7 +265,11 @@ func (g *group) expire(id string) {
 // fails is retried; one that cannot finish before the group stops gives the
 // delivery back (it is parked on its next delivery).
 func (g *group) park(ctx context.Context, d Delivery) {
-	reason := fmt.Sprintf("delivered %d times without being acknowledged (max_deliver %d)", d.Count-1, g.cfg.MaxDeliver)
+	times := "times"
+	if d.Count-1 == 1 {
+		times = "time"
+	}
+	reason := fmt.Sprintf("delivered %d %s without being acknowledged (max_deliver %d)", d.Count-1, times, g.cfg.MaxDeliver)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := g.q.Park(ctx, g.ns.name, g.key, d, reason)
 		if err == nil {
