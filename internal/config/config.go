@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/internal/webhook"
 )
 
 // Config is the whole server configuration.
@@ -65,6 +66,17 @@ type Config struct {
 	IdleTimeout          time.Duration
 	MaxHeaderBytes       int64
 
+	// Webhooks (internal/webhook): how they are delivered, on every node.
+	WebhookTimeout     time.Duration
+	WebhookMaxAttempts int
+	WebhookBackoff     time.Duration
+	WebhookMaxBackoff  time.Duration
+	WebhookWorkers     int
+	WebhookQueueSize   int
+	WebhookMaxPending  int
+	WebhookMaxAge      time.Duration
+	WebhookNodeTTL     time.Duration
+
 	// Defaults are the namespace settings of namespaces that do not set
 	// their own (flags and env set these).
 	Defaults Namespace
@@ -108,6 +120,18 @@ type Namespace struct {
 	RateJoin              string
 	MaxConnectionsPerIP   int
 	MaxConnectionsPerUser int
+
+	// Webhooks.
+	WebhookDebounce time.Duration
+	Webhooks        []Webhook // file only
+}
+
+// Webhook is an endpoint receiving a namespace's events (webhook.Endpoint;
+// the secret is read from the environment variable SecretEnv at start).
+type Webhook struct {
+	URL       string   `yaml:"url"`
+	Events    []string `yaml:"events"`
+	SecretEnv string   `yaml:"secret_env"`
 }
 
 // JWTKey is a verification key of a namespace (see internal/auth.KeyConfig).
@@ -129,11 +153,15 @@ func Default() Config {
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
 		QueueSize: 256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour, MaxConnections: 100000,
 		TLSReloadInterval: 10 * time.Second, MaxConcurrentStreams: 250, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
+		WebhookTimeout: webhook.DefaultConfig.Timeout, WebhookMaxAttempts: webhook.DefaultConfig.MaxAttempts,
+		WebhookBackoff: webhook.DefaultConfig.Backoff, WebhookMaxBackoff: webhook.DefaultConfig.MaxBackoff,
+		WebhookWorkers: webhook.DefaultConfig.Workers, WebhookQueueSize: webhook.DefaultConfig.QueueSize,
+		WebhookMaxPending: 10000, WebhookMaxAge: 7 * 24 * time.Hour, WebhookNodeTTL: 15 * time.Second,
 		Defaults: Namespace{
 			MaxBody: 64 << 10, RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
 			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgsPerRoom: 10000, DedupeWindow: 2 * time.Minute,
 			GroupAckWait: 30 * time.Second, GroupMaxDeliver: 5, GroupMaxInFlight: 10,
-			Auth: "open", JWTLeeway: 30 * time.Second,
+			Auth: "open", JWTLeeway: 30 * time.Second, WebhookDebounce: webhook.DefaultDebounce,
 		},
 	}
 }
@@ -206,6 +234,16 @@ var settings = []setting{
 	{name: "rate-join", usage: "joins and leaves allowed per IP and per credential, N/period", ns: func(n *Namespace) any { return &n.RateJoin }},
 	{name: "max-connections-per-ip", usage: "open connections per client IP in a namespace (0: unlimited)", ns: func(n *Namespace) any { return &n.MaxConnectionsPerIP }},
 	{name: "max-connections-per-user", usage: "open connections per JWT sub in a namespace (0: unlimited)", ns: func(n *Namespace) any { return &n.MaxConnectionsPerUser }},
+	{name: "webhook-debounce", usage: "webhooks: a room is announced room.occupied (room.vacated) once it stayed so, on every node, this long after its last change; a room that empties and refills within it sends nothing (the endpoints are listed per namespace in the file's webhooks)", ns: func(n *Namespace) any { return &n.WebhookDebounce }},
+	{name: "webhook-timeout", usage: "webhooks: time allowed for one POST (connect, send, answer)", global: func(c *Config) any { return &c.WebhookTimeout }},
+	{name: "webhook-max-attempts", usage: "webhooks: attempts before a webhook is parked (kept --webhook-max-age, logged and counted, not sent again)", global: func(c *Config) any { return &c.WebhookMaxAttempts }},
+	{name: "webhook-backoff", usage: "webhooks: wait after a first failed attempt; doubles after each failure (plus up to 20% jitter, at least a Retry-After)", global: func(c *Config) any { return &c.WebhookBackoff }},
+	{name: "webhook-max-backoff", usage: "webhooks: longest wait between two attempts", global: func(c *Config) any { return &c.WebhookMaxBackoff }},
+	{name: "webhook-workers", usage: "webhooks: POSTs in progress per endpoint on this node", global: func(c *Config) any { return &c.WebhookWorkers }},
+	{name: "webhook-queue-size", usage: "webhooks: joins, leaves and dead letters of this node waiting to enter the durable outbox (beyond: dropped and counted)", global: func(c *Config) any { return &c.WebhookQueueSize }},
+	{name: "webhook-max-pending", usage: "webhooks: per endpoint, webhooks being sent or waiting for a retry, cluster-wide, and rooms waiting for their debounce (beyond: they wait in the store, never dropped)", global: func(c *Config) any { return &c.WebhookMaxPending }},
+	{name: "webhook-max-age", usage: "webhooks: a webhook neither sent nor parked is removed after this; parked ones are kept this long", global: func(c *Config) any { return &c.WebhookMaxAge }},
+	{name: "webhook-node-ttl", usage: "webhooks: how long the members of a node that died without a word still count for room.vacated", global: func(c *Config) any { return &c.WebhookNodeTTL }},
 }
 
 func (s setting) target(c *Config) any {
@@ -482,7 +520,7 @@ func namespaces(defaults Namespace, entries []map[string]any, keepDefault bool) 
 			switch k {
 			case "name":
 				continue
-			case "jwt_keys", "api_keys", "cors_origins":
+			case "jwt_keys", "api_keys", "cors_origins", "webhooks":
 				if err := setList(&n, k, e[k]); err != nil {
 					return nil, fmt.Errorf("namespace %q: %s: %w", name, k, err)
 				}
@@ -519,6 +557,11 @@ func setList(n *Namespace, key string, v any) error {
 	case "api_keys":
 		n.APIKeys = nil
 		return yaml.Unmarshal(b, &n.APIKeys)
+	case "webhooks":
+		n.Webhooks = nil
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		return dec.Decode(&n.Webhooks)
 	default:
 		n.CORSOrigins = nil
 		return yaml.Unmarshal(b, &n.CORSOrigins)
@@ -576,6 +619,7 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("queue-size and resume-buffer must be at least 1"))
 	}
 	errs = append(errs, c.validateEdge()...)
+	errs = append(errs, c.validateWebhooks()...)
 	for _, n := range c.Namespaces {
 		if !hub.ValidNamespace(n.Name) {
 			errs = append(errs, fmt.Errorf("namespace %q: want 1–64 of A-Z a-z 0-9 _ -", n.Name))
@@ -672,4 +716,53 @@ func checkDomain(d string) error {
 		}
 	}
 	return nil
+}
+
+// validateWebhooks checks the delivery settings and each namespace's
+// endpoints (their secrets are read, and checked, at start).
+func (c Config) validateWebhooks() []error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"webhook-timeout": c.WebhookTimeout, "webhook-backoff": c.WebhookBackoff,
+		"webhook-max-backoff": c.WebhookMaxBackoff, "webhook-max-age": c.WebhookMaxAge} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
+		}
+	}
+	if c.WebhookMaxBackoff < c.WebhookBackoff {
+		errs = append(errs, fmt.Errorf("webhook-max-backoff (%s) is shorter than webhook-backoff (%s)", c.WebhookMaxBackoff, c.WebhookBackoff))
+	}
+	if c.WebhookNodeTTL < 3*time.Second {
+		errs = append(errs, fmt.Errorf("webhook-node-ttl: at least 3s (a lease is refreshed every third of it), got %s", c.WebhookNodeTTL))
+	}
+	if c.WebhookMaxAttempts < 1 || c.WebhookWorkers < 1 || c.WebhookQueueSize < 1 || c.WebhookMaxPending < 1 {
+		errs = append(errs, errors.New("webhook-max-attempts, webhook-workers, webhook-queue-size and webhook-max-pending must be at least 1"))
+	}
+	for _, n := range c.Namespaces {
+		if n.WebhookDebounce < 0 {
+			errs = append(errs, fmt.Errorf("namespace %q: webhook-debounce: must be 0 or positive, got %s", n.Name, n.WebhookDebounce))
+		}
+		seen := map[string]bool{}
+		for i, w := range n.Webhooks {
+			where := fmt.Sprintf("namespace %q: webhooks[%d]", n.Name, i)
+			if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("%s: url: want an http(s) URL, got %q", where, w.URL))
+			}
+			if seen[w.URL] {
+				errs = append(errs, fmt.Errorf("%s: %s is listed twice (list its events once)", where, w.URL))
+			}
+			seen[w.URL] = true
+			if len(w.Events) == 0 {
+				errs = append(errs, fmt.Errorf("%s: events: list some of %s", where, strings.Join(webhook.Events, ", ")))
+			}
+			for _, e := range w.Events {
+				if !webhook.ValidEvent(e) {
+					errs = append(errs, fmt.Errorf("%s: events: unknown %q, want some of %s", where, e, strings.Join(webhook.Events, ", ")))
+				}
+			}
+			if w.SecretEnv == "" {
+				errs = append(errs, fmt.Errorf("%s: secret_env: name the environment variable holding the signing secret (at least %d bytes)", where, webhook.MinSecret))
+			}
+		}
+	}
+	return errs
 }

@@ -95,6 +95,8 @@ type Occupancy interface {
 	// idempotency key) before returning nil; until ctx ends.
 	Run(ctx context.Context, debounce func(ns string) time.Duration,
 		announce func(ctx context.Context, ns, room string, occupied bool, id string, at time.Time) error) error
+	// Waiting returns the rooms waiting for their evaluation, cluster-wide.
+	Waiting(ctx context.Context) (uint64, error)
 }
 
 // Metrics receives the webhook counts (internal/metrics implements it).
@@ -536,6 +538,17 @@ func (s *Service) Backlog(ctx context.Context) []Backlog {
 		out = append(out, *b)
 	}
 	return out
+}
+
+// RoomsWaiting returns the rooms whose occupancy change waits for its
+// debounce or evaluation, cluster-wide (for metrics; ok is false without
+// room.occupied and room.vacated webhooks, or when it cannot be read).
+func (s *Service) RoomsWaiting(ctx context.Context) (n uint64, ok bool) {
+	if s.occ == nil {
+		return 0, false
+	}
+	n, err := s.occ.Waiting(ctx)
+	return n, err == nil
 }
 
 type noMetrics struct{}
