@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/roomcast/roomcast/internal/spectest"
 	"github.com/roomcast/roomcast/internal/webhook"
 )
 
@@ -34,8 +37,9 @@ type hook struct {
 	Data     map[string]any
 }
 
-// hookReceiver is a backend's webhook endpoint on loopback. While down it
-// answers 503 (after recording the attempt).
+// hookReceiver is a backend's webhook endpoint on loopback: it verifies
+// every POST's signature and checks its body against openapi.yaml's Webhook
+// schema. While down it answers 503 (after recording the attempt).
 type hookReceiver struct {
 	srv *httptest.Server
 
@@ -49,8 +53,22 @@ type hookReceiver struct {
 func newHookReceiver(t *testing.T, down bool) *hookReceiver {
 	t.Helper()
 	r := &hookReceiver{down: down, attempts: map[string]string{}}
+	doc, err := spectest.Load()
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	schema := doc.Components.Schemas["Webhook"]
+	if schema == nil || schema.Value == nil {
+		t.Fatal("openapi.yaml has no components/schemas/Webhook")
+	}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil || schema.Value.VisitJSON(v, openapi3.MultiErrors()) != nil {
+			r.mu.Lock()
+			r.refused = append(r.refused, fmt.Sprintf("body %s does not match the Webhook schema: %v", body, schema.Value.VisitJSON(v)))
+			r.mu.Unlock()
+		}
 		if err := webhook.Verify(req.Header.Get(webhook.HeaderSignature), body, []byte(hookSecret), webhook.DefaultTolerance, time.Now()); err != nil {
 			r.mu.Lock()
 			r.refused = append(r.refused, err.Error())

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/roomcast/roomcast/internal/config"
 	"github.com/roomcast/roomcast/internal/engine"
@@ -53,8 +52,7 @@ func startWebhooks(ctx context.Context, cfg config.Config, eng *engine.Engine, g
 	if len(wc.Namespaces) == 0 {
 		return &hooks{}, nil
 	}
-	out, err := eng.OpenOutbox(ctx, engine.OutboxConfig{AckWait: cfg.WebhookTimeout + 30*time.Second,
-		MaxPending: cfg.WebhookMaxPending, MaxAge: cfg.WebhookMaxAge})
+	out, err := eng.OpenOutbox(ctx, engine.OutboxConfig{MaxPending: cfg.WebhookMaxPending, MaxAge: cfg.WebhookMaxAge})
 	if err != nil {
 		return nil, err
 	}

@@ -57,6 +57,10 @@ type OccupancyConfig struct {
 	Workers int
 }
 
+// evalAckWait is how long an evaluation of a node that died holds its room
+// before another node evaluates it.
+const evalAckWait = 5 * time.Second
+
 // markerTTL is how long the marker of a removed key is kept: longer than
 // OutboxDedupe, so that an announcement id made of a revision is not made
 // again within the outbox's dedupe window once the marker is gone.
@@ -125,7 +129,7 @@ func (e *Engine) OpenOccupancy(ctx context.Context, cfg OccupancyConfig) (*Occup
 		}
 		o.cons, err = o.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable: "evaluate", Description: "roomcast: occupancy evaluation, shared by the nodes",
-			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1, MaxAckPending: cfg.MaxPending,
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: evalAckWait, MaxDeliver: -1, MaxAckPending: cfg.MaxPending,
 		})
 		return err
 	})
@@ -381,39 +385,9 @@ func (o *Occupancy) flush(ctx context.Context, written, evals map[roomRef]bool) 
 // evaluate runs this node's share of the evaluations until ctx ends.
 func (o *Occupancy) evaluate(ctx context.Context, debounce func(string) time.Duration,
 	announce func(context.Context, string, string, bool, string, time.Time) error) {
-	for ctx.Err() == nil {
-		it, err := o.cons.Messages(jetstream.PullMaxMessages(o.cfg.Workers), jetstream.PullExpiry(5*time.Second))
-		if err != nil {
-			o.e.logger.Warn("occupancy consumer", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		stop := context.AfterFunc(ctx, it.Stop)
-		sem := make(chan struct{}, o.cfg.Workers)
-		var wg sync.WaitGroup
-		for ctx.Err() == nil {
-			sem <- struct{}{}
-			msg, err := it.Next()
-			if err != nil {
-				<-sem
-				if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					break
-				}
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				o.handle(ctx, msg, debounce, announce)
-			}()
-		}
-		wg.Wait()
-		stop()
-	}
+	o.e.work(ctx, o.cons, o.cfg.Workers, evalAckWait, "occupancy", func(ctx context.Context, msg jetstream.Msg) {
+		o.handle(ctx, msg, debounce, announce)
+	})
 }
 
 func (o *Occupancy) handle(ctx context.Context, msg jetstream.Msg, debounce func(string) time.Duration,

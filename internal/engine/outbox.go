@@ -33,8 +33,9 @@ const OutboxDedupe = 2 * time.Minute
 
 // OutboxConfig configures the outbox. Zero fields take the defaults.
 type OutboxConfig struct {
-	// AckWait is how long a node may take over one attempt before another
-	// node tries it (its sender's timeout plus a margin; default 1m).
+	// AckWait is how long the attempt of a node that died (killed, cut
+	// off) holds its webhook before another node, or the same one
+	// restarted, tries it (default 5s; an attempt in progress renews it).
 	AckWait time.Duration
 	// MaxPending bounds the webhooks of one endpoint being sent or waiting
 	// for their retry, cluster-wide (default 10000): beyond it newer ones
@@ -59,7 +60,7 @@ type Outbox struct {
 // OpenOutbox creates or updates the outbox streams.
 func (e *Engine) OpenOutbox(ctx context.Context, cfg OutboxConfig) (*Outbox, error) {
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = time.Minute
+		cfg.AckWait = 5 * time.Second
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 10000
@@ -146,50 +147,18 @@ func (o *Outbox) consumer(ctx context.Context, endpoint string) (jetstream.Consu
 // when it was delivered (it is removed); retryIn > 0 to try again after
 // that long; park, a reason, to give up on it (it moves to the parked
 // stream with the reason). A node that dies during an attempt leaves it to
-// another node after AckWait: delivery is at least once.
+// another node (or to itself, restarted) after AckWait: delivery is at
+// least once.
 func (o *Outbox) Deliver(ctx context.Context, endpoint string, workers int,
 	try func(ctx context.Context, id string, body []byte, attempt int, stored time.Time) (retryIn time.Duration, park string)) error {
 	c, err := o.consumer(ctx, endpoint)
 	if err != nil {
 		return err
 	}
-	workers = max(workers, 1)
-	it, err := c.Messages(jetstream.PullMaxMessages(workers), jetstream.PullExpiry(5*time.Second))
-	if err != nil {
-		return fmt.Errorf("engine: webhook consumer %s: %w", endpoint, err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		msg, err := it.Next()
-		if err != nil {
-			<-sem
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return nil
-			}
-			o.e.logger.Warn("webhook consumer", "endpoint", endpoint, "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(250 * time.Millisecond):
-			}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			o.attempt(ctx, endpoint, msg, try)
-		}()
-	}
+	o.e.work(ctx, c, workers, o.cfg.AckWait, "webhooks "+endpoint, func(ctx context.Context, msg jetstream.Msg) {
+		o.attempt(ctx, endpoint, msg, try)
+	})
+	return nil
 }
 
 func (o *Outbox) attempt(ctx context.Context, endpoint string, msg jetstream.Msg,
