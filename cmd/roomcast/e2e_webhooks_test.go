@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -354,5 +355,52 @@ func TestWebhooksClusterOneOccupied(t *testing.T) {
 	hooksSettled(t, n3)
 	if got := rcv.accepted(webhook.RoomVacated); len(got) != 1 || got[0].Data["room"] != "lobby" || len(rcv.accepted("")) != 2 {
 		t.Errorf("vacated %+v (all: %d), want one room.vacated for lobby and 2 webhooks in all", got, len(rcv.accepted("")))
+	}
+}
+
+// TestWebhooksGracefulShutdown: a server stopped with SIGTERM stores its
+// connections' leaves before it exits: after the restart the backend gets
+// member.left and, the debounce passed, room.vacated — once each.
+func TestWebhooksGracefulShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a child server: not in -short")
+	}
+	rcv := newHookReceiver(t, false)
+	t.Setenv(hookSecretEnv, hookSecret)
+	file := hookConfig(t, rcv.srv.URL, "1s", webhook.RoomOccupied, webhook.RoomVacated, webhook.MemberLeft)
+	data := t.TempDir()
+	args := append([]string{"--config", file}, hookFlags...)
+	c := startChild(t, data, args...)
+	s := &testServer{t: t, URL: c.URL}
+	st := s.subscribe(t, "/ns/default/events?rooms=bye", "")
+	id, _, _ := st.connected()
+	eventually(t, 20*time.Second, "room.occupied", func() bool { return len(rcv.accepted(webhook.RoomOccupied)) == 1 })
+
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("the server did not exit cleanly on SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not exit within 30s of SIGTERM")
+	}
+
+	c = startChild(t, data, args...)
+	s = &testServer{t: t, URL: c.URL}
+	eventually(t, 20*time.Second, "member.left and room.vacated", func() bool {
+		return len(rcv.accepted(webhook.MemberLeft)) >= 1 && len(rcv.accepted(webhook.RoomVacated)) >= 1
+	})
+	hooksSettled(t, s)
+	left, vacated := rcv.accepted(webhook.MemberLeft), rcv.accepted(webhook.RoomVacated)
+	if len(left) != 1 || left[0].Data["connection"] != id || left[0].Data["room"] != "bye" {
+		t.Errorf("member.left %+v, want one, for %s in bye", left, id)
+	}
+	if len(vacated) != 1 || vacated[0].Data["room"] != "bye" {
+		t.Errorf("room.vacated %+v, want one, for bye", vacated)
 	}
 }

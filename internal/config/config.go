@@ -238,7 +238,7 @@ var settings = []setting{
 	{name: "webhook-timeout", usage: "webhooks: time allowed for one POST (connect, send, answer)", global: func(c *Config) any { return &c.WebhookTimeout }},
 	{name: "webhook-max-attempts", usage: "webhooks: attempts before a webhook is parked (kept --webhook-max-age, logged and counted, not sent again)", global: func(c *Config) any { return &c.WebhookMaxAttempts }},
 	{name: "webhook-backoff", usage: "webhooks: wait after a first failed attempt; doubles after each failure (plus up to 20% jitter, at least a Retry-After)", global: func(c *Config) any { return &c.WebhookBackoff }},
-	{name: "webhook-max-backoff", usage: "webhooks: longest wait between two attempts", global: func(c *Config) any { return &c.WebhookMaxBackoff }},
+	{name: "webhook-max-backoff", usage: "webhooks: longest wait between two attempts (before up to 20% jitter)", global: func(c *Config) any { return &c.WebhookMaxBackoff }},
 	{name: "webhook-workers", usage: "webhooks: POSTs in progress per endpoint on this node", global: func(c *Config) any { return &c.WebhookWorkers }},
 	{name: "webhook-queue-size", usage: "webhooks: joins, leaves and dead letters of this node waiting to enter the durable outbox (beyond: dropped and counted)", global: func(c *Config) any { return &c.WebhookQueueSize }},
 	{name: "webhook-max-pending", usage: "webhooks: per endpoint, webhooks being sent or waiting for a retry, cluster-wide, and rooms waiting for their debounce (beyond: they wait in the store, never dropped)", global: func(c *Config) any { return &c.WebhookMaxPending }},

@@ -199,7 +199,7 @@ func (o *Outbox) attempt(ctx context.Context, endpoint string, msg jetstream.Msg
 
 // Backlog reads endpoint's backlog: pending counts its webhooks not yet
 // delivered nor parked (being sent, waiting for a retry or for their first
-// attempt), retrying those of them that failed at least once, and oldest
+// attempt), retrying those of them already tried twice or more, and oldest
 // is when the oldest of them was stored (zero: none).
 func (o *Outbox) Backlog(ctx context.Context, endpoint string) (pending, retrying uint64, oldest time.Time, err error) {
 	c, err := o.consumer(ctx, endpoint)

@@ -54,7 +54,7 @@ func (w *Webhooks) Collect(ch chan<- prometheus.Metric) {
 
 var (
 	descWHPending  = prometheus.NewDesc("roomcast_webhooks_pending", "Webhooks in the outbox not yet delivered nor parked (cluster-wide).", []string{"ns"}, nil)
-	descWHRetrying = prometheus.NewDesc("roomcast_webhooks_retrying", "Pending webhooks that failed at least once (cluster-wide).", []string{"ns"}, nil)
+	descWHRetrying = prometheus.NewDesc("roomcast_webhooks_retrying", "Pending webhooks already tried twice or more (cluster-wide).", []string{"ns"}, nil)
 	descWHOldest   = prometheus.NewDesc("roomcast_webhooks_oldest_pending_seconds", "Age of the oldest pending webhook (0: none).", []string{"ns"}, nil)
 	descWHRooms    = prometheus.NewDesc("roomcast_webhook_rooms_waiting", "Rooms whose occupancy change waits for its debounce or evaluation (cluster-wide).", nil, nil)
 )

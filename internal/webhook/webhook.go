@@ -81,7 +81,7 @@ type Outbox interface {
 	Deliver(ctx context.Context, endpoint string, workers int,
 		try func(ctx context.Context, id string, body []byte, attempt int, stored time.Time) (retryIn time.Duration, park string)) error
 	// Backlog reads endpoint's undelivered webhooks: how many, how many
-	// failed at least once, and when the oldest was stored.
+	// of them were tried twice or more, and when the oldest was stored.
 	Backlog(ctx context.Context, endpoint string) (pending, retrying uint64, oldest time.Time, err error)
 }
 

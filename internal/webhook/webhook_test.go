@@ -484,3 +484,52 @@ var (
 	_ webhook.Outbox    = (*engine.Outbox)(nil)
 	_ webhook.Occupancy = (*engine.Occupancy)(nil)
 )
+
+// TestEndpointsDoNotHoldEachOtherUp: an endpoint that is down (here one that
+// answers with a redirect, which is not a delivery) keeps retrying its own
+// webhooks while another endpoint of the namespace gets every one of its.
+func TestEndpointsDoNotHoldEachOtherUp(t *testing.T) {
+	up := newReceiver(t, nil)
+	redirected := 0
+	var mu sync.Mutex
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		redirected++
+		mu.Unlock()
+		http.Redirect(w, r, up.srv.URL, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(down.Close)
+	cfg := webhook.Config{Backoff: 200 * time.Millisecond, MaxBackoff: 400 * time.Millisecond, Workers: 2, MaxAttempts: 3,
+		Namespaces: map[string]webhook.Namespace{"chat": {Endpoints: []webhook.Endpoint{
+			{URL: down.URL, Events: []string{webhook.MemberJoined}, Secret: secret},
+			{URL: up.srv.URL, Events: []string{webhook.MemberJoined}, Secret: secret},
+		}}}}
+	s := newStack(t, cfg)
+	const n = 20
+	for i := range n {
+		s.connect(t, fmt.Sprintf("r%d", i))
+	}
+	waitFor(t, 20*time.Second, "every webhook at the endpoint that is up", func() bool { return len(up.deliveries("")) >= n })
+	for _, b := range s.svc.Backlog(context.Background()) {
+		if b.Pending < n {
+			t.Errorf("backlog %+v: want the redirecting endpoint's %d webhooks pending", b, n)
+		}
+	}
+	waitFor(t, 20*time.Second, "the redirected webhooks parked", func() bool { return s.m.get(s.m.parked, webhook.MemberJoined) == n })
+	if got := len(up.deliveries("")); got != n {
+		t.Errorf("the endpoint that is up got %d POSTs, want %d (redirects are not followed)", got, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if redirected < n {
+		t.Errorf("the redirecting endpoint got %d POSTs, want at least %d (each webhook tried)", redirected, n)
+	}
+	if got := s.m.get(s.m.failed, webhook.MemberJoined); got < n {
+		t.Errorf("%d failed attempts counted, want at least %d (a redirect is not a delivery)", got, n)
+	}
+	for _, d := range up.deliveries("") {
+		if d.Attempt != 1 {
+			t.Errorf("webhook %s reached the endpoint that is up on attempt %d, want 1", d.ID, d.Attempt)
+		}
+	}
+}
