@@ -42,6 +42,7 @@ FUZZ_TARGETS = \
 	./api:FuzzRequestBodies:30000 \
 	./internal/auth:FuzzVerify:200000 \
 	./internal/auth:FuzzMatch:300000 \
+	./internal/webhook:FuzzVerify:200000 \
 	./sse:FuzzSSEFrame:60000
 
 fuzz:

@@ -291,7 +291,13 @@ func (o *Occupancy) reap(ctx context.Context, node string) error {
 		if json.Unmarshal(entry.Value(), &r) != nil {
 			continue
 		}
-		if err := o.kv.Purge(ctx, k, jetstream.PurgeTTL(markerTTL)); err != nil {
+		// At the revision read: a node that came back meanwhile and wrote
+		// the key again keeps it.
+		err = o.kv.Purge(ctx, k, jetstream.LastRevision(entry.Revision()), jetstream.PurgeTTL(markerTTL))
+		if wrongRevision(err) {
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		if err := o.askEval(ctx, r.NS, r.Room); err != nil {

@@ -1,0 +1,154 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestOccupancyOneAnnouncementPerChange: evaluators racing on the same room
+// (several nodes, or a retry) announce each change with the same id, so
+// the outbox stores it once, and record it once.
+func TestOccupancyOneAnnouncementPerChange(t *testing.T) {
+	e := open(t, Config{})
+	ctx := context.Background()
+	out, err := e.OpenOutbox(ctx, OutboxConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	occ, err := e.OpenOccupancy(ctx, OccupancyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var ids []string
+	announce := func(ctx context.Context, ns, room string, occupied bool, id string, at time.Time) error {
+		mu.Lock()
+		ids = append(ids, id)
+		mu.Unlock()
+		b, _ := json.Marshal(map[string]any{"room": room, "occupied": occupied})
+		return out.Enqueue(ctx, "ep", id, b)
+	}
+	const ns, room = "chat", "orders.eu:1" // a room with characters keys may not hold
+	race := func() {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- occ.settle(ctx, ns, room, time.Now(), announce)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("settle: %v", err)
+			}
+		}
+	}
+	stored := func() uint64 {
+		t.Helper()
+		info, err := out.stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	b, _ := json.Marshal(roomRecord{NS: ns, Room: room})
+	if _, err := occ.kv.Put(ctx, countKey(ns, room, "n1"), b); err != nil {
+		t.Fatal(err)
+	}
+	race()
+	if n := stored(); n != 1 {
+		t.Fatalf("occupied: %d webhooks stored, want 1", n)
+	}
+	occupied, announced, _, err := occ.read(ctx, ns, room)
+	if err != nil || !occupied || !announced {
+		t.Fatalf("after occupied: members %v, announced %v (%v); want both", occupied, announced, err)
+	}
+	mu.Lock()
+	first := ids[0]
+	for _, id := range ids {
+		if id != first {
+			t.Errorf("one change announced as %s and %s", first, id)
+		}
+	}
+	ids = nil
+	mu.Unlock()
+
+	race() // nothing changed: nothing announced
+	if n := stored(); n != 1 {
+		t.Fatalf("no change: %d webhooks stored, want still 1", n)
+	}
+	if err := occ.kv.Purge(ctx, countKey(ns, room, "n1")); err != nil {
+		t.Fatal(err)
+	}
+	race()
+	if n := stored(); n != 2 {
+		t.Fatalf("vacated: %d webhooks stored, want 2", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ids) == 0 || ids[0] == first {
+		t.Errorf("vacated announced as %v, want an id other than occupied's %s", ids, first)
+	}
+}
+
+// TestOccupancyReapsANodeWithoutLease: the room keys of a node without a
+// lease are removed and its rooms asked for evaluation; a node with a lease
+// keeps its keys.
+func TestOccupancyReapsANodeWithoutLease(t *testing.T) {
+	e := open(t, Config{})
+	ctx := context.Background()
+	occ, err := e.OpenOccupancy(ctx, OccupancyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"gone", "alive"} {
+		b, _ := json.Marshal(roomRecord{NS: "chat", Room: "r-" + n})
+		if _, err := occ.kv.Put(ctx, countKey("chat", "r-"+n, n), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := occ.nodes.Put(ctx, "alive", []byte("now")); err != nil {
+		t.Fatal(err)
+	}
+	occ.sweep(ctx) // asks for "gone" to be reaped (and not "alive")
+	msg := fetchOne(t, occ.cons)
+	if msg.Subject() != nodeReapSubject("gone") {
+		t.Fatalf("asked %s, want the reaping of gone", msg.Subject())
+	}
+	occ.handle(ctx, msg, func(string) time.Duration { return 0 }, nil)
+	if _, err := occ.kv.Get(ctx, countKey("chat", "r-gone", "gone")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("the dead node's key: %v, want it removed", err)
+	}
+	if _, err := occ.kv.Get(ctx, countKey("chat", "r-alive", "alive")); err != nil {
+		t.Errorf("the live node's key: %v, want it kept", err)
+	}
+	msg = fetchOne(t, occ.cons)
+	var r roomRecord
+	if err := json.Unmarshal(msg.Data(), &r); err != nil || msg.Subject() != roomEvalSubject("chat", "r-gone") || r.Room != "r-gone" {
+		t.Errorf("after the reap: %s %s, want the evaluation of r-gone", msg.Subject(), msg.Data())
+	}
+}
+
+func fetchOne(t *testing.T, c jetstream.Consumer) jetstream.Msg {
+	t.Helper()
+	batch, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		return m
+	}
+	t.Fatal("no message within 5s")
+	return nil
+}
