@@ -149,11 +149,12 @@ type endpoint struct {
 	secret       []byte
 }
 
-// queued is a join, leave or dead letter waiting to be stored.
+// queued is a join, leave or dead letter waiting to be stored (encoded by
+// the goroutine that stores it, not on the hub's path).
 type queued struct {
-	ns, event string
-	payload   []byte
-	id        string
+	ns, event, id string
+	at            time.Time
+	data          any
 }
 
 // EndpointKey names an endpoint in the outbox: the same URL in the same
@@ -276,7 +277,7 @@ func (s *Service) Member(ch hub.MemberChange) {
 	if len(h.wants[ev]) == 0 {
 		return
 	}
-	s.push(ch.NS, ev, randomID(), ch.At, MemberData{Room: ch.Room, Connection: string(ch.Conn), User: ch.User})
+	s.push(ch.NS, ev, "", ch.At, MemberData{Room: ch.Room, Connection: string(ch.Conn), User: ch.User}) // id: random, when stored
 }
 
 // DeadLettered implements hub.Observer: it never blocks.
@@ -292,12 +293,8 @@ func (s *Service) DeadLettered(d hub.DeadLettered) {
 }
 
 func (s *Service) push(ns, event, id string, at time.Time, data any) {
-	b, err := json.Marshal(Payload{ID: id, Type: event, NS: ns, Time: at.UTC(), Data: data})
-	if err != nil {
-		return // cannot happen: the data are plain strings and numbers
-	}
 	select {
-	case s.queue <- queued{ns: ns, event: event, payload: b, id: id}:
+	case s.queue <- queued{ns: ns, event: event, id: id, at: at, data: data}:
 	default:
 		s.m.Dropped(ns)
 		now := time.Now().UnixNano()
@@ -370,8 +367,15 @@ func (s *Service) store(ctx context.Context) {
 }
 
 func (s *Service) enqueue(ctx context.Context, q queued) {
+	if q.id == "" {
+		q.id = randomID()
+	}
+	b, err := json.Marshal(Payload{ID: q.id, Type: q.event, NS: q.ns, Time: q.at.UTC(), Data: q.data})
+	if err != nil {
+		return // cannot happen: the data are plain strings and numbers
+	}
 	for _, ep := range s.nss[q.ns].wants[q.event] {
-		if err := s.out.Enqueue(ctx, ep.key, q.id+"."+ep.key, q.payload); err != nil {
+		if err := s.out.Enqueue(ctx, ep.key, q.id+"."+ep.key, b); err != nil {
 			s.m.Dropped(q.ns)
 			s.logger.Warn("webhook not stored", "ns", q.ns, "event", q.event, "id", q.id, "err", err)
 		}
