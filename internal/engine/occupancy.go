@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,10 +78,15 @@ type Occupancy struct {
 	stream jetstream.Stream
 	cons   jetstream.Consumer
 
+	// incarnation is this process's lease value (another value under this
+	// node's name is another process).
+	incarnation string
+
 	mu       sync.Mutex
 	dirty    map[roomRef]bool // room → has local members, not yet written
 	flushing bool             // a flush is writing (Settled)
 	unasked  int              // rooms written whose evaluation is not asked yet
+	rewrite  bool             // the lease was lost: store every key again
 	wake     chan struct{}
 }
 
@@ -102,7 +109,10 @@ func (e *Engine) OpenOccupancy(ctx context.Context, cfg OccupancyConfig) (*Occup
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
-	o := &Occupancy{e: e, cfg: cfg, node: nodeKey(e.cfg.NodeName), dirty: map[roomRef]bool{}, wake: make(chan struct{}, 1)}
+	var inc [8]byte
+	_, _ = rand.Read(inc[:])
+	o := &Occupancy{e: e, cfg: cfg, node: nodeKey(e.cfg.NodeName), incarnation: hex.EncodeToString(inc[:]),
+		dirty: map[roomRef]bool{}, wake: make(chan struct{}, 1)}
 	err := retry(ctx, 60*time.Second, func() error {
 		var err error
 		o.kv, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -153,6 +163,10 @@ func (o *Occupancy) Set(ns, room string, n int) {
 	o.mu.Lock()
 	o.dirty[roomRef{ns, room}] = n > 0
 	o.mu.Unlock()
+	o.poke()
+}
+
+func (o *Occupancy) poke() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -193,12 +207,15 @@ func (o *Occupancy) Run(ctx context.Context, debounce func(ns string) time.Durat
 
 func (o *Occupancy) putLease(ctx context.Context) func() error {
 	return func() error {
-		_, err := o.nodes.Put(ctx, o.node, []byte(time.Now().UTC().Format(time.RFC3339)))
+		_, err := o.nodes.Put(ctx, o.node, []byte(o.incarnation))
 		return err
 	}
 }
 
-// keepLease refreshes the lease and watches the others'.
+// keepLease refreshes the lease and watches the others'. A lease found gone
+// (this node was cut off longer than NodeTTL, and its keys may have been
+// reaped) makes the writer store this node's keys again; one found written
+// by another process means two nodes share a name.
 func (o *Occupancy) keepLease(ctx context.Context) {
 	t := time.NewTicker(o.cfg.NodeTTL / 3)
 	defer t.Stop()
@@ -208,6 +225,17 @@ func (o *Occupancy) keepLease(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		entry, err := o.nodes.Get(ctx, o.node)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			o.e.logger.Warn("occupancy: this node's lease ran out (cut off from the engine?): storing its room counts again", "node", o.node)
+			o.mu.Lock()
+			o.rewrite = true
+			o.mu.Unlock()
+			o.poke()
+		case err == nil && string(entry.Value()) != o.incarnation:
+			o.e.logger.Error("occupancy: another node uses this node's name: room occupancy webhooks will be wrong; give each node its own --node-name", "node", o.node)
 		}
 		if err := o.putLease(ctx)(); err != nil && ctx.Err() == nil {
 			o.e.logger.Warn("occupancy lease", "err", err)
@@ -341,6 +369,17 @@ func (o *Occupancy) flush(ctx context.Context, written, evals map[roomRef]bool) 
 	batch := o.dirty
 	o.dirty = map[roomRef]bool{}
 	o.flushing = true
+	if o.rewrite {
+		// Every key this node holds, stored again (and evaluated): a
+		// reaper may have removed them.
+		o.rewrite = false
+		for r := range written {
+			if _, newer := batch[r]; !newer {
+				batch[r] = true
+			}
+			delete(written, r)
+		}
+	}
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()

@@ -152,3 +152,47 @@ func fetchOne(t *testing.T, c jetstream.Consumer) jetstream.Msg {
 	t.Fatal("no message within 5s")
 	return nil
 }
+
+// TestOccupancyStoresItsKeysAgainAfterLosingItsLease: a node whose lease
+// ran out (cut off from the engine) and whose keys were reaped stores them
+// again once it sees its lease gone.
+func TestOccupancyStoresItsKeysAgainAfterLosingItsLease(t *testing.T) {
+	e := open(t, Config{NodeName: "n1"})
+	ctx, cancel := context.WithCancel(context.Background())
+	occ, err := e.OpenOccupancy(ctx, OccupancyConfig{NodeTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = occ.Run(ctx, func(string) time.Duration { return time.Hour }, nil)
+	}()
+	defer func() { cancel(); <-done }()
+	key := countKey("chat", "lobby", "n1")
+	has := func() bool { _, err := occ.kv.Get(context.Background(), key); return err == nil }
+	occ.Set("chat", "lobby", 2)
+	deadline := time.Now().Add(10 * time.Second)
+	for !has() {
+		if time.Now().After(deadline) {
+			t.Fatal("the room's key was not stored")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Reaped while cut off: lease and key gone.
+	if err := occ.nodes.Purge(context.Background(), "n1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := occ.kv.Purge(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	for deadline = time.Now().Add(10 * time.Second); !has(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the room's key was not stored again after the lease was lost")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := occ.nodes.Get(context.Background(), "n1"); err != nil {
+		t.Errorf("the lease: %v, want it taken again", err)
+	}
+}
