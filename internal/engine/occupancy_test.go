@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,4 +197,50 @@ func TestOccupancyStoresItsKeysAgainAfterLosingItsLease(t *testing.T) {
 	if _, err := occ.nodes.Get(context.Background(), "n1"); err != nil {
 		t.Errorf("the lease: %v, want it taken again", err)
 	}
+}
+
+// TestOccupancyLogsTwoNodesSharingAName: a lease under this node's name
+// written by another process is logged as an error.
+func TestOccupancyLogsTwoNodesSharingAName(t *testing.T) {
+	var buf syncBuf
+	e, err := Open(context.Background(), Config{DataDir: t.TempDir(), NodeName: "twin"}, slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	occ, err := e.OpenOccupancy(ctx, OccupancyConfig{NodeTTL: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = occ.Run(ctx, func(string) time.Duration { return time.Hour }, nil)
+	}()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(buf.String(), "another node uses this node's name"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error logged for a shared name; log:\n%s", buf.String())
+		}
+		_, _ = occ.nodes.Put(context.Background(), "twin", []byte("another process"))
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
