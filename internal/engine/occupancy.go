@@ -47,17 +47,22 @@ import (
 //     own keys from before (its connections are gone) and asks for the
 //     reaping of nodes that left keys without a lease.
 
-// OccupancyConfig configures occupancy. Zero fields take the defaults.
+// OccupancyConfig configures occupancy. Zero fields take
+// DefaultOccupancyConfig's.
 type OccupancyConfig struct {
 	// NodeTTL is how long a node that stopped without saying so (killed,
-	// cut off) still counts as holding its members (default 15s).
+	// cut off) still counts as holding its members.
 	NodeTTL time.Duration
-	// MaxPending bounds the rooms waiting for their debounce, cluster-wide
-	// (default 10000): beyond it, evaluations wait longer (never lost).
+	// MaxPending bounds the rooms waiting for their debounce, cluster-wide:
+	// beyond it, evaluations wait longer (never lost).
 	MaxPending int
-	// Workers bounds the evaluations one node runs at once (default 4).
+	// Workers bounds the evaluations one node runs at once.
 	Workers int
 }
+
+// DefaultOccupancyConfig is occupancy's defaults (internal/config derives
+// its own from it).
+var DefaultOccupancyConfig = OccupancyConfig{NodeTTL: 15 * time.Second, MaxPending: 10000, Workers: 4}
 
 // evalAckWait is how long an evaluation of a node that died holds its room
 // before another node evaluates it.
@@ -100,14 +105,15 @@ type roomRecord struct {
 
 // OpenOccupancy creates or updates occupancy's buckets and stream.
 func (e *Engine) OpenOccupancy(ctx context.Context, cfg OccupancyConfig) (*Occupancy, error) {
+	d := DefaultOccupancyConfig
 	if cfg.NodeTTL <= 0 {
-		cfg.NodeTTL = 15 * time.Second
+		cfg.NodeTTL = d.NodeTTL
 	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = 10000
+		cfg.MaxPending = d.MaxPending
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 4
+		cfg.Workers = d.Workers
 	}
 	var inc [8]byte
 	_, _ = rand.Read(inc[:])

@@ -31,20 +31,24 @@ import (
 // OutboxDedupe is the window in which an outbox id is stored once.
 const OutboxDedupe = 2 * time.Minute
 
-// OutboxConfig configures the outbox. Zero fields take the defaults.
+// OutboxConfig configures the outbox. Zero fields take DefaultOutboxConfig's.
 type OutboxConfig struct {
 	// AckWait is how long the attempt of a node that died (killed, cut
 	// off) holds its webhook before another node, or the same one
-	// restarted, tries it (default 5s; an attempt in progress renews it).
+	// restarted, tries it (an attempt in progress renews it).
 	AckWait time.Duration
 	// MaxPending bounds the webhooks of one endpoint being sent or waiting
-	// for their retry, cluster-wide (default 10000): beyond it newer ones
-	// wait in the stream (never dropped).
+	// for their retry, cluster-wide: beyond it newer ones wait in the
+	// stream (never dropped).
 	MaxPending int
 	// MaxAge removes a webhook neither sent nor parked for this long, and
-	// parked webhooks after it (default 7 days).
+	// parked webhooks after it.
 	MaxAge time.Duration
 }
+
+// DefaultOutboxConfig is the outbox's defaults (internal/config derives its
+// own from it).
+var DefaultOutboxConfig = OutboxConfig{AckWait: 5 * time.Second, MaxPending: 10000, MaxAge: 7 * 24 * time.Hour}
 
 // Outbox is the durable queue of webhooks to send.
 type Outbox struct {
@@ -59,14 +63,15 @@ type Outbox struct {
 
 // OpenOutbox creates or updates the outbox streams.
 func (e *Engine) OpenOutbox(ctx context.Context, cfg OutboxConfig) (*Outbox, error) {
+	d := DefaultOutboxConfig
 	if cfg.AckWait <= 0 {
-		cfg.AckWait = 5 * time.Second
+		cfg.AckWait = d.AckWait
 	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = 10000
+		cfg.MaxPending = d.MaxPending
 	}
 	if cfg.MaxAge <= 0 {
-		cfg.MaxAge = 7 * 24 * time.Hour
+		cfg.MaxAge = d.MaxAge
 	}
 	o := &Outbox{e: e, cfg: cfg, consumers: map[string]jetstream.Consumer{}}
 	err := retry(ctx, 60*time.Second, func() error {
