@@ -1,7 +1,7 @@
 # The README's two commands: `go run ./cmd/roomcast` serves, `make test` tests.
 GO ?= go
 
-.PHONY: test deps vet unit fuzz build bench-micro bench-short bench vulncheck generate-check ts-client js-client spec-tools
+.PHONY: test deps vet unit fuzz fault build bench-micro bench-short bench vulncheck generate-check ts-client js-client spec-tools mutation
 
 # test installs what the tests need, then runs every test with the race
 # detector, the spec checks, short fuzz runs, and the load generator's
@@ -9,11 +9,12 @@ GO ?= go
 test: deps vet unit fuzz bench-micro bench-short vulncheck generate-check ts-client js-client spec-tools
 
 # deps: Go modules (the server's, and those of tools/ogen: the ogen
-# generator and the packages its code imports), and Debian's chromium for the
+# generator and the packages its code imports), Debian's chromium for the
 # browser tests of web/ (cmd/roomcast/web_test.go fails, not skips, without
-# it). CI runs as root.
+# it) and curl for the README's curl session (cmd/roomcast/readme_test.go
+# runs it). CI runs as root.
 deps:
-	command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	command -v chromium >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium curl)
 	$(GO) mod download
 	cd tools/ogen && $(GO) mod download
 
@@ -24,6 +25,13 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# fault runs the long scenarios of the fault suite (internal/fault: kill -9
+# loop, disk full, slow bodies; about 6 minutes, the disk-full ones as root)
+# and prints their figures, which README.md's Reliability section reports.
+# Their short versions run in unit (about a minute).
+fault:
+	$(GO) test -count=1 -timeout 30m -v -run '^TestFault' ./internal/fault -fault.long
 
 # Short fuzz runs of the encoders and request parsers (their seed corpora
 # also run in unit). Each target has an execution budget (about ten seconds
@@ -149,3 +157,46 @@ spec-tools:
 	echo "spec-tools: ogen generated a client and a server that compile"; \
 	./clients/ts/with-server.sh bin/roomcast "$$tmp/ogencheck"
 	WITH_SERVER_TIMEOUT=180 ./clients/ts/with-server.sh bin/roomcast node tools/spec/prism-check.mjs
+
+# mutation: mutation testing with gremlins, run from the Go module proxy
+# (GREMLINS, pinned). Not part of test: it takes minutes per package. Each
+# package of PKGS (make mutation PKGS=./internal/auth) is mutated and run
+# against its own tests only, one test run at a time, and stopped after
+# MUTATION_TIMEOUT. It prints every mutant that survived (LIVED) or that no
+# test executes (NOT COVERED), then per package the efficacy (killed of
+# executed mutants) and the mutants executed (executed of all found), and
+# the time taken. Full listings: bin/mutation/<package>.txt and .json.
+# Files in subdirectories are left out (--exclude-files /): they are other
+# packages (api/client, generated, would add a thousand unexecuted mutants).
+# Gremlins times each mutant's test run out at 2 s plus
+# MUTATION_TIMEOUT_COEFFICIENT times its first (coverage) run, which
+# GOFLAGS=-count=1 keeps out of Go's test cache. That first run reuses a
+# cached build (0.3 s for internal/hub) while each mutant's recompiles and
+# links: with gremlins' 3, or 5, or 10, 17 to 73 mutants timed out per
+# package on this shared 2-core machine under load, hence 30.
+# It fails when gremlins fails or runs out of time.
+GREMLINS ?= github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0
+PKGS ?= ./internal/hub ./internal/auth ./api
+MUTATION_TIMEOUT ?= 30m
+MUTATION_WORKERS ?= 1
+MUTATION_TIMEOUT_COEFFICIENT ?= 30
+mutation:
+	@mkdir -p bin/mutation; status=0; summary=""; \
+	for p in $(PKGS); do \
+	  out=bin/mutation/$$(echo "$$p" | sed 's|^\./||; s|/|-|g'); start=$$(date +%s); \
+	  echo "mutation $$p (at most $(MUTATION_TIMEOUT); listing in $$out.txt)"; \
+	  GOFLAGS="$$GOFLAGS -count=1" timeout $(MUTATION_TIMEOUT) $(GO) run $(GREMLINS) unleash --workers $(MUTATION_WORKERS) --timeout-coefficient $(MUTATION_TIMEOUT_COEFFICIENT) --exclude-files / -o $$out.json $$p >$$out.txt 2>&1; rc=$$?; \
+	  secs=$$(( $$(date +%s) - start )); \
+	  grep -E '^ *(LIVED|NOT COVERED|TIMED OUT) ' $$out.txt | sed "s|^ *|  $$p: |"; \
+	  counts=$$(sed -n 's/^Killed: \([0-9]*\), Lived: \([0-9]*\), Not covered: \([0-9]*\).*/\1 \2 \3/p' $$out.txt); \
+	  if [ $$rc -ne 0 ] || [ -z "$$counts" ]; then \
+	    line="$$p: gremlins failed (exit $$rc; 124 is MUTATION_TIMEOUT) after $${secs} s, see $$out.txt"; status=1; \
+	  else \
+	    set -- $$counts; \
+	    eff=$$(sed -n 's/^Test efficacy: //p' $$out.txt); cov=$$(sed -n 's/^Mutator coverage: //p' $$out.txt); \
+	    tmo=$$(sed -n 's/^Timed out: \([0-9]*\),.*/\1/p' $$out.txt); \
+	    line="$$p: efficacy $$eff ($$1 killed, $$2 lived), mutants executed $$cov ($$(( $$1 + $$2 )) of $$(( $$1 + $$2 + $$3 )); $$tmo timed out, counted in neither), $${secs} s"; \
+	  fi; \
+	  echo "$$line"; summary="$$summary$$line\n"; \
+	done; \
+	printf '\nmutation summary:\n%b' "$$summary"; exit $$status

@@ -61,6 +61,10 @@ var classes = []struct {
 	code  int
 	title string
 }{
+	// Before ErrInvalid: a body read that failed wraps it too.
+	{errBodyTimeout, http.StatusRequestTimeout, "request timeout"},
+	{errUnsupportedType, http.StatusUnsupportedMediaType, "unsupported media type"},
+	{errHeaderTooLarge, http.StatusRequestHeaderFieldsTooLarge, "request header fields too large"},
 	{hub.ErrInvalid, http.StatusBadRequest, "invalid request"},
 	{hub.ErrUnauthorized, http.StatusUnauthorized, "unauthorized"},
 	{hub.ErrForbidden, http.StatusForbidden, "forbidden"},
@@ -70,6 +74,7 @@ var classes = []struct {
 	{hub.ErrSuperseded, http.StatusConflict, "delivery superseded"},
 	{hub.ErrRateLimited, http.StatusTooManyRequests, "too many requests"},
 	{hub.ErrResumeExpired, http.StatusGone, "position no longer available"},
+	{hub.ErrStorageFull, http.StatusInsufficientStorage, "insufficient storage"},
 	{hub.ErrUnavailable, http.StatusServiceUnavailable, "service unavailable"},
 	{hub.ErrClosed, http.StatusServiceUnavailable, "service unavailable"},
 }
@@ -132,10 +137,22 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		p.Detail = "an unexpected error occurred; the request id identifies it in the server log"
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusInsufficientStorage:
+		// Space comes back when an operator frees it; the server notices
+		// within a second. The detail says what happened, not the layers
+		// the error went through (the reason is in the log and /readyz).
+		w.Header().Set("Retry-After", "5")
+		p.Detail = "the message was not stored: the server's data volume is full and its store refuses writes; retry once space is freed"
 	case http.StatusTooManyRequests:
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")
 		}
+	case http.StatusRequestTimeout:
+		// The rest of the body may still come: this connection cannot
+		// carry another request.
+		w.Header().Set("Connection", "close")
+	case http.StatusUnsupportedMediaType:
+		w.Header().Set("Accept", "application/json")
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="roomcast"`)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -250,8 +251,10 @@ func (h *nsAPI) send(w http.ResponseWriter, r *http.Request, o *hub.Outgoing) {
 	if o.Key != "" {
 		// Scope idempotency keys per namespace and sender so that two
 		// publishers picking the same key cannot swallow each other's
-		// messages.
-		o.Key = h.ns.Name() + "/" + string(o.From) + "/" + p.id.User + "/" + o.Key
+		// messages. The user (a JWT's sub: any text) goes in with its
+		// length, so that user "a/b" with key "c" is not user "a" with key
+		// "b/c"; the namespace and connection id have no "/".
+		o.Key = h.ns.Name() + "/" + string(o.From) + "/" + strconv.Itoa(len(p.id.User)) + ":" + p.id.User + "/" + o.Key
 	}
 	pos, dup, err := h.ns.Publish(r.Context(), o)
 	if err != nil {

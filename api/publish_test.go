@@ -137,6 +137,12 @@ func TestPublishRoomBody(t *testing.T) {
 		{"event with NUL", `{"event":"a\u0000b"}`, 400, "event"},
 		{"event with U+2028", `{"event":"a\u2028b"}`, 400, "event"},
 		{"event not a string", `{"event":1}`, 400, ""},
+		// encoding/json turns invalid UTF-8 into U+FFFD: refused, not stored
+		// under another name.
+		{"event with invalid UTF-8", "{\"event\":\"a\xffb\"}", 400, "event"},
+		{"event with a bidi override", `{"event":"txen\u202e"}`, 400, "event"},
+		{"event with a bidi isolate", "{\"event\":\"a\u2067b\"}", 400, "event"},
+		{"event with a zero-width space", `{"event":"a\u200bb"}`, 400, "event"},
 		{"bad except", `{"event":"e","except":["a b"]}`, 400, "except[0]"},
 		{"wildcard except", `{"event":"e","except":["a.>"]}`, 400, "except[0]"},
 		{"non-ASCII id", `{"event":"e","id":"ключ"}`, 400, "id"},

@@ -52,6 +52,8 @@ type Config struct {
 	Tickets TicketStore
 	// MaxConnections bounds open streams on this node (0: unlimited).
 	MaxConnections int
+	// Limits bound every request in time and per client address.
+	Limits Limits
 }
 
 // API holds the handlers' dependencies.
@@ -66,7 +68,7 @@ type API struct {
 func New(cfg Config) (http.Handler, error) {
 	a := &API{cfg: cfg, logger: cfg.Logger, validate: newValidator(), conns: newConnLimiter(cfg.MaxConnections)}
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, a.accessLog, middleware.Recoverer, middleware.GetHead)
+	r.Use(middleware.RequestID, a.accessLog, a.limits, middleware.Recoverer, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Type: "about:blank", Title: "not found", Status: http.StatusNotFound,
 			Detail: "no such endpoint; see /openapi.yaml", Instance: r.URL.Path, RequestID: middleware.GetReqID(r.Context())})

@@ -49,7 +49,7 @@ func newValidator() *validator.Validate {
 var tagMessages = map[string]string{
 	"required":   "is required",
 	"room":       "must be 1–128 characters of A-Z a-z 0-9 _ - : @ =, optionally in dot-separated segments",
-	"event":      "must be 1–128 bytes of UTF-8 without control characters, and not connected, reset or error",
+	"event":      "must be 1–128 bytes of UTF-8 without control or invisible formatting characters (bidi controls, zero-width spaces), and not a name the server sends (connected, reset, error, revoked, dead_letter, end)",
 	"connid":     "must be a connection id (22 characters of A-Z a-z 0-9 _ -)",
 	"printascii": "must be printable ASCII",
 	"duration":   "must be a duration from 100ms to 24h, like 30s or 5m",
@@ -81,11 +81,14 @@ func fieldErrors(err error) error {
 	return &validationError{fields: out}
 }
 
-// decode reads a JSON body into dst and validates it. The body is JSON
-// whatever the Content-Type says, so that a plain `curl -d '{…}'` works;
+// decode reads a JSON body into dst and validates it. A body labelled with
+// another media type than application/json is refused (415, checkJSON);
 // unknown fields are refused so that a typo ("room" for "rooms") is an error,
 // not a silent broadcast to the whole namespace.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
+	if err := checkJSON(r); err != nil {
+		return err
+	}
 	body, err := readBody(w, r, limit, false)
 	if err != nil {
 		return err
@@ -106,6 +109,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, kib bool) ([]
 			return nil, fmt.Errorf("the body is larger than %d KiB: %w", limit>>10, hub.ErrTooLarge)
 		}
 		return nil, fmt.Errorf("the body is larger than %d bytes, the namespace's max_body: %w", limit, hub.ErrTooLarge)
+	}
+	if errors.Is(err, errBodyTimeout) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("the body could not be read (%w): %w", err, hub.ErrInvalid)
@@ -135,6 +141,9 @@ func (a *API) decodeBytes(body []byte, dst any) error {
 func (a *API) decodeOptional(w http.ResponseWriter, r *http.Request, dst any) error {
 	body, err := readBody(w, r, 16<<10, true)
 	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
+	}
+	if err := checkJSON(r); err != nil {
 		return err
 	}
 	return a.decodeBytes(body, dst)

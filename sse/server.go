@@ -32,6 +32,10 @@ type Config struct {
 	WriteTimeout time.Duration
 }
 
+// DefaultConfig is the SSE defaults (New fills a Config's zero fields from
+// it; internal/config derives its defaults from it).
+var DefaultConfig = Config{QueueSize: 256, Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second}
+
 // Server serves SSE streams for the hub's namespaces.
 type Server struct {
 	cfg    Config
@@ -49,17 +53,18 @@ type Server struct {
 
 // New returns a Server; Run must be called for heartbeats.
 func New(cfg Config, logger *slog.Logger) *Server {
+	d := DefaultConfig
 	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 256
+		cfg.QueueSize = d.QueueSize
 	}
 	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 15 * time.Second
+		cfg.Heartbeat = d.Heartbeat
 	}
 	if cfg.Retry <= 0 {
-		cfg.Retry = 2 * time.Second
+		cfg.Retry = d.Retry
 	}
 	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 10 * time.Second
+		cfg.WriteTimeout = d.WriteTimeout
 	}
 	s := &Server{
 		cfg: cfg, logger: logger,

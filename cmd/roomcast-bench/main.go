@@ -416,6 +416,10 @@ func ratios(name string, rc, rf *result) map[string]float64 {
 		add("catch_up_s", rc.CatchUpS, rf.CatchUpS)
 		add("server_cpu_per_delivery", rc.ServerCPUPerDeliveryUS, rf.ServerCPUPerDeliveryUS)
 	case "group": // likewise
+		if rc.E2E != nil && rf.E2E != nil {
+			add("group_p50", rc.E2E.P50, rf.E2E.P50)
+			add("group_p99", rc.E2E.P99, rf.E2E.P99)
+		}
 		add("acked_per_s", rc.AckedPerSec, rf.AckedPerSec)
 		add("server_cpu_per_ack", rc.ServerCPUPerDeliveryUS, rf.ServerCPUPerDeliveryUS)
 		if rc.AckLatency != nil && rf.AckLatency != nil {
@@ -487,6 +491,11 @@ func describe(name string, r *result) string {
 		s = fmt.Sprintf("%d clients caught up in %.3f s (per client %s), gaps %d, dups %d, live after %d, %.0f replayed deliveries/s, server %.1f µs CPU/delivery",
 			r.CaughtUp, r.CatchUpS, lat(r.ClientCatch), r.Gaps, r.Dups, r.LiveAfter, r.DeliveriesPerSec, r.ServerCPUPerDeliveryUS)
 	case "group":
+		if r.RoomE2E != nil { // latency mode
+			s = fmt.Sprintf("%d published at %.0f/s: group delivery latency p50/p90/p99/max %s beside a room subscriber's %s; %d acked, lost %d, server %.1f µs CPU/delivery",
+				r.Published, r.PublishPerSec, lat(r.E2E), lat(r.RoomE2E), r.Acked, r.Lost, r.ServerCPUPerDeliveryUS)
+			break
+		}
 		s = fmt.Sprintf("%.0f acked deliveries/s (%d acked, %d deliveries, %d redelivered, lost %d) in %.2f s, %d ack requests (latency %s), server %.1f µs CPU/ack (%.0f%% CPU), client CPU %.0f%%",
 			r.AckedPerSec, r.Acked, r.Deliveries, r.Redelivered, r.Lost, r.ElapsedS, r.AckRequests, lat(r.AckLatency), r.ServerCPUPerDeliveryUS, r.ServerCPUPct, r.ClientCPUPct)
 	}

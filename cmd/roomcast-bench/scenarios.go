@@ -152,6 +152,7 @@ var defaultPlan = []string{
 	"publish:pubs=64",
 	"resume:subs=1000,missed=100",
 	"group:members=4",
+	"group:members=4,rate=100,dur=10s",
 }
 
 // result is one target's figures for one scenario run.
@@ -203,6 +204,9 @@ type result struct {
 	AckedPerSec float64  `json:"acked_per_s,omitempty"`
 	AckRequests int64    `json:"ack_requests,omitempty"`
 	AckLatency  *latency `json:"ack_latency,omitempty"`
+	// RoomE2E is a plain room subscriber's publish→receive latency, beside a
+	// group's (E2E) in the group scenario's latency mode.
+	RoomE2E     *latency `json:"room_publish_to_receive,omitempty"`
 	ProfilePath string   `json:"profile,omitempty"`
 }
 
@@ -670,8 +674,12 @@ func getJSON(url string, v any) error {
 
 // runGroup: a backlog of msgs messages in a room is drained by one consumer
 // group of K members that acknowledge in batches; it reports acknowledged
-// deliveries per second.
+// deliveries per second. With a rate, it measures latency instead
+// (runGroupLatency).
 func runGroup(ctx context.Context, e *env, t *target, p params) *result {
+	if p.Rate > 0 {
+		return runGroupLatency(ctx, e, t, p)
+	}
 	r := &result{Target: t.kind}
 	d := e.dialer(t)
 	const room, group = "work", "workers"
@@ -835,5 +843,103 @@ func runGroup(ctx context.Context, e *env, t *target, p params) *result {
 	// Redeliveries after a slow ack are allowed (at-least-once); they are
 	// reported, not counted as errors.
 	_ = dups.Load()
+	return r
+}
+
+// runGroupLatency: K members of a consumer group and one plain subscriber
+// of the same room are connected; messages are published at rate for dur;
+// every delivery is acknowledged at once. It reports publish→delivery
+// latency for the group (E2E) beside the room subscriber's (RoomE2E): a
+// group delivery must leave as soon as the message is stored, as a room's
+// does.
+func runGroupLatency(ctx context.Context, e *env, t *target, p params) *result {
+	r := &result{Target: t.kind}
+	d := e.dialer(t)
+	const room, group = "lat", "workers"
+	gpath := "/ns/default/rooms/" + room + "/groups/" + group
+	hc := &httpConn{d: d}
+	defer hc.close()
+	if status, body, err := hc.do(ctx, "PUT", gpath, "", nil); err != nil || status != 200 {
+		r.Error = fmt.Sprintf("create group: status %d %s %v", status, body, err)
+		return r
+	}
+	members, err := connectAll(ctx, d, p.Members, p.Members, func(int) string {
+		return "/ns/default/rooms/" + room + "/events?group=" + group
+	}, nil, 8192, nil)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer closeAll(members)
+	plain, err := connectAll(ctx, d, 1, 1, func(int) string { return "/ns/default/rooms/" + room + "/events" }, nil, 8192, nil)
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	defer closeAll(plain)
+	groupLat, roomLat := newShards(len(members)), new(hist)
+	var delivered, acked atomic.Int64
+	var ackErr atomic.Pointer[string]
+	gctx, gcancel := context.WithCancel(ctx)
+	defer gcancel()
+	var wg sync.WaitGroup
+	for i, m := range members {
+		ids := make(chan string, 100000)
+		m.start(groupLat.of(i), func(s *subscriber, ev *sseEvent) {
+			if string(ev.event) != "b" {
+				return
+			}
+			delivered.Add(1)
+			if id, ok := strAfter(ev.data, keyAckID); ok {
+				ids <- string(id)
+			}
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ac := &httpConn{d: d}
+			defer ac.close()
+			for {
+				select {
+				case <-gctx.Done():
+					return
+				case id := <-ids:
+					status, body, err := ac.do(gctx, "POST", gpath+"/acks", m.token, []byte(`{"ids":["`+id+`"]}`))
+					if gctx.Err() != nil {
+						return
+					}
+					if err != nil || status != 204 {
+						msg := fmt.Sprintf("ack: status %d %s %v", status, body, err)
+						ackErr.CompareAndSwap(nil, &msg)
+						continue
+					}
+					acked.Add(1)
+				}
+			}
+		}()
+	}
+	plain[0].start(roomLat, nil)
+	before := t.sample()
+	st := publish(ctx, d, pubPlan{rooms: []string{room}, pubs: max(1, p.Pubs), rate: p.Rate, dur: p.dur(), payload: e.payload})
+	fillPublish(r, st)
+	// Until every published message was delivered and acknowledged (bounded).
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(5 * time.Millisecond) {
+		if acked.Load() >= r.Published && plain[0].recv.Load() >= r.Published {
+			break
+		}
+	}
+	after := t.sample()
+	gcancel()
+	wg.Wait()
+	r.Expected = r.Published
+	r.Deliveries = delivered.Load()
+	r.Acked = acked.Load()
+	r.Lost = r.Published - min(r.Published, r.Acked)
+	r.E2E = groupLat.merged().summary()
+	r.RoomE2E = roomLat.summary()
+	measure(r, before, after, r.Deliveries)
+	if p := ackErr.Load(); p != nil && r.Error == "" {
+		r.Error = *p
+	}
 	return r
 }

@@ -230,8 +230,8 @@ func TestCLI(t *testing.T) {
 		// 3: refused, with the problem on stderr: its detail, and the invalid
 		// fields the server listed, one per line.
 		_, errOut := cliWant(t, 3, nil, "", "publish", "default", "lobby", "connected", srv)
-		if want := "roomcast: publish: 400 invalid request: event must be 1–128 bytes of UTF-8 without control characters, and not connected, reset or error\n" +
-			"  event: must be 1–128 bytes of UTF-8 without control characters, and not connected, reset or error\n"; errOut != want {
+		if want := "roomcast: publish: 400 invalid request: event must be 1–128 bytes of UTF-8 without control or invisible formatting characters (bidi controls, zero-width spaces), and not a name the server sends (connected, reset, error, revoked, dead_letter, end)\n" +
+			"  event: must be 1–128 bytes of UTF-8 without control or invisible formatting characters (bidi controls, zero-width spaces), and not a name the server sends (connected, reset, error, revoked, dead_letter, end)\n"; errOut != want {
 			t.Errorf("a refused publish prints\n%s\nwant\n%s", errOut, want)
 		}
 		for _, tc := range []struct {

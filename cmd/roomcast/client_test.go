@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -555,7 +556,12 @@ func TestClientOperations(t *testing.T) {
 		}
 	})
 
-	// Every operation of the spec, with a success.
+	// Every operation of the spec, with a success — when every subtest ran
+	// (a -run filter picking one subtest skips the others' operations).
+	if f := flag.Lookup("test.run"); f != nil && strings.Contains(f.Value.String(), "/") {
+		t.Log("a subtest filter is set: the check that every operation was performed is skipped")
+		return
+	}
 	var missing []string
 	for path, item := range tr.c.doc.Paths.Map() {
 		for method, op := range item.Operations() {

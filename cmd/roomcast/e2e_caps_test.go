@@ -28,7 +28,7 @@ func TestCapsParcelService(t *testing.T) {
 	// Vendor "acme" is online; vendor "globex" connected once, then went
 	// offline (it keeps its last event id).
 	acme := s.subscribe(t, ns+"/rooms/vendor-acme/events", "")
-	acme.connected()
+	acmeID, _, _ := acme.connected()
 	globex := s.subscribe(t, ns+"/rooms/vendor-globex/events", "")
 	_, _, globexLast := globex.connected()
 	globex.Close()
@@ -107,7 +107,7 @@ func TestCapsParcelService(t *testing.T) {
 
 	// acme, online, saw its notices live; globex gets all of its own on
 	// reconnecting with its last event id, in order, from the drivers.
-	check := func(st *sseStream, vendor string) {
+	check := func(st *sseStream, id, vendor string) {
 		t.Helper()
 		seen := map[string][]string{}
 		want := 0
@@ -133,10 +133,10 @@ func TestCapsParcelService(t *testing.T) {
 				t.Errorf("%s: order %s notices %v, want [in-transit delivered]", vendor, o.ID, got)
 			}
 		}
-		st.None(200 * time.Millisecond)
+		st.NothingBefore(s, ns[len("/ns/"):], id, "")
 	}
-	check(acme, "acme")
+	check(acme, acmeID, "acme")
 	back := s.subscribe(t, ns+"/rooms/vendor-globex/events", globexLast)
-	back.Expect("connected")
-	check(back, "globex")
+	backID, _, _ := back.connected()
+	check(back, backID, "globex")
 }

@@ -236,7 +236,7 @@ func TestGroupDeadLetters(t *testing.T) {
 	s := startServer(t)
 	putGroup(t, s, "q", "g", map[string]any{"ack_wait": "300ms", "max_deliver": 2, "max_in_flight": 5})
 	room := s.subscribe(t, "/ns/default/rooms/q/events", "") // a plain room subscriber
-	room.connected()
+	roomID, _, _ := room.connected()
 	m := joinGroup(t, s, "q", "g")
 	id1 := s.publish(t, "/ns/default/rooms/q/messages", `{"event":"job","data":"poison"}`, "")
 	id2 := s.publish(t, "/ns/default/rooms/q/messages", `{"event":"job","data":"other"}`, "")
@@ -311,7 +311,7 @@ func TestGroupDeadLetters(t *testing.T) {
 	if c := m.settle(t, s, "q", "g", "acks", d.AckID); c != http.StatusNoContent {
 		t.Fatalf("ack replayed: %d", c)
 	}
-	room.None(300 * time.Millisecond)
+	room.NothingBefore(s, "default", roomID, "")
 	if code, _, _ := s.do(t, http.MethodDelete, fmt.Sprintf("/ns/default/rooms/q/groups/g/dead/%d", int(byMsg[id2])), nil, ""); code != http.StatusNoContent {
 		t.Fatalf("drop: %d", code)
 	}
@@ -416,7 +416,7 @@ func TestGroupMemberLeavingReleasesDeliveries(t *testing.T) {
 		a.next(t, 10*time.Second)
 	}
 	b := joinGroup(t, s, "rel", "g")
-	b.st.None(200 * time.Millisecond) // a holds all three
+	b.st.NothingBefore(s, "default", b.id, "") // a holds all three
 	a.st.Close()
 	got := map[string]bool{}
 	for i := 0; i < 3; i++ {
@@ -451,7 +451,7 @@ func TestGroupsEachGetEveryMessage(t *testing.T) {
 				t.Fatalf("group delivery %s, want %s", d.Data, want)
 			}
 		}
-		m.st.None(200 * time.Millisecond)
+		m.st.NothingBefore(s, "default", m.id, "")
 	}
 	for _, want := range []string{"multi", "single"} {
 		if env := plain.Expect("e").envelope(t); env["data"] != want {

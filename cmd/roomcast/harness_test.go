@@ -359,16 +359,14 @@ func (st *sseStream) Expect(event string) sseEvent {
 	return ev
 }
 
-// None checks that no event arrives within d.
-func (st *sseStream) None(d time.Duration) {
+// NothingBefore checks that nothing arrived on the stream before a
+// sentinel: it sends the sentinel as a direct message to connection id
+// (with token, the credential to send it with) and expects it as the very
+// next event — an absence proven by the order of one stream, not by a wait.
+func (st *sseStream) NothingBefore(s *testServer, ns, id, token string) {
 	st.t.Helper()
-	select {
-	case ev, ok := <-st.events:
-		if ok {
-			st.t.Fatalf("unexpected event %q: %s", ev.Event, ev.Data)
-		}
-	case <-time.After(d):
-	}
+	s.publish(st.t, "/ns/"+ns+"/connections/"+id+"/messages", `{"event":"sentinel","data":null}`, token)
+	st.Expect("sentinel")
 }
 
 // Ended waits until the server ends the stream.

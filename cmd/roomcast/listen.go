@@ -27,6 +27,7 @@ import (
 	"golang.org/x/crypto/acme"
 	"golang.org/x/crypto/acme/autocert"
 
+	"github.com/roomcast/roomcast/api"
 	"github.com/roomcast/roomcast/internal/config"
 )
 
@@ -57,12 +58,15 @@ func listen(cfg config.Config, handler http.Handler, logger *slog.Logger) (*fron
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout, // also bounds the TLS handshake
 		IdleTimeout:       cfg.IdleTimeout,       // HTTP/1.1 keep-alive and idle HTTP/2 connections
-		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
-		// No WriteTimeout: it would cut healthy SSE streams. Each SSE write
-		// has its own deadline (sse.Config.WriteTimeout), set through
-		// http.ResponseController: on HTTP/1.1 on the connection, on HTTP/2
-		// on the stream alone (a stream past its deadline is reset; the
-		// connection's other streams go on).
+		// Larger than the API's own limit, which answers 431 as
+		// problem+json; net/http answers past this one itself.
+		MaxHeaderBytes: api.ServerHeaderBytes(int(cfg.MaxHeaderBytes)),
+		// No ReadTimeout or WriteTimeout: they would cut healthy SSE
+		// streams. Request bodies have their own deadline (api.Limits). Each
+		// SSE write has its own deadline (sse.Config.WriteTimeout), set
+		// through http.ResponseController: on HTTP/1.1 on the connection, on
+		// HTTP/2 on the stream alone (a stream past its deadline is reset;
+		// the connection's other streams go on).
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: cfg.MaxConcurrentStreams,
 			// A connection whose client reads nothing at all (every

@@ -11,12 +11,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +28,7 @@ import (
 	"github.com/roomcast/roomcast/api"
 	"github.com/roomcast/roomcast/internal/auth"
 	"github.com/roomcast/roomcast/internal/config"
+	"github.com/roomcast/roomcast/internal/datadir"
 	"github.com/roomcast/roomcast/internal/engine"
 	"github.com/roomcast/roomcast/internal/hub"
 	"github.com/roomcast/roomcast/internal/metrics"
@@ -91,6 +95,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	if cfg.NATSURL == "" {
+		// One server per data directory, for the life of the process
+		// (released last: after the engine closed its store).
+		lock, err := datadir.Acquire(cfg.Data)
+		if err != nil {
+			return err
+		}
+		defer lock.Release()
+		if err := checkVolume(cfg, logger); err != nil {
+			return err
+		}
+	}
 
 	maxWindow, minWindow := time.Duration(0), time.Duration(1<<62)
 	for _, n := range cfg.Namespaces {
@@ -101,6 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DataDir: cfg.Data, URL: cfg.NATSURL, NodeName: cfg.NodeName,
 		SyncInterval: cfg.SyncInterval, SyncAlways: cfg.SyncAlways, SessionTTL: 2 * maxWindow, GroupIdle: cfg.GroupIdle,
 		ClusterName: cfg.ClusterName, ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, Replicas: cfg.Replicas,
+		DiskReserve: cfg.DiskReserve,
 	}, logger)
 	if err != nil {
 		return err
@@ -170,6 +187,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Spec: roomcast.OpenAPI, Web: web.Handler, Logger: logger,
 		Metrics: reg.Handler(), ObserveRequest: reg.ObserveRequest,
 		Tickets: eng, MaxConnections: cfg.MaxConnections,
+		Limits: api.Limits{BodyTimeout: cfg.BodyTimeout, MaxRequestsPerIP: cfg.MaxRequestsPerIP, MaxHeaderBytes: int(cfg.MaxHeaderBytes)},
 	})
 	if err != nil {
 		return err
@@ -230,6 +248,51 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
+// checkVolume refuses to start on a data volume smaller than the store may
+// grow to (every namespace's --max-bytes plus --disk-reserve): it would
+// fill before retention removes anything, and refuse publishes for good.
+// It warns when the volume is big enough but has not that much free.
+func checkVolume(cfg config.Config, logger *slog.Logger) error {
+	v, err := engine.VolumeOf(cfg.Data)
+	if err != nil {
+		logger.Warn("cannot check the data volume's size", "err", err)
+		return nil
+	}
+	var retention int64
+	for _, n := range cfg.Namespaces {
+		retention += n.MaxBytes
+	}
+	need := retention + cfg.DiskReserve
+	if need > v.Size {
+		return fmt.Errorf("the data volume of %s holds %s, less than the store may grow to: %s of retention (--max-bytes, per namespace, for %d namespace(s)) plus %s of --disk-reserve; "+
+			"lower --max-bytes (or max_bytes of the namespaces in the config file) or --disk-reserve, or give --data a larger volume",
+			cfg.Data, engine.FormatBytes(v.Size), engine.FormatBytes(retention), len(cfg.Namespaces), engine.FormatBytes(cfg.DiskReserve))
+	}
+	var held int64 // what the store holds already counts in what it may grow to
+	_ = filepath.WalkDir(filepath.Join(cfg.Data, "jetstream"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				held += info.Size()
+			}
+		}
+		return nil
+	})
+	if need > v.Free+held {
+		logger.Warn("the data volume has less free space than the store may grow to: publishes will be refused (507) if it fills; lower --max-bytes or free space",
+			"data", cfg.Data, "free", engine.FormatBytes(v.Free), "store", engine.FormatBytes(held), "may_grow_to", engine.FormatBytes(need))
+	}
+	return nil
+}
+
+// displayAddr names a wildcard listener by localhost, so that the printed
+// URL can be opened as is.
+func displayAddr(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
+		return net.JoinHostPort("localhost", strconv.Itoa(t.Port))
+	}
+	return a.String()
+}
+
 // security builds a namespace's access policy from its settings.
 func security(n config.Namespace, getenv func(string) string) (api.Security, error) {
 	sec := api.Security{Locked: n.Auth == "jwt", CORSOrigins: n.CORSOrigins,
@@ -246,10 +309,15 @@ func security(n config.Namespace, getenv func(string) string) (api.Security, err
 	}
 	ac := auth.Config{Issuer: n.JWTIssuer, Audience: n.JWTAudience, Leeway: n.JWTLeeway, APIKeys: n.APIKeys}
 	if n.APIKeysEnv != "" {
+		fromEnv := 0
 		for _, k := range strings.Split(getenv(n.APIKeysEnv), ",") {
 			if k = strings.TrimSpace(k); k != "" {
 				ac.APIKeys = append(ac.APIKeys, k)
+				fromEnv++
 			}
+		}
+		if fromEnv == 0 { // else the namespace would start silently without the keys meant for it
+			return api.Security{}, fmt.Errorf("api_keys_env: the environment variable %s is unset or empty; set it to comma-separated API keys of at least 16 characters each", n.APIKeysEnv)
 		}
 	}
 	if n.JWTHS256SecretEnv != "" {

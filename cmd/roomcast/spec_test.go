@@ -574,7 +574,23 @@ func TestSpecREST(t *testing.T) {
 		c.call(t, specReq{method: "DELETE", path: p, token: bTok, want: 401}) // its token died with it
 	})
 
-	c.requireSeen(t, c.operations(""), []int{400, 401, 403, 404, 409, 410, 413})
+	t.Run("limits", func(t *testing.T) {
+		// A JSON endpoint refuses other media types (the spec declares
+		// application/json alone).
+		for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded"} {
+			_, raw := c.call(t, specReq{method: "POST", path: ns + "/rooms/lobby/messages", body: `{"event":"e"}`,
+				header: map[string]string{"Content-Type": ct}, want: 415, specRejects: true})
+			if !strings.Contains(string(raw), ct) {
+				t.Errorf("415 for %s: %s, want it named", ct, raw)
+			}
+		}
+		c.call(t, specReq{method: "PUT", path: ns + "/rooms/lobby/groups/g415", body: `{"ack_wait":"1m"}`,
+			header: map[string]string{"Content-Type": "text/plain"}, want: 415, specRejects: true})
+		// Headers past --max-header-bytes (32 KiB): a problem+json 431.
+		c.call(t, specReq{method: "GET", path: ns + "/rooms", header: map[string]string{"X-Big": strings.Repeat("a", 40<<10)}, want: 431})
+	})
+
+	c.requireSeen(t, c.operations(""), []int{400, 401, 403, 404, 409, 410, 413, 415, 431})
 }
 
 // TestSpecSSE opens streams on both SSE routes and validates their answers,
@@ -970,10 +986,10 @@ func TestSpecSecurity(t *testing.T) {
 
 	t.Run("documented", func(t *testing.T) {
 		// Each operation of a namespace states its credentials, its
-		// permission and the refusals it may answer; the rate-limited
-		// ones (router.go) document 429.
-		limited := map[string]bool{"connect": true, "roomEvents": true, "publish": true, "publishToRoom": true,
-			"publishToConnection": true, "joinRoom": true, "leaveRoom": true, "issueTicket": true}
+		// permission and the refusals it may answer: 429 everywhere
+		// (streams: rate and connection limits; the rest: the bound on
+		// requests in progress per address, api/limits.go), 431, and for a
+		// body 408 and 415.
 		for path, item := range c.doc.Paths.Map() {
 			if !strings.HasPrefix(path, "/ns/{ns}/") {
 				continue
@@ -990,16 +1006,14 @@ func TestSpecSecurity(t *testing.T) {
 				if op.OperationID == "listRooms" {
 					codes = []int{401} // filtered by presence, never 403
 				}
-				if limited[op.OperationID] {
-					codes = append(codes, 429)
+				codes = append(codes, 429, 431)
+				if op.RequestBody != nil {
+					codes = append(codes, 408, 415)
 				}
 				for _, code := range codes {
 					if op.Responses.Status(code) == nil {
 						t.Errorf("%s does not document %d", where, code)
 					}
-				}
-				if !limited[op.OperationID] && op.Responses.Status(429) != nil {
-					t.Errorf("%s documents 429 but has no rate limit", where)
 				}
 			}
 		}

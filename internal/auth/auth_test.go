@@ -310,6 +310,24 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// Signed with the right secret, but each names a key the verifier must
+	// not use (kid binding): none may verify, nor any mutation of them.
+	for _, h := range []map[string]any{{"kid": "other"}, {"kid": 7}, {"kid": ""}, {"kid": nil}, {"alg": "HS384"}} {
+		method := jwt.SigningMethodHS256
+		if h["alg"] == "HS384" {
+			method = jwt.SigningMethodHS384
+			delete(h, "alg")
+		}
+		tok := jwt.NewWithClaims(method, claims(nil))
+		for k, x := range h {
+			tok.Header[k] = x
+		}
+		s, err := tok.SignedString([]byte(hsSecret))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, token string) {
 		if _, err := v.Verify(token); err == nil {
 			t.Fatalf("an unsigned fuzz input verified: %q", token)

@@ -4,7 +4,10 @@
 // room pattern. It implements hub.Perms for connections opened with a JWT.
 //
 // Attacks it is built against: alg:none and algorithm confusion (each key
-// accepts exactly the algorithms of its type, never "the token's alg"),
+// pins one algorithm, never "the token's alg", and a key of the wrong type
+// or curve is refused at start), a token borrowing another key (a kid
+// names the only key that may verify the token; a token without kid is
+// tried only on the keys without id of its alg; no key is tried in turn),
 // tokens for another audience or issuer, expired or not-yet-valid tokens
 // (a small configurable leeway), guessing API keys by timing (constant-time
 // comparison of hashes), and an unbounded token (a length cap before any

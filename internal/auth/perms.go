@@ -87,22 +87,17 @@ func Match(pattern, room string) bool {
 }
 
 // validPattern reports whether p is a room name with optional wildcard
-// segments.
+// segments: "*" anywhere, ">" last.
 func validPattern(p string) bool {
-	if p == ">" {
-		return true
+	if len(p) > 2*hub.MaxNameLen {
+		return false
 	}
 	segs := strings.Split(p, ".")
 	for i, s := range segs {
-		switch {
-		case s == "*":
-		case s == ">":
-			if i != len(segs)-1 {
-				return false
-			}
-		case !hub.ValidRoom(s):
+		wildcard := s == "*" || s == ">" && i == len(segs)-1
+		if !wildcard && !hub.ValidRoom(s) { // ValidRoom refuses "*" and ">" elsewhere
 			return false
 		}
 	}
-	return len(p) <= 2*hub.MaxNameLen
+	return true
 }

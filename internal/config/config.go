@@ -20,8 +20,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/roomcast/roomcast/internal/engine"
 	"github.com/roomcast/roomcast/internal/hub"
 	"github.com/roomcast/roomcast/internal/webhook"
+	"github.com/roomcast/roomcast/sse"
 )
 
 // Config is the whole server configuration.
@@ -41,11 +43,15 @@ type Config struct {
 	Replicas      int
 	SyncInterval  time.Duration
 	SyncAlways    bool
+	DiskReserve   int64
 
 	Heartbeat         time.Duration
 	Retry             time.Duration
 	WriteTimeout      time.Duration
 	ReadHeaderTimeout time.Duration
+	BodyTimeout       time.Duration
+	MaxRequestsPerIP  int
+	MaxHeaderBytes    int64
 	ShutdownTimeout   time.Duration
 	GroupIdle         time.Duration
 	MaxConnections    int
@@ -64,7 +70,6 @@ type Config struct {
 	H2C                  bool
 	MaxConcurrentStreams int
 	IdleTimeout          time.Duration
-	MaxHeaderBytes       int64
 
 	// Webhooks (internal/webhook): how they are delivered, on every node.
 	WebhookTimeout     time.Duration
@@ -146,21 +151,26 @@ type JWTKey struct {
 
 // Default returns the built-in defaults.
 func Default() Config {
+	// Each component declares its own defaults; the configuration's are
+	// derived from them, so that a default is written once.
+	eng, str, hc := engine.DefaultConfig, sse.DefaultConfig, hub.DefaultConfig
+	ns, ret, grp := hub.DefaultNamespaceConfig, hub.DefaultRetention, hub.DefaultGroupConfig
+	wh, out, occ := webhook.DefaultConfig, engine.DefaultOutboxConfig, engine.DefaultOccupancyConfig
 	return Config{
 		Addr: "127.0.0.1:8080", Data: "./data", LogLevel: "info", LogFormat: "auto", DefaultNamespace: true,
-		NodeName: "roomcast", SyncInterval: time.Second,
-		Heartbeat: 15 * time.Second, Retry: 2 * time.Second, WriteTimeout: 10 * time.Second,
+		NodeName: eng.NodeName, SyncInterval: eng.SyncInterval, GroupIdle: eng.GroupIdle,
+		Heartbeat: str.Heartbeat, Retry: str.Retry, WriteTimeout: str.WriteTimeout, QueueSize: str.QueueSize,
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
-		QueueSize: 256, ResumeBuffer: 1024, GroupIdle: 7 * 24 * time.Hour, MaxConnections: 100000,
+		ResumeBuffer: hc.ResumeBuffer, MaxConnections: 100000,
 		TLSReloadInterval: 10 * time.Second, MaxConcurrentStreams: 250, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
-		WebhookTimeout: webhook.DefaultConfig.Timeout, WebhookMaxAttempts: webhook.DefaultConfig.MaxAttempts,
-		WebhookBackoff: webhook.DefaultConfig.Backoff, WebhookMaxBackoff: webhook.DefaultConfig.MaxBackoff,
-		WebhookWorkers: webhook.DefaultConfig.Workers, WebhookQueueSize: webhook.DefaultConfig.QueueSize,
-		WebhookMaxPending: 10000, WebhookMaxAge: 7 * 24 * time.Hour, WebhookNodeTTL: 15 * time.Second,
+		DiskReserve: 32 << 20, BodyTimeout: 10 * time.Second, MaxRequestsPerIP: 256,
+		WebhookTimeout: wh.Timeout, WebhookMaxAttempts: wh.MaxAttempts, WebhookBackoff: wh.Backoff, WebhookMaxBackoff: wh.MaxBackoff,
+		WebhookWorkers: wh.Workers, WebhookQueueSize: wh.QueueSize, WebhookMaxPending: out.MaxPending, WebhookMaxAge: out.MaxAge,
+		WebhookNodeTTL: occ.NodeTTL,
 		Defaults: Namespace{
-			MaxBody: 64 << 10, RecoveryWindow: 2 * time.Minute, MaxRoomsPerConn: 100, HistoryLimit: 1000,
-			MaxAge: 24 * time.Hour, MaxBytes: 1 << 30, MaxMsgsPerRoom: 10000, DedupeWindow: 2 * time.Minute,
-			GroupAckWait: 30 * time.Second, GroupMaxDeliver: 5, GroupMaxInFlight: 10,
+			MaxBody: 64 << 10, RecoveryWindow: ns.RecoveryWindow, MaxRoomsPerConn: ns.MaxRoomsPerConn, HistoryLimit: ns.HistoryLimit,
+			MaxAge: ret.MaxAge, MaxBytes: ret.MaxBytes, MaxMsgsPerRoom: ret.MaxMsgsPerRoom, DedupeWindow: ret.Dedupe,
+			GroupAckWait: grp.AckWait, GroupMaxDeliver: grp.MaxDeliver, GroupMaxInFlight: grp.MaxInFlight,
 			Auth: "open", JWTLeeway: 30 * time.Second, WebhookDebounce: webhook.DefaultDebounce,
 		},
 	}
@@ -177,7 +187,7 @@ type setting struct {
 // settings lists every setting once: flags, env, file and --help come from it.
 var settings = []setting{
 	{name: "addr", usage: "HTTP listen address (loopback by default: :8080 listens on every interface, e.g. in a container)", global: func(c *Config) any { return &c.Addr }},
-	{name: "data", usage: "data directory of the embedded engine", global: func(c *Config) any { return &c.Data }},
+	{name: "data", usage: "data directory of the embedded engine (locked: one server per directory)", global: func(c *Config) any { return &c.Data }},
 	{name: "config", usage: "optional YAML file declaring namespaces and settings", global: func(c *Config) any { return &c.ConfigFile }},
 	{name: "default-namespace", usage: "serve the namespace default (with these settings) also when the config file declares other namespaces; false serves only those declared", global: func(c *Config) any { return &c.DefaultNamespace }},
 	{name: "log-level", usage: "debug, info, warn or error", global: func(c *Config) any { return &c.LogLevel }},
@@ -191,10 +201,13 @@ var settings = []setting{
 	{name: "replicas", usage: "JetStream replicas of streams, buckets and groups (0: 3 when the cluster has ≥ 3 nodes, else its size)", global: func(c *Config) any { return &c.Replicas }},
 	{name: "sync-interval", usage: "how often the store is fsynced (a 2xx publish survives kill -9 at any value; this bounds OS-crash loss)", global: func(c *Config) any { return &c.SyncInterval }},
 	{name: "sync-always", usage: "fsync every message before answering (survives power loss, much slower)", global: func(c *Config) any { return &c.SyncAlways }},
+	{name: "disk-reserve", usage: "free space the data volume must keep: below it publishes answer 507 (and /readyz 503) until space is freed; 0: only once a write fails for lack of space", global: func(c *Config) any { return &c.DiskReserve }},
 	{name: "heartbeat", usage: "interval of SSE keep-alive comments", global: func(c *Config) any { return &c.Heartbeat }},
 	{name: "retry", usage: "reconnection delay advised to SSE clients", global: func(c *Config) any { return &c.Retry }},
 	{name: "write-timeout", usage: "deadline of each write to an SSE client", global: func(c *Config) any { return &c.WriteTimeout }},
 	{name: "read-header-timeout", usage: "time allowed to read request headers", global: func(c *Config) any { return &c.ReadHeaderTimeout }},
+	{name: "body-timeout", usage: "time allowed to receive a request body once its headers arrived (408 and the connection closed beyond)", global: func(c *Config) any { return &c.BodyTimeout }},
+	{name: "max-requests-per-ip", usage: "requests one client address may have in progress at once, SSE streams excepted (429 beyond; 0: unlimited)", global: func(c *Config) any { return &c.MaxRequestsPerIP }},
 	{name: "shutdown-timeout", usage: "grace period on SIGINT/SIGTERM", global: func(c *Config) any { return &c.ShutdownTimeout }},
 	{name: "queue-size", usage: "events queued per connection before it is closed as a slow consumer", global: func(c *Config) any { return &c.QueueSize }},
 	{name: "resume-buffer", usage: "live messages held per connection while its replay runs", global: func(c *Config) any { return &c.ResumeBuffer }},
@@ -208,7 +221,7 @@ var settings = []setting{
 	{name: "h2c", usage: "also serve cleartext HTTP/2 (prior knowledge) for a proxy in front that speaks it; not with TLS, where HTTP/2 is on already", global: func(c *Config) any { return &c.H2C }},
 	{name: "max-concurrent-streams", usage: "HTTP/2 streams (SSE connections and requests) one client connection may have open at once", global: func(c *Config) any { return &c.MaxConcurrentStreams }},
 	{name: "idle-timeout", usage: "an idle keep-alive connection (HTTP/1.1 or HTTP/2) is closed after this", global: func(c *Config) any { return &c.IdleTimeout }},
-	{name: "max-header-bytes", usage: "largest request header block (431 beyond; HTTP/2 advertises it as SETTINGS_MAX_HEADER_LIST_SIZE)", global: func(c *Config) any { return &c.MaxHeaderBytes }},
+	{name: "max-header-bytes", usage: "largest request line and headers (431 problem+json beyond; HTTP/2 advertises it as SETTINGS_MAX_HEADER_LIST_SIZE)", global: func(c *Config) any { return &c.MaxHeaderBytes }},
 	{name: "max-body", usage: "largest request body in bytes (413 beyond)", ns: func(n *Namespace) any { return &n.MaxBody }},
 	{name: "recovery-window", usage: "how long a disconnected connection's id and rooms are kept for resume", ns: func(n *Namespace) any { return &n.RecoveryWindow }},
 	{name: "max-rooms-per-conn", usage: "rooms one connection may be in", ns: func(n *Namespace) any { return &n.MaxRoomsPerConn }},
@@ -226,8 +239,8 @@ var settings = []setting{
 	{name: "jwt-issuer", usage: "required iss of JWTs (empty: not checked)", ns: func(n *Namespace) any { return &n.JWTIssuer }},
 	{name: "jwt-audience", usage: "required aud of JWTs (required with auth jwt)", ns: func(n *Namespace) any { return &n.JWTAudience }},
 	{name: "jwt-leeway", usage: "clock skew allowed on exp, nbf and iat", ns: func(n *Namespace) any { return &n.JWTLeeway }},
-	{name: "jwt-hs256-secret-env", usage: "name of an environment variable holding an HS256 secret (≥ 32 bytes); other keys go in the file's jwt_keys", ns: func(n *Namespace) any { return &n.JWTHS256SecretEnv }},
-	{name: "api-keys-env", usage: "name of an environment variable holding comma-separated admin API keys (≥ 16 characters each)", ns: func(n *Namespace) any { return &n.APIKeysEnv }},
+	{name: "jwt-hs256-secret-env", usage: "name of an environment variable holding an HS256 secret (≥ 32 bytes; start-up fails when the variable is unset, empty or shorter); other keys go in the file's jwt_keys", ns: func(n *Namespace) any { return &n.JWTHS256SecretEnv }},
+	{name: "api-keys-env", usage: "name of an environment variable holding comma-separated admin API keys (≥ 16 characters each); start-up fails when the variable it names is unset or empty", ns: func(n *Namespace) any { return &n.APIKeysEnv }},
 	{name: "cors-origins", usage: "comma-separated origins allowed to call cross-origin with credentials (never reflected; empty: same-origin only)", ns: func(n *Namespace) any { return &n.CORSOrigins }},
 	{name: "rate-connect", usage: "stream opens allowed per IP and per credential, as N/period like 20/1s (empty: unlimited)", ns: func(n *Namespace) any { return &n.RateConnect }},
 	{name: "rate-publish", usage: "publishes allowed per IP and per credential, N/period", ns: func(n *Namespace) any { return &n.RatePublish }},
@@ -603,7 +616,7 @@ func (c Config) validate() error {
 	for name, d := range map[string]time.Duration{
 		"heartbeat": c.Heartbeat, "retry": c.Retry, "write-timeout": c.WriteTimeout,
 		"read-header-timeout": c.ReadHeaderTimeout, "shutdown-timeout": c.ShutdownTimeout, "sync-interval": c.SyncInterval,
-		"group-idle": c.GroupIdle, "idle-timeout": c.IdleTimeout,
+		"group-idle": c.GroupIdle, "idle-timeout": c.IdleTimeout, "body-timeout": c.BodyTimeout,
 	} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
@@ -614,6 +627,15 @@ func (c Config) validate() error {
 	}
 	if c.ClusterName != "" && c.NATSURL != "" {
 		errs = append(errs, errors.New("cluster: --nats-url uses an external cluster; do not combine it with --cluster-name"))
+	}
+	if c.DiskReserve < 0 {
+		errs = append(errs, errors.New("disk-reserve: must be 0 or more"))
+	}
+	if c.MaxRequestsPerIP < 0 {
+		errs = append(errs, errors.New("max-requests-per-ip: must be 0 (unlimited) or more"))
+	}
+	if c.MaxHeaderBytes < 4<<10 || c.MaxHeaderBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("max-header-bytes: want 4KiB to 1MiB, got %d", c.MaxHeaderBytes))
 	}
 	if c.QueueSize < 1 || c.ResumeBuffer < 1 {
 		errs = append(errs, errors.New("queue-size and resume-buffer must be at least 1"))
@@ -684,9 +706,6 @@ func (c Config) validateEdge() []error {
 	}
 	if c.MaxConcurrentStreams < 1 {
 		errs = append(errs, fmt.Errorf("max-concurrent-streams: must be at least 1, got %d", c.MaxConcurrentStreams))
-	}
-	if c.MaxHeaderBytes < 1<<10 || c.MaxHeaderBytes > 1<<30 {
-		errs = append(errs, fmt.Errorf("max-header-bytes: want 1KiB to 1GiB, got %d", c.MaxHeaderBytes))
 	}
 	return errs
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,26 +60,46 @@ type Config struct {
 	// Replicas of every stream, bucket and group (default: 3 when the
 	// cluster has at least 3 nodes, else its size; 1 on a single node).
 	Replicas int
+
+	// DiskReserve is the free space the data volume must keep: below it
+	// the store refuses writes (publishes answer hub.ErrStorageFull) until
+	// it is back (disk.go). 0: only when a write fails for lack of space.
+	DiskReserve int64
+	// DiskCheckInterval is how often the volume's free space is read
+	// (default 250ms): the delay to trip on low space, and to recover once
+	// space is freed.
+	DiskCheckInterval time.Duration
 }
+
+// DefaultConfig is the engine's defaults (Open fills a Config's zero fields
+// from it; internal/config derives its defaults from it).
+var DefaultConfig = Config{NodeName: "roomcast", SyncInterval: time.Second, SessionTTL: 2 * time.Minute,
+	MaxConsumers: 10000, GroupIdle: 7 * 24 * time.Hour}
 
 // Engine is the storage and bus. It implements hub.Log and hub.Sessions.
 type Engine struct {
 	cfg    Config
 	logger *slog.Logger
 	srv    *server.Server // nil with an external URL
+	sopts  *server.Options
+	disk   *diskGuard // nil with an external URL
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 
 	mu        sync.Mutex
 	streams   map[string]*nsStream
-	follows   []jetstream.ConsumeContext
+	follows   []*follow
 	consumers map[string]jetstream.Consumer // group consumers by ns/name
 	dead      jetstream.Stream
 	tickets   jetstream.KeyValue
 	control   *nats.Subscription
 	settles   *settleMux // SettleAll's answers, made on first use
 	nodes     int        // nodes of the configured cluster (0: unknown)
+	// restarted is closed when JetStream restarts inside the embedded
+	// server (disk.go), then replaced: pulls in flight end at once instead
+	// of waiting for a heartbeat that will never come.
+	restarted chan struct{}
 }
 
 type nsStream struct {
@@ -99,25 +120,30 @@ var (
 // Open starts the embedded server (or connects to cfg.URL) and readies
 // JetStream.
 func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error) {
+	d := DefaultConfig
 	if cfg.NodeName == "" {
-		cfg.NodeName = "roomcast"
+		cfg.NodeName = d.NodeName
 	}
 	if cfg.SyncInterval <= 0 {
-		cfg.SyncInterval = time.Second
+		cfg.SyncInterval = d.SyncInterval
 	}
 	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = 2 * time.Minute
+		cfg.SessionTTL = d.SessionTTL
 	}
 	if cfg.MaxConsumers <= 0 {
-		cfg.MaxConsumers = 10000
+		cfg.MaxConsumers = d.MaxConsumers
 	}
 	if cfg.GroupIdle <= 0 {
-		cfg.GroupIdle = 7 * 24 * time.Hour
+		cfg.GroupIdle = d.GroupIdle
+	}
+	if cfg.DiskCheckInterval <= 0 {
+		cfg.DiskCheckInterval = 250 * time.Millisecond
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, logger: logger, streams: map[string]*nsStream{}, consumers: map[string]jetstream.Consumer{}}
+	e := &Engine{cfg: cfg, logger: logger, streams: map[string]*nsStream{}, consumers: map[string]jetstream.Consumer{},
+		restarted: make(chan struct{})}
 	var opts []nats.Option
 	opts = append(opts, nats.Name("roomcast "+cfg.NodeName), nats.MaxReconnects(-1))
 	url := cfg.URL
@@ -148,11 +174,23 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 				return nil, err
 			}
 		}
+		e.disk = newDiskGuard(e, cfg.DataDir, cfg.DiskReserve, cfg.DiskCheckInterval, logger)
+		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("engine: data directory: %w", err)
+		}
+		if v, err := VolumeOf(cfg.DataDir); err == nil {
+			// The server's own store limit defaults to 75% of the space
+			// free at start-up; retention is per namespace (MaxBytes) and
+			// a full volume is the guard's business: let the store use the
+			// volume.
+			sopts.JetStreamMaxStore = v.Size
+		}
+		e.sopts = sopts
 		srv, err := server.NewServer(sopts)
 		if err != nil {
 			return nil, fmt.Errorf("engine: new server: %w", err)
 		}
-		nlog := &natsLog{l: logger}
+		nlog := &natsLog{l: logger, onError: e.disk.storeError}
 		srv.SetLoggerV2(nlog, false, false, false)
 		srv.Start()
 		// Ready, or failed for good (a listener's port in use): the server
@@ -216,6 +254,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 	if err != nil {
 		e.Close()
 		return nil, fmt.Errorf("engine: sessions bucket: %w", err)
+	}
+	if e.disk != nil {
+		e.disk.start()
 	}
 	return e, nil
 }
@@ -284,8 +325,12 @@ func (e *Engine) shutdownServer() {
 	}
 }
 
-// Ready reports whether JetStream answers.
+// Ready reports whether JetStream answers and its store takes writes.
 func (e *Engine) Ready(ctx context.Context) error {
+	if why := e.disk.refusing(); why != "" {
+		// Not ErrStorageFull: /readyz is 503, whatever the reason.
+		return fmt.Errorf("engine: the store refuses writes: %s: %w", why, hub.ErrUnavailable)
+	}
 	if e.nc == nil || !e.nc.IsConnected() {
 		return fmt.Errorf("engine: not connected: %w", hub.ErrUnavailable)
 	}
@@ -298,6 +343,7 @@ func (e *Engine) Ready(ctx context.Context) error {
 // Close stops the live consumers, flushes and closes the connection and
 // shuts the embedded server down (which syncs the store).
 func (e *Engine) Close() {
+	e.disk.close()
 	e.mu.Lock()
 	follows := e.follows
 	e.follows = nil
@@ -308,11 +354,8 @@ func (e *Engine) Close() {
 	if control != nil {
 		_ = control.Unsubscribe()
 	}
-	for _, cc := range follows {
-		cc.Stop()
-	}
-	for _, cc := range follows {
-		<-cc.Closed()
+	for _, f := range follows {
+		f.stop()
 	}
 	if e.nc != nil {
 		_ = e.nc.Drain()
@@ -432,26 +475,66 @@ func (e *Engine) State(ctx context.Context, ns string) (hub.LogState, error) {
 }
 
 // Follow implements hub.Log: it feeds every message of ns stored after
-// sequence after to apply, in order, from one goroutine, until Close.
+// sequence after to apply, in order, one call at a time, until Close.
 func (e *Engine) Follow(ctx context.Context, ns string, after uint64, apply func(*hub.Message)) error {
 	s, err := e.ns(ns)
 	if err != nil {
 		return err
 	}
+	f := &follow{s: s, apply: apply, last: after}
+	if err := e.consume(ctx, f); err != nil {
+		return fmt.Errorf("engine: follow %s: %w", ns, err)
+	}
+	e.mu.Lock()
+	e.follows = append(e.follows, f)
+	e.mu.Unlock()
+	return nil
+}
+
+// follow is one namespace's live feed. Its consumer can be replaced
+// (refollow, after JetStream restarted); apply sees each message once, in
+// order, whichever consumer delivered it.
+type follow struct {
+	s     *nsStream
+	apply func(*hub.Message)
+
+	mu   sync.Mutex // held while applying: one call at a time across consumers
+	gen  int        // the current consumer's; a replaced one's messages are dropped
+	last uint64     // last sequence applied
+	cc   jetstream.ConsumeContext
+}
+
+// consume starts an ordered consumer for f after its last applied message.
+func (e *Engine) consume(ctx context.Context, f *follow) error {
+	f.mu.Lock()
+	f.gen++
+	gen, after := f.gen, f.last
+	f.mu.Unlock()
+	s := f.s
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   after + 1,
 	})
 	if err != nil {
-		return fmt.Errorf("engine: follow %s: %w", ns, err)
+		return err
 	}
+	ns := strings.TrimPrefix(s.name, "roomcast_")
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		m, err := e.decode(s, ns, msg.Subject(), msg.Headers(), msg.Data(), msg)
+		if errors.Is(err, errVoid) {
+			return
+		}
 		if err != nil {
 			e.logger.Error("skip undecodable message", "ns", ns, "err", err)
 			return
 		}
-		apply(m)
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if gen != f.gen || m.Pos.Seq <= f.last {
+			return // from a replaced consumer
+		}
+		f.last = m.Pos.Seq
+		f.apply(m)
 	},
 		// Bounds the rare 30 s stall of a pull consume under CPU contention
 		// (nats.go#1622, notes/engine-nats.md pitfall 7).
@@ -460,10 +543,44 @@ func (e *Engine) Follow(ctx context.Context, ns string, after uint64, apply func
 			e.logger.Warn("live consumer", "ns", ns, "err", err)
 		}))
 	if err != nil {
-		return fmt.Errorf("engine: follow %s: %w", ns, err)
+		return err
 	}
+	f.mu.Lock()
+	f.cc = cc
+	f.mu.Unlock()
+	return nil
+}
+
+// stop ends f's consumer and waits for it (bounded: a consumer of a
+// JetStream that was restarted may never say it closed).
+func (f *follow) stop() {
+	f.mu.Lock()
+	cc := f.cc
+	f.cc = nil
+	f.mu.Unlock()
+	if cc == nil {
+		return
+	}
+	cc.Stop()
+	select {
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// refollow replaces every live consumer by a new one after its last
+// applied message: after JetStream restarted, the old ones would notice
+// only when their heartbeats stop (seconds).
+func (e *Engine) refollow(ctx context.Context) error {
 	e.mu.Lock()
-	e.follows = append(e.follows, cc)
+	follows := append([]*follow(nil), e.follows...)
 	e.mu.Unlock()
+	for _, f := range follows {
+		f.stop()
+		err := retry(ctx, readRetry, func() error { return e.consume(ctx, f) })
+		if err != nil {
+			return fmt.Errorf("engine: follow %s again: %w", f.s.name, err)
+		}
+	}
 	return nil
 }

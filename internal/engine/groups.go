@@ -235,6 +235,9 @@ func (e *Engine) Pull(ctx context.Context, ns string, g hub.GroupKey, n int, wai
 		return err
 	}
 	hb := min(5*time.Second, wait/4)
+	e.mu.Lock()
+	restarted := e.restarted
+	e.mu.Unlock()
 	inbox := e.nc.NewInbox()
 	msgs := make(chan *nats.Msg, n+64)
 	sub, err := e.nc.ChanSubscribe(inbox, msgs)
@@ -288,6 +291,8 @@ func (e *Engine) Pull(ctx context.Context, ns string, g hub.GroupKey, n int, wai
 			return nil
 		case <-end.C:
 			return nil
+		case <-restarted:
+			return nil // the request died with JetStream: the caller pulls again
 		case <-idle.C:
 			return fmt.Errorf("engine: pull %s: no heartbeat from the server in %v: %w", g, 2*hb, hub.ErrUnavailable)
 		case m := <-msgs:

@@ -29,6 +29,10 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	if err != nil {
 		return hub.Position{}, false, err
 	}
+	// A full store answers at once, without trying (disk.go).
+	if err := e.disk.refuse(); err != nil {
+		return hub.Position{}, false, fmt.Errorf("engine: publish: %w", err)
+	}
 	msg := nats.NewMsg(subjectOf(ns, o))
 	msg.Header.Set(hdrEvent, o.Event)
 	if len(o.Rooms) > 1 {
@@ -57,8 +61,16 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	deadline := time.Now().Add(publishRetry)
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
 		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		// A store that fails for lack of space answers nothing: give up
+		// shortly after the disk guard trips instead of at the timeout.
+		cut := e.disk.inflight()
+		stop := context.AfterFunc(cut, cancel)
 		ack, err = e.js.PublishMsg(pctx, msg, opts...)
+		stop()
 		cancel()
+		if err != nil && e.disk.tripped(cut) {
+			return hub.Position{}, false, fmt.Errorf("engine: publish: the store failed while this message was sent, it may or may not be stored (retry with an idempotency id): %w", hub.ErrUnavailable)
+		}
 		if err == nil || !unstored(err) || time.Now().After(deadline) {
 			break
 		}
@@ -110,10 +122,17 @@ func (e *Engine) decode(s *nsStream, ns, subject string, h nats.Header, data []b
 	return decodeAt(s, ns, subject, h, data, md.Sequence.Stream, md.Timestamp)
 }
 
+// errVoid is decodeAt's answer for a void marker: a sequence number that
+// carries no message (restartJetStream). Readers skip it silently.
+var errVoid = errors.New("a void sequence number")
+
 func decodeAt(s *nsStream, ns, subject string, h nats.Header, data []byte, seq uint64, ts time.Time) (*hub.Message, error) {
 	k, err := parseSubject(ns, subject)
 	if err != nil {
 		return nil, err
+	}
+	if k.void {
+		return nil, errVoid
 	}
 	m := &hub.Message{Pos: hub.Position{Epoch: s.epoch, Seq: seq}, Time: ts, Event: h.Get(hdrEvent)}
 	switch {
@@ -204,9 +223,11 @@ func (e *Engine) Read(ctx context.Context, ns string, from, to uint64, f hub.Fil
 				continue
 			}
 			m, err := decodeAt(s, ns, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
-			if err != nil {
+			switch {
+			case errors.Is(err, errVoid):
+			case err != nil:
 				e.logger.Error("skip undecodable message", "ns", ns, "err", err)
-			} else if !fn(m) {
+			case !fn(m):
 				done = true
 				continue
 			}

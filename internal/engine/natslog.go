@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 )
 
 // natsLog hands the embedded NATS server's log to roomcast's logger (it had
@@ -19,6 +20,11 @@ import (
 type natsLog struct {
 	l     *slog.Logger
 	fatal atomic.Pointer[string]
+	// onError sees each error line (the disk guard looks for a store
+	// write that failed for lack of space); nil: none.
+	onError func(line string)
+	// spaceLogged is when an out-of-space error was last logged (unix ns).
+	spaceLogged atomic.Int64
 }
 
 func (n *natsLog) log(level slog.Level, format string, v []any) {
@@ -29,9 +35,23 @@ func (n *natsLog) log(level slog.Level, format string, v []any) {
 
 func (n *natsLog) Noticef(format string, v ...any) { n.log(slog.LevelDebug, format, v) }
 func (n *natsLog) Warnf(format string, v ...any)   { n.log(slog.LevelWarn, format, v) }
-func (n *natsLog) Errorf(format string, v ...any)  { n.log(slog.LevelError, format, v) }
-func (n *natsLog) Debugf(format string, v ...any)  {} // not enabled (SetLoggerV2's debug flag is off)
-func (n *natsLog) Tracef(format string, v ...any)  {}
+func (n *natsLog) Errorf(format string, v ...any) {
+	line := fmt.Sprintf(format, v...)
+	if n.onError != nil {
+		n.onError(line)
+	}
+	// A full disk makes the server log on every write that fails, and the
+	// log may live on that disk: once a minute is enough.
+	if outOfSpace(line) {
+		now := time.Now().UnixNano()
+		if last := n.spaceLogged.Load(); now-last < int64(time.Minute) || !n.spaceLogged.CompareAndSwap(last, now) {
+			return
+		}
+	}
+	n.log(slog.LevelError, "%s", []any{line})
+}
+func (n *natsLog) Debugf(format string, v ...any) {} // not enabled (SetLoggerV2's debug flag is off)
+func (n *natsLog) Tracef(format string, v ...any) {}
 
 func (n *natsLog) Fatalf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)

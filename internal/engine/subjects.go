@@ -19,6 +19,7 @@ import (
 //	rc.<ns>.m            a message to several rooms (Rc-Rooms lists them)
 //	rc.<ns>.c.<conn>     a direct message to one connection
 //	rc.<ns>.g.<consumer> a dead letter replayed to one consumer group
+//	rc.<ns>.v            a void: a sequence number whose message the store lost (disk.go)
 //	dead.<ns>.<consumer> a consumer group's dead letters (stream roomcast_dead)
 //	rcctl.<ns>.<op>      a control request between nodes (core NATS)
 //	rcwh.out.<endpoint>  a webhook to send (stream roomcast-webhooks, outbox.go)
@@ -49,6 +50,7 @@ func connSubject(ns string, c hub.ConnID) string {
 	return subjectRoot + ns + ".c." + string(c)
 }
 func groupSubject(ns, consumer string) string { return subjectRoot + ns + ".g." + consumer }
+func voidSubject(ns string) string            { return subjectRoot + ns + ".v" }
 
 // deadSubject is the subject of consumer's dead letters in ns (consumer ">":
 // all of ns's).
@@ -121,6 +123,7 @@ type subjectKind struct {
 	room       string
 	conn       hub.ConnID
 	consumer   string // a replayed dead letter's group consumer
+	void       bool
 }
 
 func parseSubject(ns, subject string) (subjectKind, error) {
@@ -133,6 +136,8 @@ func parseSubject(ns, subject string) (subjectKind, error) {
 		return subjectKind{all: true}, nil
 	case rest == "m":
 		return subjectKind{multi: true}, nil
+	case rest == "v":
+		return subjectKind{void: true}, nil
 	case strings.HasPrefix(rest, "r."):
 		return subjectKind{room: rest[2:]}, nil
 	case strings.HasPrefix(rest, "c."):

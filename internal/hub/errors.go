@@ -27,6 +27,9 @@ var (
 	// no longer holds: its lease ended and the message went to another
 	// delivery.
 	ErrSuperseded = errors.New("superseded")
+	// ErrStorageFull: the store refuses writes (its volume is full); the
+	// message was not stored.
+	ErrStorageFull = errors.New("storage full")
 )
 
 // Reserved event names: sent by the server itself, never by a publisher.

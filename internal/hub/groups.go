@@ -383,7 +383,8 @@ func parseAckID(ackID string) (string, bool) {
 	if !ok || len(flight) != idLen || len(mac) != 22 || !ValidConnID(flight) {
 		return "", false
 	}
-	if _, err := base64.RawURLEncoding.DecodeString(mac); err != nil {
+	// Strict: a MAC has one spelling (no stray bits in its last character).
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(mac); err != nil {
 		return "", false
 	}
 	return flight, true
@@ -396,7 +397,7 @@ func (ns *Namespace) checkAckID(k GroupKey, conn ConnID, ackID string) (string, 
 		return "", false
 	}
 	_, mac, _ := strings.Cut(ackID, ".")
-	got, _ := base64.RawURLEncoding.DecodeString(mac)
+	got, _ := base64.RawURLEncoding.Strict().DecodeString(mac)
 	return flight, hmac.Equal(got, ns.ackMAC(k, conn, flight))
 }
 

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -69,7 +70,15 @@ var reservedEvents = map[string]bool{EventConnected: true, EventReset: true, Eve
 
 // ValidEvent checks an application event name: 1–128 bytes of valid UTF-8,
 // no control character (so CR, LF and NUL can never reach an `event:` line),
-// not a reserved name.
+// no invisible formatting character, not a reserved name.
+//
+// The formatting characters are refused because an event name is shown to
+// people (logs, the admin view, a client's handler names) and compared by
+// programs: bidi controls (U+202A–U+202E, U+2066–U+2069, LRM, RLM, ALM) let
+// "txen" render as "next" (the Trojan Source trick), and zero-width or
+// soft-hyphen characters make two names that look the same differ. U+FFFD
+// is refused because a JSON body's invalid UTF-8 is decoded into it: the
+// name the publisher sent was not the one we would store.
 func ValidEvent(s string) error {
 	switch {
 	case len(s) == 0:
@@ -82,9 +91,26 @@ func ValidEvent(s string) error {
 		return fmt.Errorf("event %q is reserved: %w", s, ErrInvalid)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029:
 			return fmt.Errorf("event contains a control character: %w", ErrInvalid)
+		case r == utf8.RuneError:
+			return fmt.Errorf("event contains U+FFFD (invalid UTF-8 in the request?): %w", ErrInvalid)
+		case invisibleFormat(r):
+			return fmt.Errorf("event contains the invisible formatting character %U: %w", r, ErrInvalid)
 		}
 	}
 	return nil
+}
+
+// invisibleFormat reports the characters of Unicode's Cf category (bidi
+// controls, zero-width spaces, word joiners, BOM, soft hyphen, tag
+// characters…) and the noncharacters, except ZWNJ and ZWJ (U+200C, U+200D):
+// those two shape Persian and Indic words and emoji sequences, and reorder
+// nothing.
+func invisibleFormat(r rune) bool {
+	if r == 0x200c || r == 0x200d {
+		return false
+	}
+	return unicode.Is(unicode.Cf, r) || r >= 0xfdd0 && r <= 0xfdef || r&0xfffe == 0xfffe
 }

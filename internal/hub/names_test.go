@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -139,6 +140,38 @@ func TestValidEvent(t *testing.T) {
 		{"a\u2029b", false},
 		{"a\xffb", false}, // invalid UTF-8
 		{"\xc3", false},
+		// What encoding/json makes of invalid UTF-8 in a body.
+		{"a\ufffdb", false},
+		// Bidi controls: LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI, LRM,
+		// RLM, ALM (Trojan Source).
+		{"txen\u202e", false},
+		{"a\u202ab", false},
+		{"a\u202bb", false},
+		{"a\u202cb", false},
+		{"a\u202db", false},
+		{"a\u2066b", false},
+		{"a\u2067b", false},
+		{"a\u2068b", false},
+		{"a\u2069b", false},
+		{"a\u200eb", false},
+		{"a\u200fb", false},
+		{"a\u061cb", false},
+		// Invisible: zero-width space, word joiner, BOM, soft hyphen, a tag
+		// character, the invisible times.
+		{"a\u200bb", false},
+		{"a\u2060b", false},
+		{"\ufeffa", false},
+		{"a\u00adb", false},
+		{"a\U000e0041", false},
+		{"a\u2062b", false},
+		// Noncharacters.
+		{"a\ufffeb", false},
+		{"a\uffffb", false},
+		{"a\ufdd0b", false},
+		{"a\U0001fffeb", false},
+		// ZWNJ shapes Persian words, ZWJ emoji sequences: allowed.
+		{"\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", true},
+		{"\U0001f468\u200d\U0001f469\u200d\U0001f467", true},
 	}
 	for _, tt := range tests {
 		err := ValidEvent(tt.in)
@@ -157,7 +190,7 @@ func roomByte(c byte) bool {
 }
 
 func FuzzValidNames(f *testing.F) {
-	for _, s := range []string{"lobby", "orders.eu", "a..b", ".a", "a.", "a*", "a>", "a b", "a\r\n", "default", "ns-1_x", "é", strings.Repeat("x", 200), "a.b.c:d@e=f", "\u2028"} {
+	for _, s := range []string{"lobby", "orders.eu", "a..b", ".a", "a.", "a*", "a>", "a b", "a\r\n", "default", "ns-1_x", "é", strings.Repeat("x", 200), "a.b.c:d@e=f", "\u2028", "txen\u202e", "a\ufffd", "\u200d"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -199,6 +232,11 @@ func FuzzValidNames(f *testing.F) {
 		if ValidEvent(s) == nil {
 			if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00\u2028\u2029") {
 				t.Errorf("ValidEvent accepted %q, which could break an event: line", s)
+			}
+			for _, r := range s {
+				if r == utf8.RuneError || (unicode.Is(unicode.Cf, r) && r != 0x200c && r != 0x200d) || unicode.Is(unicode.Cc, r) {
+					t.Errorf("ValidEvent accepted %q with the control, formatting or replacement character %U", s, r)
+				}
 			}
 		}
 	})
