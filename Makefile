@@ -50,6 +50,7 @@ FUZZ_TARGETS = \
 	./api:FuzzRequestBodies:30000 \
 	./internal/auth:FuzzVerify:200000 \
 	./internal/auth:FuzzMatch:300000 \
+	./internal/webhook:FuzzVerify:60000 \
 	./sse:FuzzSSEFrame:60000
 
 fuzz:

@@ -89,6 +89,33 @@ func (e StatusNamespacesAuth) Valid() bool {
 	}
 }
 
+// Defines values for WebhookType.
+const (
+	MemberJoined        WebhookType = "member.joined"
+	MemberLeft          WebhookType = "member.left"
+	MessageDeadLettered WebhookType = "message.dead_lettered"
+	RoomOccupied        WebhookType = "room.occupied"
+	RoomVacated         WebhookType = "room.vacated"
+)
+
+// Valid indicates whether the value is a known member of the WebhookType enum.
+func (e WebhookType) Valid() bool {
+	switch e {
+	case MemberJoined:
+		return true
+	case MemberLeft:
+		return true
+	case MessageDeadLettered:
+		return true
+	case RoomOccupied:
+		return true
+	case RoomVacated:
+		return true
+	default:
+		return false
+	}
+}
+
 // AckRequest defines model for AckRequest.
 type AckRequest struct {
 	Ids []string `json:"ids"`
@@ -847,6 +874,103 @@ type Ticket struct {
 // Example: alice
 type UserName = string
 
+// Webhook The JSON body of every webhook POST (see Webhooks in the description). OpenAPI 3.0 has
+// no way to describe requests the server sends: this schema is for readers and tools.
+//
+// Example: {"data":{"room":"lobby"},"id":"wh_4f1c2a0b9d8e7f6a5b4c3d2e1f0a9b8c","ns":"chat","time":"2026-12-07T10:15:02.118Z","type":"room.occupied"}
+type Webhook struct {
+	Data Webhook_Data `json:"data"`
+
+	// Id The event's id, also in the `Roomcast-Webhook-Id` header: the same in every attempt
+	// and for every endpoint. Dedupe by it (delivery is at least once).
+	//
+	//
+	// Example: wh_4f1c2a0b9d8e7f6a5b4c3d2e1f0a9b8c
+	Id string `json:"id"`
+
+	// Ns A namespace name.
+	//
+	// Example: default
+	Ns NamespaceName `json:"ns"`
+
+	// Time When it happened; for `room.occupied` and `room.vacated`, the room's last change
+	// before the debounce ran out.
+	Time time.Time   `json:"time"`
+	Type WebhookType `json:"type"`
+}
+
+// Webhook_Data defines model for Webhook.Data.
+type Webhook_Data struct {
+	union json.RawMessage
+}
+
+// WebhookType defines model for Webhook.Type.
+type WebhookType string
+
+// WebhookDeadLetter The `data` of `message.dead_lettered`.
+type WebhookDeadLetter struct {
+	// Deliveries How many times it was delivered before it was parked.
+	Deliveries int `json:"deliveries"`
+
+	// Event The parked message's event name.
+	Event string `json:"event"`
+
+	// Group A consumer group name.
+	//
+	// Example: drivers
+	Group GroupName `json:"group"`
+
+	// MessageId A message id, `<epoch>-<sequence>`: the store's epoch (1–16 lower-case hex digits; it
+	// changes when the store is recreated) and the message's sequence in the namespace's log.
+	// Ids grow within an epoch.
+	//
+	//
+	// Example: 93c3ab52-42
+	MessageId MessageID `json:"message_id"`
+	Reason    string    `json:"reason"`
+
+	// Room A room name: 1–128 characters of `A-Z a-z 0-9 _ - : @ =`, optionally in dot-separated
+	// segments (`orders.eu`), with no empty segment.
+	//
+	//
+	// Example: lobby
+	Room RoomName `json:"room"`
+}
+
+// WebhookMember The `data` of `member.joined` and `member.left`: a connection joined or left a room on
+// the node where it lives (a stream that ends leaves its rooms; a resume joins them again,
+// with the same connection id).
+type WebhookMember struct {
+	// Connection A connection's public id (128 random bits, base64url).
+	//
+	// Example: DOqlT_e84BH5qnPiPslufw
+	Connection ConnectionID `json:"connection"`
+
+	// Room A room name: 1–128 characters of `A-Z a-z 0-9 _ - : @ =`, optionally in dot-separated
+	// segments (`orders.eu`), with no empty segment.
+	//
+	//
+	// Example: lobby
+	Room RoomName `json:"room"`
+
+	// User The user of a connection: the `sub` of the JWT (or ticket) that opened it. Absent for
+	// connections opened without a JWT (anonymously, or with an API key).
+	//
+	//
+	// Example: alice
+	User *UserName `json:"user,omitempty"`
+}
+
+// WebhookRoom The `data` of `room.occupied` and `room.vacated`.
+type WebhookRoom struct {
+	// Room A room name: 1–128 characters of `A-Z a-z 0-9 _ - : @ =`, optionally in dot-separated
+	// segments (`orders.eu`), with no empty segment.
+	//
+	//
+	// Example: lobby
+	Room RoomName `json:"room"`
+}
+
 // LastEventIDHeader A resume position: a message id, optionally followed by `.` and a connection token (the
 // form of every SSE `id:` line).
 //
@@ -1034,6 +1158,94 @@ type ProgressJSONRequestBody = AckRequest
 
 // PublishToRoomJSONRequestBody defines body for PublishToRoom for application/json ContentType.
 type PublishToRoomJSONRequestBody = RoomPublishRequest
+
+// AsWebhookRoom returns the union data inside the Webhook_Data as a WebhookRoom
+func (t Webhook_Data) AsWebhookRoom() (WebhookRoom, error) {
+	var body WebhookRoom
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookRoom overwrites any union data inside the Webhook_Data as the provided WebhookRoom
+func (t *Webhook_Data) FromWebhookRoom(v WebhookRoom) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookRoom performs a merge with any union data inside the Webhook_Data, using the provided WebhookRoom
+func (t *Webhook_Data) MergeWebhookRoom(v WebhookRoom) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookMember returns the union data inside the Webhook_Data as a WebhookMember
+func (t Webhook_Data) AsWebhookMember() (WebhookMember, error) {
+	var body WebhookMember
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookMember overwrites any union data inside the Webhook_Data as the provided WebhookMember
+func (t *Webhook_Data) FromWebhookMember(v WebhookMember) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookMember performs a merge with any union data inside the Webhook_Data, using the provided WebhookMember
+func (t *Webhook_Data) MergeWebhookMember(v WebhookMember) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsWebhookDeadLetter returns the union data inside the Webhook_Data as a WebhookDeadLetter
+func (t Webhook_Data) AsWebhookDeadLetter() (WebhookDeadLetter, error) {
+	var body WebhookDeadLetter
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromWebhookDeadLetter overwrites any union data inside the Webhook_Data as the provided WebhookDeadLetter
+func (t *Webhook_Data) FromWebhookDeadLetter(v WebhookDeadLetter) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeWebhookDeadLetter performs a merge with any union data inside the Webhook_Data, using the provided WebhookDeadLetter
+func (t *Webhook_Data) MergeWebhookDeadLetter(v WebhookDeadLetter) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t Webhook_Data) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *Webhook_Data) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error

@@ -136,7 +136,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	deps := hub.Deps{Log: eng, Sessions: eng, Groups: eng, AckKey: ackKey, Logger: logger,
+	hooks, err := startWebhooks(ctx, cfg, eng, getenv, logger) // webhooks.go
+	if err != nil {
+		return err
+	}
+	defer hooks.Stop() // after the handlers: their connections' leaves are stored
+	deps := hub.Deps{Log: eng, Sessions: eng, Groups: eng, AckKey: ackKey, Logger: logger, Observer: hooks.observer(),
 		DecodePerms: func(b []byte) (hub.Perms, error) {
 			var g auth.Grants
 			err := json.Unmarshal(b, &g)
@@ -151,7 +156,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	reg := metrics.New(metrics.Source{Hub: h, Ready: eng.Ready, Groups: eng.GroupTotals, Streams: streams.Active})
+	reg := metrics.New(metrics.Source{Hub: h, Ready: eng.Ready, Groups: eng.GroupTotals, Streams: streams.Active,
+		Webhooks: hooks.metrics, WebhookBacklog: hooks.backlog(), WebhookRooms: hooks.rooms()})
 	defer h.Stop() // group loops, after the handlers (deferred before eng.Close runs)
 	var nsAPI []api.Namespace
 	for _, n := range cfg.Namespaces {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/roomcast/roomcast/internal/engine"
 	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/internal/webhook"
 	"github.com/roomcast/roomcast/sse"
 )
 
@@ -70,6 +71,17 @@ type Config struct {
 	MaxConcurrentStreams int
 	IdleTimeout          time.Duration
 
+	// Webhooks (internal/webhook): how they are delivered, on every node.
+	WebhookTimeout     time.Duration
+	WebhookMaxAttempts int
+	WebhookBackoff     time.Duration
+	WebhookMaxBackoff  time.Duration
+	WebhookWorkers     int
+	WebhookQueueSize   int
+	WebhookMaxPending  int
+	WebhookMaxAge      time.Duration
+	WebhookNodeTTL     time.Duration
+
 	// Defaults are the namespace settings of namespaces that do not set
 	// their own (flags and env set these).
 	Defaults Namespace
@@ -113,6 +125,18 @@ type Namespace struct {
 	RateJoin              string
 	MaxConnectionsPerIP   int
 	MaxConnectionsPerUser int
+
+	// Webhooks.
+	WebhookDebounce time.Duration
+	Webhooks        []Webhook // file only
+}
+
+// Webhook is an endpoint receiving a namespace's events (webhook.Endpoint;
+// the secret is read from the environment variable SecretEnv at start).
+type Webhook struct {
+	URL       string   `yaml:"url"`
+	Events    []string `yaml:"events"`
+	SecretEnv string   `yaml:"secret_env"`
 }
 
 // JWTKey is a verification key of a namespace (see internal/auth.KeyConfig).
@@ -131,6 +155,7 @@ func Default() Config {
 	// derived from them, so that a default is written once.
 	eng, str, hc := engine.DefaultConfig, sse.DefaultConfig, hub.DefaultConfig
 	ns, ret, grp := hub.DefaultNamespaceConfig, hub.DefaultRetention, hub.DefaultGroupConfig
+	wh, out, occ := webhook.DefaultConfig, engine.DefaultOutboxConfig, engine.DefaultOccupancyConfig
 	return Config{
 		Addr: "127.0.0.1:8080", Data: "./data", LogLevel: "info", LogFormat: "auto", DefaultNamespace: true,
 		NodeName: eng.NodeName, SyncInterval: eng.SyncInterval, GroupIdle: eng.GroupIdle,
@@ -139,11 +164,14 @@ func Default() Config {
 		ResumeBuffer: hc.ResumeBuffer, MaxConnections: 100000,
 		TLSReloadInterval: 10 * time.Second, MaxConcurrentStreams: 250, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		DiskReserve: 32 << 20, BodyTimeout: 10 * time.Second, MaxRequestsPerIP: 256,
+		WebhookTimeout: wh.Timeout, WebhookMaxAttempts: wh.MaxAttempts, WebhookBackoff: wh.Backoff, WebhookMaxBackoff: wh.MaxBackoff,
+		WebhookWorkers: wh.Workers, WebhookQueueSize: wh.QueueSize, WebhookMaxPending: out.MaxPending, WebhookMaxAge: out.MaxAge,
+		WebhookNodeTTL: occ.NodeTTL,
 		Defaults: Namespace{
 			MaxBody: 64 << 10, RecoveryWindow: ns.RecoveryWindow, MaxRoomsPerConn: ns.MaxRoomsPerConn, HistoryLimit: ns.HistoryLimit,
 			MaxAge: ret.MaxAge, MaxBytes: ret.MaxBytes, MaxMsgsPerRoom: ret.MaxMsgsPerRoom, DedupeWindow: ret.Dedupe,
 			GroupAckWait: grp.AckWait, GroupMaxDeliver: grp.MaxDeliver, GroupMaxInFlight: grp.MaxInFlight,
-			Auth: "open", JWTLeeway: 30 * time.Second,
+			Auth: "open", JWTLeeway: 30 * time.Second, WebhookDebounce: webhook.DefaultDebounce,
 		},
 	}
 }
@@ -219,6 +247,16 @@ var settings = []setting{
 	{name: "rate-join", usage: "joins and leaves allowed per IP and per credential, N/period", ns: func(n *Namespace) any { return &n.RateJoin }},
 	{name: "max-connections-per-ip", usage: "open connections per client IP in a namespace (0: unlimited)", ns: func(n *Namespace) any { return &n.MaxConnectionsPerIP }},
 	{name: "max-connections-per-user", usage: "open connections per JWT sub in a namespace (0: unlimited)", ns: func(n *Namespace) any { return &n.MaxConnectionsPerUser }},
+	{name: "webhook-debounce", usage: "webhooks: a room is announced room.occupied (room.vacated) once it stayed so, on every node, this long after its last change; a room that empties and refills within it sends nothing (the endpoints are listed per namespace in the file's webhooks)", ns: func(n *Namespace) any { return &n.WebhookDebounce }},
+	{name: "webhook-timeout", usage: "webhooks: time allowed for one POST (connect, send, answer)", global: func(c *Config) any { return &c.WebhookTimeout }},
+	{name: "webhook-max-attempts", usage: "webhooks: attempts before a webhook is parked (kept --webhook-max-age, logged and counted, not sent again)", global: func(c *Config) any { return &c.WebhookMaxAttempts }},
+	{name: "webhook-backoff", usage: "webhooks: wait after a first failed attempt; doubles after each failure (plus up to 20% jitter, at least a Retry-After)", global: func(c *Config) any { return &c.WebhookBackoff }},
+	{name: "webhook-max-backoff", usage: "webhooks: longest wait between two attempts (before up to 20% jitter)", global: func(c *Config) any { return &c.WebhookMaxBackoff }},
+	{name: "webhook-workers", usage: "webhooks: POSTs in progress per endpoint on this node", global: func(c *Config) any { return &c.WebhookWorkers }},
+	{name: "webhook-queue-size", usage: "webhooks: joins, leaves and dead letters of this node waiting to enter the durable outbox (beyond: dropped and counted)", global: func(c *Config) any { return &c.WebhookQueueSize }},
+	{name: "webhook-max-pending", usage: "webhooks: per endpoint, webhooks being sent or waiting for a retry, cluster-wide, and rooms waiting for their debounce (beyond: they wait in the store, never dropped)", global: func(c *Config) any { return &c.WebhookMaxPending }},
+	{name: "webhook-max-age", usage: "webhooks: a webhook neither sent nor parked is removed after this; parked ones are kept this long", global: func(c *Config) any { return &c.WebhookMaxAge }},
+	{name: "webhook-node-ttl", usage: "webhooks: how long the members of a node that died without a word still count for room.vacated", global: func(c *Config) any { return &c.WebhookNodeTTL }},
 }
 
 func (s setting) target(c *Config) any {
@@ -495,7 +533,7 @@ func namespaces(defaults Namespace, entries []map[string]any, keepDefault bool) 
 			switch k {
 			case "name":
 				continue
-			case "jwt_keys", "api_keys", "cors_origins":
+			case "jwt_keys", "api_keys", "cors_origins", "webhooks":
 				if err := setList(&n, k, e[k]); err != nil {
 					return nil, fmt.Errorf("namespace %q: %s: %w", name, k, err)
 				}
@@ -532,6 +570,11 @@ func setList(n *Namespace, key string, v any) error {
 	case "api_keys":
 		n.APIKeys = nil
 		return yaml.Unmarshal(b, &n.APIKeys)
+	case "webhooks":
+		n.Webhooks = nil
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		return dec.Decode(&n.Webhooks)
 	default:
 		n.CORSOrigins = nil
 		return yaml.Unmarshal(b, &n.CORSOrigins)
@@ -598,6 +641,7 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("queue-size and resume-buffer must be at least 1"))
 	}
 	errs = append(errs, c.validateEdge()...)
+	errs = append(errs, c.validateWebhooks()...)
 	for _, n := range c.Namespaces {
 		if !hub.ValidNamespace(n.Name) {
 			errs = append(errs, fmt.Errorf("namespace %q: want 1–64 of A-Z a-z 0-9 _ -", n.Name))
@@ -691,4 +735,53 @@ func checkDomain(d string) error {
 		}
 	}
 	return nil
+}
+
+// validateWebhooks checks the delivery settings and each namespace's
+// endpoints (their secrets are read, and checked, at start).
+func (c Config) validateWebhooks() []error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"webhook-timeout": c.WebhookTimeout, "webhook-backoff": c.WebhookBackoff,
+		"webhook-max-backoff": c.WebhookMaxBackoff, "webhook-max-age": c.WebhookMaxAge} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
+		}
+	}
+	if c.WebhookMaxBackoff < c.WebhookBackoff {
+		errs = append(errs, fmt.Errorf("webhook-max-backoff (%s) is shorter than webhook-backoff (%s)", c.WebhookMaxBackoff, c.WebhookBackoff))
+	}
+	if c.WebhookNodeTTL < 3*time.Second {
+		errs = append(errs, fmt.Errorf("webhook-node-ttl: at least 3s (a lease is refreshed every third of it), got %s", c.WebhookNodeTTL))
+	}
+	if c.WebhookMaxAttempts < 1 || c.WebhookWorkers < 1 || c.WebhookQueueSize < 1 || c.WebhookMaxPending < 1 {
+		errs = append(errs, errors.New("webhook-max-attempts, webhook-workers, webhook-queue-size and webhook-max-pending must be at least 1"))
+	}
+	for _, n := range c.Namespaces {
+		if n.WebhookDebounce < 0 {
+			errs = append(errs, fmt.Errorf("namespace %q: webhook-debounce: must be 0 or positive, got %s", n.Name, n.WebhookDebounce))
+		}
+		seen := map[string]bool{}
+		for i, w := range n.Webhooks {
+			where := fmt.Sprintf("namespace %q: webhooks[%d]", n.Name, i)
+			if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("%s: url: want an http(s) URL, got %q", where, w.URL))
+			}
+			if seen[w.URL] {
+				errs = append(errs, fmt.Errorf("%s: %s is listed twice (list its events once)", where, w.URL))
+			}
+			seen[w.URL] = true
+			if len(w.Events) == 0 {
+				errs = append(errs, fmt.Errorf("%s: events: list some of %s", where, strings.Join(webhook.Events, ", ")))
+			}
+			for _, e := range w.Events {
+				if !webhook.ValidEvent(e) {
+					errs = append(errs, fmt.Errorf("%s: events: unknown %q, want some of %s", where, e, strings.Join(webhook.Events, ", ")))
+				}
+			}
+			if w.SecretEnv == "" {
+				errs = append(errs, fmt.Errorf("%s: secret_env: name the environment variable holding the signing secret (at least %d bytes)", where, webhook.MinSecret))
+			}
+		}
+	}
+	return errs
 }

@@ -143,6 +143,18 @@ func TestLoad(t *testing.T) {
 				chat.Name, d.Name, d.MaxAge = "chat", "default", time.Hour
 				c.Namespaces = []Namespace{chat, d}
 			}},
+		{name: "webhooks per namespace", file: "webhook_debounce: 2s\nwebhook_max_attempts: 5\nnamespaces:\n  - name: chat\n    webhook_debounce: 0s\n    webhooks:\n      - url: https://api.example.com/hooks\n        events: [room.occupied, room.vacated]\n        secret_env: CHAT_HOOKS\n      - url: http://127.0.0.1:9000/x\n        events: [member.joined, member.left, message.dead_lettered]\n        secret_env: OTHER\n",
+			args: []string{"--webhook-backoff", "250ms"},
+			want: func(c *Config) {
+				c.Defaults.WebhookDebounce, c.WebhookMaxAttempts, c.WebhookBackoff = 2*time.Second, 5, 250*time.Millisecond
+				chat := c.Defaults
+				chat.Name, chat.WebhookDebounce = "chat", 0
+				chat.Webhooks = []Webhook{
+					{URL: "https://api.example.com/hooks", Events: []string{"room.occupied", "room.vacated"}, SecretEnv: "CHAT_HOOKS"},
+					{URL: "http://127.0.0.1:9000/x", Events: []string{"member.joined", "member.left", "message.dead_lettered"}, SecretEnv: "OTHER"},
+				}
+				c.Namespaces = []Namespace{chat}
+			}},
 		{name: "nats url lets data be empty", args: []string{"--nats-url", "nats://x:4222", "--data", ""},
 			want: func(c *Config) { c.NATSURL, c.Data = "nats://x:4222", "" }},
 	}
@@ -247,6 +259,15 @@ func TestLoadErrors(t *testing.T) {
 		{name: "zero streams", args: []string{"--max-concurrent-streams", "0"}, wantErr: "max-concurrent-streams"},
 		{name: "zero idle timeout", args: []string{"--idle-timeout", "0s"}, wantErr: "idle-timeout"},
 		{name: "tiny header limit", args: []string{"--max-header-bytes", "100"}, wantErr: "max-header-bytes"},
+		{name: "webhook unknown event", file: "namespaces:\n  - name: a\n    webhooks:\n      - {url: \"https://x.example/h\", events: [room.created], secret_env: S}\n", wantErr: "room.created"},
+		{name: "webhook without events", file: "namespaces:\n  - name: a\n    webhooks:\n      - {url: \"https://x.example/h\", secret_env: S}\n", wantErr: "events"},
+		{name: "webhook not http", file: "namespaces:\n  - name: a\n    webhooks:\n      - {url: \"ftp://x.example/h\", events: [member.left], secret_env: S}\n", wantErr: "ftp://x.example/h"},
+		{name: "webhook without secret_env", file: "namespaces:\n  - name: a\n    webhooks:\n      - {url: \"https://x.example/h\", events: [member.left]}\n", wantErr: "secret_env"},
+		{name: "webhook with an inline secret", file: "namespaces:\n  - name: a\n    webhooks:\n      - {url: \"https://x.example/h\", events: [member.left], secret: s3cr3t}\n", wantErr: "secret"},
+		{name: "webhook listed twice", file: "namespaces:\n  - name: a\n    webhooks:\n      - {url: \"https://x.example/h\", events: [member.left], secret_env: S}\n      - {url: \"https://x.example/h\", events: [member.joined], secret_env: S}\n", wantErr: "twice"},
+		{name: "negative webhook debounce", args: []string{"--webhook-debounce", "-1s"}, wantErr: "webhook-debounce"},
+		{name: "webhook max backoff under backoff", args: []string{"--webhook-backoff", "1m", "--webhook-max-backoff", "10s"}, wantErr: "webhook-max-backoff"},
+		{name: "webhook node ttl too short", args: []string{"--webhook-node-ttl", "1s"}, wantErr: "webhook-node-ttl"},
 		{name: "malformed YAML", file: "addr: [\n", wantErr: "config file"},
 		{name: "missing config file", args: []string{"--config", "/nonexistent/roomcast.yaml"}, wantErr: "/nonexistent/roomcast.yaml"},
 	}
@@ -350,7 +371,7 @@ func TestAddrAndDataSettings(t *testing.T) {
 
 // fileOnly lists the fields deliberately set only in the config file's
 // namespaces entries (lists of structured values), not by flag or env.
-var fileOnly = map[string]bool{"Namespace.JWTKeys": true, "Namespace.APIKeys": true}
+var fileOnly = map[string]bool{"Namespace.JWTKeys": true, "Namespace.APIKeys": true, "Namespace.Webhooks": true}
 
 // Every field of Config and Namespace is reachable by exactly one setting
 // (so by flag, env and file), unless listed in fileOnly, and every setting

@@ -10,6 +10,9 @@
 //	  rc.<ns>.a          a message to the whole namespace
 //	  rc.<ns>.c.<connid> a direct message to one connection
 //	KV bucket roomcast_sessions: disconnected connections' ids and rooms
+//	stream roomcast-webhooks (+ -parked): the webhook outbox (outbox.go)
+//	stream roomcast-rooms, KV roomcast_occupancy and roomcast_nodes: rooms
+//	  with members on any node, for occupancy webhooks (occupancy.go)
 //
 // The stream sequence is the message position; the stream's metadata holds
 // the epoch, so that a wiped store is detected by resuming clients.

@@ -22,6 +22,11 @@ import (
 //	rc.<ns>.v            a void: a sequence number whose message the store lost (disk.go)
 //	dead.<ns>.<consumer> a consumer group's dead letters (stream roomcast_dead)
 //	rcctl.<ns>.<op>      a control request between nodes (core NATS)
+//	rcwh.out.<endpoint>  a webhook to send (stream roomcast-webhooks, outbox.go)
+//	rcwh.parked.<endpoint> a webhook given up on (stream roomcast-webhooks-parked)
+//	rcwh.room.<ns>.<rk>  a room whose occupancy may have changed (stream
+//	                     roomcast-rooms, occupancy.go; rk hashes the room)
+//	rcwh.node.<node>     a node whose lease ran out: its counts are removed
 
 const (
 	subjectRoot  = "rc."
@@ -142,3 +147,37 @@ func parseSubject(ns, subject string) (subjectKind, error) {
 	}
 	return subjectKind{}, fmt.Errorf("subject %q: unknown kind", subject)
 }
+
+// Webhook names (outbox.go, occupancy.go). The streams' names cannot be a
+// namespace's (streamName: "roomcast_" and [A-Za-z0-9_-]); endpoint and node
+// keys are [A-Za-z0-9_-] (EndpointKey, nodeKey), rooms are hashed.
+const (
+	outboxStream   = "roomcast-webhooks"
+	parkedStream   = "roomcast-webhooks-parked"
+	roomsStream    = "roomcast-rooms"
+	occupancyKV    = "roomcast_occupancy"
+	nodesKV        = "roomcast_nodes"
+	webhookRoot    = "rcwh."
+	roomEvalRoot   = webhookRoot + "room."
+	nodeReapRoot   = webhookRoot + "node."
+	outboxSubjects = webhookRoot + "out.>"
+)
+
+func outboxSubject(endpoint string) string { return webhookRoot + "out." + endpoint }
+func parkedSubject(endpoint string) string { return webhookRoot + "parked." + endpoint }
+func roomEvalSubject(ns, room string) string {
+	return roomEvalRoot + ns + "." + roomKey(room)
+}
+func nodeReapSubject(node string) string { return nodeReapRoot + node }
+
+// roomKey names a room in KV keys and subjects: rooms may hold characters
+// KV keys may not (':', '@'), and dots that would split a key's tokens.
+func roomKey(room string) string {
+	h := sha256.Sum256([]byte(room))
+	return hex.EncodeToString(h[:12])
+}
+
+// countKey is node's member count of room; stateKey the room's announced
+// occupancy.
+func countKey(ns, room, node string) string { return "c." + ns + "." + roomKey(room) + "." + node }
+func stateKey(ns, room string) string       { return "s." + ns + "." + roomKey(room) }

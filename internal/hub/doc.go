@@ -14,6 +14,9 @@
 //     connections and presence; nil on a single node.
 //   - Sink (conn.go): a connection's outbound side; the sse package
 //     implements it.
+//   - Observer (observe.go): told of joins, leaves and dead letters after
+//     the fact, outside every lock (package webhook implements it); nil:
+//     nobody.
 //
 // What adapters call: Hub (New, AddNamespace, Run, Close, Stop); per
 // namespace, Publish and History; a connection's life — Open, then

@@ -292,6 +292,7 @@ func (g *group) park(ctx context.Context, d Delivery) {
 	_, _ = g.q.Settle(tctx, []string{d.Handle}, Term, 0)
 	cancel()
 	g.ns.announceDead(g.key, d.Msg, d.Count-1, reason)
+	g.ns.observeDead(g.key, d.Msg, d.Count-1, reason)
 }
 
 // checkGap tells the members when a first delivery skips past messages

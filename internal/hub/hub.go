@@ -31,6 +31,9 @@ type Deps struct {
 	// have permissions; nil decodes every remote connection as open).
 	DecodePerms func([]byte) (Perms, error)
 	Logger      *slog.Logger
+	// Observer is told of joins, leaves and dead letters on this node
+	// (observe.go; nil: nobody).
+	Observer Observer
 }
 
 // Config holds the hub's node-wide bounds. Zero fields take DefaultConfig's.
@@ -100,6 +103,7 @@ type Hub struct {
 	ackKey      []byte
 	bus         Bus // nil: a single node
 	decodePerms func([]byte) (Perms, error)
+	observer    Observer // nil: none
 	logger      *slog.Logger
 	cfg         Config
 	saver       *saver
@@ -124,7 +128,7 @@ func New(d Deps, cfg Config) (*Hub, error) {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{log: d.Log, sess: d.Sessions, groups: d.Groups, ackKey: d.AckKey, bus: d.Bus, decodePerms: d.DecodePerms,
-		logger: d.Logger, cfg: cfg, saver: newSaver(d.Logger), namespaces: map[string]*Namespace{}}
+		observer: d.Observer, logger: d.Logger, cfg: cfg, saver: newSaver(d.Logger), namespaces: map[string]*Namespace{}}
 	if h.bus != nil {
 		if err := h.bus.Serve(h.control); err != nil {
 			return nil, fmt.Errorf("hub: serve control requests: %w", err)

@@ -30,6 +30,8 @@ type Namespace struct {
 
 	gmu    sync.Mutex          // guards groups; never held with mu
 	groups map[GroupKey]*group // while they have local members
+
+	obs observed // membership changes for Deps.Observer (observe.go)
 }
 
 // Name returns the namespace's name.
@@ -108,6 +110,7 @@ func (ns *Namespace) joinLocked(c *Conn, room string) {
 		ns.rooms[room] = m
 	}
 	m[c] = struct{}{}
+	ns.noteLocked(c, room, true)
 }
 
 func (ns *Namespace) removeLocked(c *Conn) {
@@ -130,6 +133,7 @@ func (ns *Namespace) leaveLocked(c *Conn, room string) {
 			delete(ns.rooms, room)
 		}
 	}
+	ns.noteLocked(c, room, false)
 }
 
 // close ends every connection and refuses new ones (Open: ErrClosed).
@@ -172,6 +176,7 @@ func (ns *Namespace) localByToken(h [32]byte) *Conn {
 // join adds local connection c to room (idempotent). It reports whether c
 // was not in the room before.
 func (ns *Namespace) join(c *Conn, room string) (bool, error) {
+	defer ns.observe() // after the unlock
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if !c.registered {
@@ -190,6 +195,7 @@ func (ns *Namespace) join(c *Conn, room string) (bool, error) {
 
 // leave removes local connection c from room (idempotent).
 func (ns *Namespace) leave(c *Conn, room string) (bool, error) {
+	defer ns.observe() // after the unlock
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if !c.registered {

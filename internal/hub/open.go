@@ -75,6 +75,7 @@ type resetData struct {
 // its `connected` event through req.Sink.Hello. The caller then calls Run
 // once the sink carries events, and Detach when the stream has ended.
 func (ns *Namespace) Open(ctx context.Context, req OpenRequest) (*Conn, error) {
+	defer ns.observe() // its rooms joined (or a replaced connection's left), outside the lock
 	for _, r := range req.Rooms {
 		if !ValidRoom(r) {
 			return nil, fmt.Errorf("room %q: %w", clip(r), ErrInvalid)
@@ -311,6 +312,7 @@ func (c *Conn) Detach() error {
 	ns.mu.Lock()
 	ns.removeLocked(c)
 	ns.mu.Unlock()
+	ns.observe()
 	return err
 }
 

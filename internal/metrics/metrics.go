@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/internal/webhook"
 )
 
 // Source is what the scrape-time collector reads.
@@ -32,6 +33,12 @@ type Source struct {
 	Groups func(ctx context.Context, ns string) (pending, inFlight, redelivered, dead uint64, err error)
 	// Streams returns the number of open SSE streams.
 	Streams func() int64
+	// Webhooks are the webhook counters (NewWebhooks; nil: no webhooks),
+	// WebhookBacklog reads the outbox per namespace and WebhookRooms the
+	// rooms waiting for their occupancy evaluation, at scrape time.
+	Webhooks       *Webhooks
+	WebhookBacklog func(ctx context.Context) []webhook.Backlog
+	WebhookRooms   func(ctx context.Context) (uint64, bool)
 }
 
 // Registry holds every roomcast metric.
@@ -84,6 +91,9 @@ func New(src Source) *Registry {
 	state := &stateCollector{src: src}
 	r.reg.MustRegister(r.publishTime, r.fanoutLatency, r.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), state)
+	if src.Webhooks != nil {
+		r.reg.MustRegister(src.Webhooks, &backlogCollector{read: src.WebhookBacklog, rooms: src.WebhookRooms})
+	}
 	return r
 }
 
