@@ -266,17 +266,28 @@ func (e *env) profile(ctx context.Context, t *target, name string, d time.Durati
 		return func() {}
 	}
 	path := filepath.Join(e.profileDir, e.runLabel+"-"+name+"-"+t.kind+".pprof")
-	done := make(chan struct{})
+	secs := strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second)))
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		if err := t.profile(ctx, d, path); err == nil {
 			r.ProfilePath = path
 		}
 	}()
+	// And what was allocated meanwhile (a delta profile of the same span):
+	// `go tool pprof -sample_index=alloc_space` reads it.
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = t.fetchProfile(ctx, "allocs?seconds="+secs, strings.TrimSuffix(path, ".pprof")+"-allocs.pprof")
+	}()
 	return func() {
-		select {
-		case <-done:
-		case <-time.After(d + 10*time.Second):
+		deadline := time.After(d + 10*time.Second)
+		for range 2 {
+			select {
+			case <-done:
+			case <-deadline:
+				return
+			}
 		}
 	}
 }
