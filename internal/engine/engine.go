@@ -79,6 +79,8 @@ type Engine struct {
 	control   *nats.Subscription
 	settles   *settleMux // SettleAll's answers, made on first use
 	nodes     int        // nodes of the configured cluster (0: unknown)
+
+	batch batchPublisher // PublishBatch's JetStream context (batch.go)
 }
 
 type nsStream struct {

@@ -29,21 +29,7 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	if err != nil {
 		return hub.Position{}, false, err
 	}
-	msg := nats.NewMsg(subjectOf(ns, o))
-	msg.Header.Set(hdrEvent, o.Event)
-	if len(o.Rooms) > 1 {
-		msg.Header.Set(hdrRooms, strings.Join(o.Rooms, ","))
-	}
-	if o.From != "" {
-		msg.Header.Set(hdrFrom, string(o.From))
-	}
-	if len(o.Except) > 0 {
-		msg.Header.Set(hdrExcept, strings.Join(o.Except, ","))
-	}
-	if o.Notice {
-		msg.Header.Set(hdrNotice, "1")
-	}
-	msg.Data = o.Body
+	msg := natsMsg(subjectOf(ns, o), o)
 	opts := s.pubOpts
 	if o.Key != "" {
 		opts = append(opts[:len(opts):len(opts)], jetstream.WithMsgID(o.Key))
@@ -72,6 +58,27 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 		return hub.Position{}, false, fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, err)
 	}
 	return hub.Position{Epoch: s.epoch, Seq: ack.Sequence}, ack.Duplicate, nil
+}
+
+// natsMsg is o as stored (or, volatile, as sent) on subject: its routing
+// in headers, its envelope as the body.
+func natsMsg(subject string, o *hub.Outgoing) *nats.Msg {
+	msg := nats.NewMsg(subject)
+	msg.Header.Set(hdrEvent, o.Event)
+	if len(o.Rooms) > 1 {
+		msg.Header.Set(hdrRooms, strings.Join(o.Rooms, ","))
+	}
+	if o.From != "" {
+		msg.Header.Set(hdrFrom, string(o.From))
+	}
+	if len(o.Except) > 0 {
+		msg.Header.Set(hdrExcept, strings.Join(o.Except, ","))
+	}
+	if o.Notice {
+		msg.Header.Set(hdrNotice, "1")
+	}
+	msg.Data = o.Body
+	return msg
 }
 
 // publishTimeout bounds one store attempt; publishRetry the retries while a
@@ -115,7 +122,18 @@ func decodeAt(s *nsStream, ns, subject string, h nats.Header, data []byte, seq u
 	if err != nil {
 		return nil, err
 	}
-	m := &hub.Message{Pos: hub.Position{Epoch: s.epoch, Seq: seq}, Time: ts, Event: h.Get(hdrEvent)}
+	m := &hub.Message{Pos: hub.Position{Epoch: s.epoch, Seq: seq}, Time: ts}
+	route(m, k, h)
+	if len(data) < 2 || data[0] != '{' || !json.Valid(data) {
+		return nil, fmt.Errorf("seq %d: body is not a JSON object", seq)
+	}
+	m.Body = hub.WithID(data, m.Pos.String())
+	return m, nil
+}
+
+// route fills m's event and addressing from its subject and headers.
+func route(m *hub.Message, k subjectKind, h nats.Header) {
+	m.Event = h.Get(hdrEvent)
 	switch {
 	case k.multi:
 		m.Rooms = strings.Split(h.Get(hdrRooms), ",")
@@ -132,11 +150,6 @@ func decodeAt(s *nsStream, ns, subject string, h nats.Header, data []byte, seq u
 	if ex := h.Get(hdrExcept); ex != "" {
 		m.Except = strings.Split(ex, ",")
 	}
-	if len(data) < 2 || data[0] != '{' || !json.Valid(data) {
-		return nil, fmt.Errorf("seq %d: body is not a JSON object", seq)
-	}
-	m.Body = hub.WithID(data, m.Pos.String())
-	return m, nil
 }
 
 // Read implements hub.Log with an ephemeral consumer deleted after use.
