@@ -109,6 +109,25 @@ func detail(err, class error) string {
 // writeError answers err as problem+json. Unexpected errors are logged once,
 // here, with the request id, and their text is not shown to the client.
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	p := problemOf(r, logger, err)
+	switch p.Status {
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	case http.StatusTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="roomcast"`)
+	}
+	writeProblem(w, p)
+}
+
+// problemOf is err as a problem document: the one mapping of errors to
+// problems (writeError answers with it; a batch reports each message's
+// error with it). An unexpected error is logged here, once, with the
+// request id, and its text is not shown.
+func problemOf(r *http.Request, logger *slog.Logger, err error) Problem {
 	code, title, class := status(err)
 	p := Problem{
 		Type:      "about:blank",
@@ -123,23 +142,14 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		p.Errors = ve.fields
 		p.Detail = ve.sentence()
 	}
-	switch code {
-	case http.StatusInternalServerError:
+	if code == http.StatusInternalServerError {
 		if logger == nil {
 			logger = slog.Default()
 		}
 		logger.Error("request failed", "request_id", p.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
 		p.Detail = "an unexpected error occurred; the request id identifies it in the server log"
-	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
-	case http.StatusTooManyRequests:
-		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "1")
-		}
-	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="roomcast"`)
 	}
-	writeProblem(w, p)
+	return p
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {
