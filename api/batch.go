@@ -22,21 +22,22 @@ type batchLimits struct {
 	body  int64
 }
 
-// batchRequest is the body of POST /ns/{ns}/messages/batch. Each message is
-// decoded and checked on its own (batchMessage), so that one bad message is
-// reported in its own result instead of refusing the others.
-type batchRequest struct {
-	Messages []json.RawMessage `json:"messages"`
-}
-
 // batchMessage is one message of a batch: publishRequest's fields, without
-// volatile (a batch is stored).
+// volatile (a batch is stored). Data needs no json check: the decoder only
+// ever fills it with valid JSON.
 type batchMessage struct {
 	Event  string          `json:"event" validate:"required,event"`
-	Data   json.RawMessage `json:"data" validate:"json"`
+	Data   json.RawMessage `json:"data"`
 	Rooms  []string        `json:"rooms" validate:"omitempty,max=100,dive,room"`
 	Except []string        `json:"except" validate:"omitempty,max=100,dive,room"`
 	ID     string          `json:"id" validate:"omitempty,max=128,printascii"`
+}
+
+// batchItem is a message of a batch as read: the message, or why it could
+// not be read (its own problem: the others go on).
+type batchItem struct {
+	msg batchMessage
+	err error
 }
 
 type batchResponse struct {
@@ -63,18 +64,24 @@ func (h *nsAPI) publishBatch(limits []func(http.Handler) http.Handler) http.Hand
 		store = limits[i](store)
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		req, err := h.readBatch(w, r)
+		items, err := h.readBatch(w, r)
 		if err != nil {
 			h.fail(w, r, err)
 			return
 		}
-		ctx := httprate.WithIncrement(context.WithValue(r.Context(), batchKey{}, req), len(req.Messages))
+		ctx := httprate.WithIncrement(context.WithValue(r.Context(), batchKey{}, items), len(items))
 		store.ServeHTTP(w, r.WithContext(ctx))
 	}
 }
 
-// readBatch reads a batch's body and checks its shape and bounds.
-func (h *nsAPI) readBatch(w http.ResponseWriter, r *http.Request) (*batchRequest, error) {
+// readBatch reads a batch's body, {"messages": [...]}, in one pass: each
+// message is decoded as it comes (one decoder for the whole body: a
+// message's type error or unknown field is that message's problem, and the
+// decoder is still in step for the next), checked against max_body and
+// validated. The body as a whole is refused (400) when it is not JSON, not
+// such an object, or holds no message or more than max_batch; 413 when it
+// is larger than max_batch_body.
+func (h *nsAPI) readBatch(w http.ResponseWriter, r *http.Request) ([]batchItem, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.batch.body))
 	var mbe *http.MaxBytesError
 	switch {
@@ -85,22 +92,92 @@ func (h *nsAPI) readBatch(w http.ResponseWriter, r *http.Request) (*batchRequest
 	case len(bytes.TrimSpace(body)) == 0:
 		return nil, fmt.Errorf(`the body is empty; send {"messages": [...]}: %w`, hub.ErrInvalid)
 	}
-	req := &batchRequest{}
+	notBatch := func(err error) error {
+		return fmt.Errorf(`the body is not a batch ({"messages": [...]}): %s: %w`, jsonErr(err), hub.ErrInvalid)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
-		return nil, fmt.Errorf(`the body is not a batch ({"messages": [...]}): %s: %w`, jsonErr(err), hub.ErrInvalid)
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, notBatch(err)
 	}
+	var items []batchItem
+	seen := false
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil, notBatch(err)
+		}
+		if key != "messages" || seen {
+			return nil, notBatch(fmt.Errorf("unknown or repeated field %q", key))
+		}
+		seen = true
+		if items, err = h.readMessages(dec); err != nil {
+			return nil, err
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, notBatch(err)
+	}
+	// dec.More is false before a stray '}' or ']': look at the rest itself.
 	if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
 		return nil, fmt.Errorf("the body has data after its JSON object: %w", hub.ErrInvalid)
 	}
-	switch n := len(req.Messages); {
-	case n == 0:
+	if len(items) == 0 {
 		return nil, invalidParam("messages", fmt.Sprintf("is required: 1 to %d messages", h.batch.count))
-	case n > h.batch.count:
-		return nil, invalidParam("messages", fmt.Sprintf("must have at most %d items (the namespace's max_batch), got %d", h.batch.count, n))
 	}
-	return req, nil
+	return items, nil
+}
+
+// readMessages reads the array of messages (or null) at dec.
+func (h *nsAPI) readMessages(dec *json.Decoder) ([]batchItem, error) {
+	notArray := func(err error) error {
+		return fmt.Errorf("messages must be an array of messages: %s: %w", jsonErr(err), hub.ErrInvalid)
+	}
+	tok, err := dec.Token()
+	switch {
+	case err != nil:
+		return nil, notArray(err)
+	case tok == nil:
+		return nil, nil // null: no message
+	case tok != json.Delim('['):
+		return nil, notArray(fmt.Errorf("got %v", tok))
+	}
+	var items []batchItem
+	for dec.More() {
+		if len(items) == h.batch.count {
+			return nil, invalidParam("messages", fmt.Sprintf("must have at most %d items (the namespace's max_batch)", h.batch.count))
+		}
+		items = append(items, batchItem{})
+		it := &items[len(items)-1]
+		from := dec.InputOffset()
+		err := dec.Decode(&it.msg)
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fmt.Errorf("the body is not JSON: %s: %w", jsonErr(err), hub.ErrInvalid)
+		case err != nil:
+			it.err = fmt.Errorf("the message is not the expected JSON object: %s: %w", jsonErr(err), hub.ErrInvalid)
+		case dec.InputOffset()-from > h.maxBody:
+			it.err = fmt.Errorf("the message is larger than %d bytes, the namespace's max_body: %w", h.maxBody, hub.ErrTooLarge)
+		default:
+			if err := h.validate.Struct(&it.msg); err != nil {
+				it.err = fieldErrors(err)
+			}
+		}
+	}
+	if err := expectDelim(dec, ']'); err != nil {
+		return nil, notArray(err)
+	}
+	return items, nil
+}
+
+// expectDelim reads the next token, which must be d.
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err == nil && tok != d {
+		err = fmt.Errorf("want %v, got %v", d, tok)
+	}
+	return err
 }
 
 // storeBatch authorizes, checks and stores each message of the batch (in
@@ -110,7 +187,7 @@ func (h *nsAPI) readBatch(w http.ResponseWriter, r *http.Request) (*batchRequest
 // whole: a bad credential, an anonymous caller in a locked namespace (401),
 // a credential that may publish none of the messages (403).
 func (h *nsAPI) storeBatch(w http.ResponseWriter, r *http.Request) {
-	req := r.Context().Value(batchKey{}).(*batchRequest)
+	items := r.Context().Value(batchKey{}).([]batchItem)
 	p, err := h.authenticate(r, false)
 	if err == nil && h.sec.Locked && p.kind == anonymous {
 		err = h.require(p, hub.ActPublish, "") // 401 with the reason
@@ -119,13 +196,13 @@ func (h *nsAPI) storeBatch(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	n := len(req.Messages)
+	n := len(items)
 	errs := make([]error, n)
 	outs := make([]*hub.Outgoing, 0, n)
 	at := make([]int, 0, n)
 	forbidden := 0
-	for i, raw := range req.Messages {
-		o, err := h.batchOutgoing(p, raw)
+	for i := range items {
+		o, err := h.batchOutgoing(p, &items[i])
 		if err != nil {
 			errs[i] = err
 			if errors.Is(err, hub.ErrForbidden) {
@@ -158,16 +235,13 @@ func (h *nsAPI) storeBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// batchOutgoing decodes, checks and authorizes one message of a batch, as
-// publish does a single one.
-func (h *nsAPI) batchOutgoing(p principal, raw json.RawMessage) (*hub.Outgoing, error) {
-	if int64(len(raw)) > h.maxBody {
-		return nil, fmt.Errorf("the message is larger than %d bytes, the namespace's max_body: %w", h.maxBody, hub.ErrTooLarge)
+// batchOutgoing authorizes one message of a batch (read and checked by
+// readBatch), as publish does a single one.
+func (h *nsAPI) batchOutgoing(p principal, it *batchItem) (*hub.Outgoing, error) {
+	if it.err != nil {
+		return nil, it.err
 	}
-	var m batchMessage
-	if err := h.decodeBytes(raw, &m); err != nil {
-		return nil, err
-	}
+	m := &it.msg
 	var err error
 	if len(m.Rooms) == 0 {
 		err = h.require(p, hub.ActAdmin, "")

@@ -128,6 +128,10 @@ var scenarios = map[string]*scenario{
 		full: params{Pubs: 64, DurS: 10},
 		shrt: params{Pubs: 8, DurS: 1},
 		run:  runPublish},
+	"batch": {name: "batch", hasRef: false,
+		full: params{Pubs: 8, Batch: 100, DurS: 10},
+		shrt: params{Pubs: 2, Batch: 20, DurS: 1},
+		run:  runBatchPublish},
 	"resume": {name: "resume", hasRef: false,
 		full: params{Subs: 1000, Missed: 100, Pubs: 4, Conc: 64},
 		shrt: params{Subs: 20, Missed: 20, Pubs: 2, Conc: 16},
@@ -150,6 +154,7 @@ var defaultPlan = []string{
 	"idle:conns=19000",
 	"connect",
 	"publish:pubs=64",
+	"batch:pubs=8,batch=100",
 	"resume:subs=1000,missed=100",
 	"group:members=4",
 }
@@ -488,6 +493,26 @@ func runPublish(ctx context.Context, e *env, t *target, p params) *result {
 	before := t.sample()
 	wait := e.profile(ctx, t, "publish", p.dur(), r)
 	st := publish(ctx, d, pubPlan{rooms: []string{"pub"}, pubs: p.Pubs, dur: p.dur(), payload: e.payload})
+	after := t.sample()
+	wait()
+	fillPublish(r, st)
+	r.ElapsedS = round3(st.ended.Sub(st.began).Seconds())
+	measure(r, before, after, 0)
+	if r.Published > 0 {
+		r.ServerCPUPerOpUS = round3(float64(after.cpu-before.cpu) / 1e3 / float64(r.Published))
+	}
+	return r
+}
+
+// runBatchPublish measures batch publish throughput (messages stored per
+// second) and request latency: P concurrent publishers, each sending
+// batches of B messages as fast as answered, no subscribers.
+func runBatchPublish(ctx context.Context, e *env, t *target, p params) *result {
+	r := &result{Target: t.kind}
+	d := e.dialer(t)
+	before := t.sample()
+	wait := e.profile(ctx, t, "batch", p.dur(), r)
+	st := publish(ctx, d, pubPlan{rooms: []string{"pub"}, pubs: p.Pubs, dur: p.dur(), payload: e.payload, batch: max(1, p.Batch)})
 	after := t.sample()
 	wait()
 	fillPublish(r, st)

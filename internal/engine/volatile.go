@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -79,8 +78,8 @@ func decodeVolatile(ns, subject string, h nats.Header, data []byte) (*hub.Messag
 	}
 	m := &hub.Message{}
 	route(m, k, h)
-	if len(data) < 2 || data[0] != '{' || !json.Valid(data) {
-		return nil, fmt.Errorf("volatile %s: body is not a JSON object", subject)
+	if !oneLineObject(data) {
+		return nil, fmt.Errorf("volatile %s: body is not a one-line JSON object", subject)
 	}
 	m.Body = data
 	return m, nil
