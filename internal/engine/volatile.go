@@ -13,19 +13,10 @@ import (
 var _ hub.VolatileLog = (*Engine)(nil)
 
 // Volatile messages travel on core NATS, outside every stream, so that
-// nothing stores them:
-//
-//	rcv.<ns>.<kind>  a volatile message; <kind> as under rc.<ns> (subjects.go)
-//
-// Every node subscribes once per namespace (FollowVolatile); core NATS
-// carries a publish to every node's subscription, the publisher's own
-// included, across a cluster's routes or an external cluster.
-const volatileRoot = "rcv."
-
-// volatileSubject is where volatile o is sent: rcv. in place of rc.
-func volatileSubject(ns string, o *hub.Outgoing) string {
-	return volatileRoot + strings.TrimPrefix(subjectOf(ns, o), subjectRoot)
-}
+// nothing stores them (rcv.<ns>.<kind>, subjects.go). Every node
+// subscribes once per namespace (FollowVolatile); core NATS carries a
+// publish to every node's subscription, the publisher's own included,
+// across a cluster's routes or an external cluster.
 
 // PublishVolatile implements hub.VolatileLog: a core NATS publish (no ack:
 // nothing stores it), with the routing headers of a stored message.
@@ -46,7 +37,7 @@ func (e *Engine) FollowVolatile(_ context.Context, ns string, fn func(*hub.Messa
 	if _, err := e.ns(ns); err != nil {
 		return err
 	}
-	sub, err := e.nc.Subscribe(volatileRoot+ns+".>", func(msg *nats.Msg) {
+	sub, err := e.nc.Subscribe(volatileAll(ns), func(msg *nats.Msg) {
 		m, err := decodeVolatile(ns, msg.Subject, msg.Header, msg.Data)
 		if err != nil {
 			e.logger.Error("skip undecodable volatile message", "ns", ns, "err", err)
