@@ -47,6 +47,7 @@ FUZZ_TARGETS = \
 	./internal/hub:FuzzValidNames:300000 \
 	./internal/hub:FuzzWellFormedAckID:100000 \
 	./api:FuzzPublishBody:15000 \
+	./api:FuzzBatchBody:15000 \
 	./api:FuzzRequestBodies:30000 \
 	./internal/auth:FuzzVerify:200000 \
 	./internal/auth:FuzzMatch:300000 \

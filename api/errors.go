@@ -114,35 +114,14 @@ func detail(err, class error) string {
 // writeError answers err as problem+json. Unexpected errors are logged once,
 // here, with the request id, and their text is not shown to the client.
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
-	code, title, class := status(err)
-	p := Problem{
-		Type:      "about:blank",
-		Title:     title,
-		Status:    code,
-		Detail:    detail(err, class),
-		Instance:  r.URL.Path,
-		RequestID: middleware.GetReqID(r.Context()),
-	}
-	var ve *validationError
-	if errors.As(err, &ve) {
-		p.Errors = ve.fields
-		p.Detail = ve.sentence()
-	}
-	switch code {
-	case http.StatusInternalServerError:
-		if logger == nil {
-			logger = slog.Default()
-		}
-		logger.Error("request failed", "request_id", p.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
-		p.Detail = "an unexpected error occurred; the request id identifies it in the server log"
+	p := problemOf(r, logger, err)
+	switch p.Status {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	case http.StatusInsufficientStorage:
 		// Space comes back when an operator frees it; the server notices
-		// within a second. The detail says what happened, not the layers
-		// the error went through (the reason is in the log and /readyz).
+		// within a second.
 		w.Header().Set("Retry-After", "5")
-		p.Detail = "the message was not stored: the server's data volume is full and its store refuses writes; retry once space is freed"
 	case http.StatusTooManyRequests:
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")
@@ -157,6 +136,40 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		w.Header().Set("WWW-Authenticate", `Bearer realm="roomcast"`)
 	}
 	writeProblem(w, p)
+}
+
+// problemOf is err as a problem document: the one mapping of errors to
+// problems (writeError answers with it; a batch reports each message's
+// error with it). An unexpected error is logged here, once, with the
+// request id, and its text is not shown.
+func problemOf(r *http.Request, logger *slog.Logger, err error) Problem {
+	code, title, class := status(err)
+	p := Problem{
+		Type:      "about:blank",
+		Title:     title,
+		Status:    code,
+		Detail:    detail(err, class),
+		Instance:  r.URL.Path,
+		RequestID: middleware.GetReqID(r.Context()),
+	}
+	var ve *validationError
+	if errors.As(err, &ve) {
+		p.Errors = ve.fields
+		p.Detail = ve.sentence()
+	}
+	if code == http.StatusInternalServerError {
+		if logger == nil {
+			logger = slog.Default()
+		}
+		logger.Error("request failed", "request_id", p.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
+		p.Detail = "an unexpected error occurred; the request id identifies it in the server log"
+	}
+	if code == http.StatusInsufficientStorage {
+		// The detail says what happened, not the layers the error went
+		// through (the reason is in the log and /readyz).
+		p.Detail = "the message was not stored: the server's data volume is full and its store refuses writes; retry once space is freed"
+	}
+	return p
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ type nsAPI struct {
 	*API
 	ns      *hub.Namespace
 	maxBody int64
+	batch   batchLimits
 	sec     *Security
 }
 
@@ -205,6 +205,8 @@ type publishRequest struct {
 	Rooms  []string        `json:"rooms" validate:"omitempty,max=100,dive,room"`
 	Except []string        `json:"except" validate:"omitempty,max=100,dive,room"`
 	ID     string          `json:"id" validate:"omitempty,max=128,printascii"`
+	// Volatile: delivered live only, never stored (publishVolatile).
+	Volatile bool `json:"volatile"`
 }
 
 type roomPublishRequest struct {
@@ -212,12 +214,16 @@ type roomPublishRequest struct {
 	Data   json.RawMessage `json:"data" validate:"json"`
 	Except []string        `json:"except" validate:"omitempty,max=100,dive,room"`
 	ID     string          `json:"id" validate:"omitempty,max=128,printascii"`
+	// Volatile: delivered live only, never stored (publishVolatile).
+	Volatile bool `json:"volatile"`
 }
 
 type directPublishRequest struct {
 	Event string          `json:"event" validate:"required,event"`
 	Data  json.RawMessage `json:"data" validate:"json"`
 	ID    string          `json:"id" validate:"omitempty,max=128,printascii"`
+	// Volatile: delivered live only, never stored (publishVolatile).
+	Volatile bool `json:"volatile"`
 }
 
 type publishResponse struct {
@@ -248,14 +254,11 @@ func (h *nsAPI) send(w http.ResponseWriter, r *http.Request, o *hub.Outgoing) {
 	if p.kind == connection {
 		o.From = p.conn.ID
 	}
-	if o.Key != "" {
-		// Scope idempotency keys per namespace and sender so that two
-		// publishers picking the same key cannot swallow each other's
-		// messages. The user (a JWT's sub: any text) goes in with its
-		// length, so that user "a/b" with key "c" is not user "a" with key
-		// "b/c"; the namespace and connection id have no "/".
-		o.Key = h.ns.Name() + "/" + string(o.From) + "/" + strconv.Itoa(len(p.id.User)) + ":" + p.id.User + "/" + o.Key
+	if o.Volatile {
+		h.publishVolatile(w, r, o)
+		return
 	}
+	h.scopeKey(p, o)
 	pos, dup, err := h.ns.Publish(r.Context(), o)
 	if err != nil {
 		h.fail(w, r, err)
@@ -270,7 +273,7 @@ func (h *nsAPI) publish(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.send(w, r, &hub.Outgoing{Event: req.Event, Data: req.Data, Rooms: req.Rooms, Except: req.Except, Key: req.ID})
+	h.send(w, r, &hub.Outgoing{Event: req.Event, Data: req.Data, Rooms: req.Rooms, Except: req.Except, Key: req.ID, Volatile: req.Volatile})
 }
 
 func (h *nsAPI) publishRoom(w http.ResponseWriter, r *http.Request) {
@@ -284,7 +287,7 @@ func (h *nsAPI) publishRoom(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.send(w, r, &hub.Outgoing{Event: req.Event, Data: req.Data, Rooms: []string{room}, Except: req.Except, Key: req.ID})
+	h.send(w, r, &hub.Outgoing{Event: req.Event, Data: req.Data, Rooms: []string{room}, Except: req.Except, Key: req.ID, Volatile: req.Volatile})
 }
 
 func (h *nsAPI) publishConn(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +301,7 @@ func (h *nsAPI) publishConn(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	h.send(w, r, &hub.Outgoing{Event: req.Event, Data: req.Data, To: id, Key: req.ID})
+	h.send(w, r, &hub.Outgoing{Event: req.Event, Data: req.Data, To: id, Key: req.ID, Volatile: req.Volatile})
 }
 
 // --- rooms, members, connections ----------------------------------------

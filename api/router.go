@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,18 @@ type Namespace struct {
 	Name     string
 	MaxBody  int64
 	Security Security
+	// MaxBatch and MaxBatchBody bound a batch publish: its messages and its
+	// body's bytes (0: DefaultMaxBatch, DefaultMaxBatchBody).
+	MaxBatch     int
+	MaxBatchBody int64
 }
+
+// The bounds of a batch publish of a namespace that sets none (the config's
+// max_batch and max_batch_body).
+const (
+	DefaultMaxBatch     = 1000
+	DefaultMaxBatchBody = 1 << 20
+)
 
 // Config wires the API.
 type Config struct {
@@ -110,7 +122,8 @@ func New(cfg Config) (http.Handler, error) {
 			return nil, err
 		}
 		sec := nc.Security
-		h := &nsAPI{API: a, ns: ns, maxBody: nc.MaxBody, sec: &sec}
+		h := &nsAPI{API: a, ns: ns, maxBody: nc.MaxBody, sec: &sec,
+			batch: batchLimits{count: cmp.Or(nc.MaxBatch, DefaultMaxBatch), body: cmp.Or(nc.MaxBatchBody, DefaultMaxBatchBody)}}
 		csrf, err := crossOrigin(sec.CORSOrigins)
 		if err != nil {
 			return nil, fmt.Errorf("namespace %s: %w", nc.Name, err)
@@ -129,6 +142,7 @@ func New(cfg Config) (http.Handler, error) {
 			r.With(connect...).Post("/tickets", h.issueTicket)
 
 			r.With(publish...).Post("/messages", h.publish)
+			r.Post("/messages/batch", h.publishBatch(publish)) // rate limits per message, once the body is read
 			r.Get("/rooms", h.listRooms)
 			r.Get("/rooms/{room}", h.getRoom)
 			r.With(publish...).Post("/rooms/{room}/messages", h.publishRoom)

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,6 +105,86 @@ func sseCounter(r io.Reader, n *atomic.Int64) {
 	}
 }
 
+// fanoutRig is a room of n connections served over loopback HTTP, each
+// read by a plain line reader that counts its events.
+type fanoutRig struct {
+	log    *benchLog
+	counts []atomic.Int64
+	seq    uint64
+	close  func()
+}
+
+func newFanoutRig(b *testing.B, n int) *fanoutRig {
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rig := &fanoutRig{log: &benchLog{}, counts: make([]atomic.Int64, n)}
+	h, err := hub.New(hub.Deps{Log: rig.log, Sessions: benchSessions{}, Logger: logger}, hub.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ns, err := h.AddNamespace(context.Background(), "default", hub.NamespaceConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := New(Config{QueueSize: 4096, Heartbeat: time.Hour}, logger)
+	ctx, stop := context.WithCancel(context.Background())
+	go srv.Run(ctx)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = srv.Serve(w, r, ns, hub.OpenRequest{Rooms: []string{"lobby"}})
+	}))
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	for i := range n {
+		c, err := net.Dial("tcp", ts.Listener.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "GET /ns/default/rooms/lobby/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); sseCounter(c, &rig.counts[i]) }()
+	}
+	rig.close = func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		wg.Wait()
+		h.Close()
+		ts.Close()
+		stop()
+		srv.Close()
+	}
+	// Wait for every stream to be live: a first message reaches all.
+	deadline := time.Now().Add(time.Minute)
+	for connCount(ns) < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // GoLive runs after the connected event
+	rig.apply()
+	rig.waitFor(b, 1)
+	return rig
+}
+
+// apply fans the next message out.
+func (rig *fanoutRig) apply() {
+	rig.seq++
+	rig.log.apply(benchMessage(rig.seq))
+}
+
+// waitFor waits until every client has read want events.
+func (rig *fanoutRig) waitFor(b *testing.B, want int64) {
+	deadline := time.Now().Add(time.Minute)
+	for i := range rig.counts {
+		for rig.counts[i].Load() < want {
+			if time.Now().After(deadline) {
+				b.Fatalf("client %d got %d events, want %d", i, rig.counts[i].Load(), want)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
 // BenchmarkFanoutLoopback applies messages to a room of N connections
 // served over loopback HTTP and waits until every client has read every
 // message: ns/op is per message, ns/delivery per event received. The
@@ -112,88 +193,52 @@ func sseCounter(r io.Reader, n *atomic.Int64) {
 func BenchmarkFanoutLoopback(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run("conns="+strconv.Itoa(n), func(b *testing.B) {
-			logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			log := &benchLog{}
-			h, err := hub.New(hub.Deps{Log: log, Sessions: benchSessions{}, Logger: logger}, hub.Config{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ns, err := h.AddNamespace(context.Background(), "default", hub.NamespaceConfig{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv := New(Config{QueueSize: 4096, Heartbeat: time.Hour}, logger)
-			ctx, stop := context.WithCancel(context.Background())
-			go srv.Run(ctx)
-			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				_ = srv.Serve(w, r, ns, hub.OpenRequest{Rooms: []string{"lobby"}})
-			}))
-			var conns []net.Conn
-			var wg sync.WaitGroup
-			counts := make([]atomic.Int64, n)
-			for i := range n {
-				c, err := net.Dial("tcp", ts.Listener.Addr().String())
-				if err != nil {
-					b.Fatal(err)
-				}
-				conns = append(conns, c)
-				if _, err := io.WriteString(c, "GET /ns/default/rooms/lobby/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-					b.Fatal(err)
-				}
-				wg.Add(1)
-				go func() { defer wg.Done(); sseCounter(c, &counts[i]) }()
-			}
-			waitFor := func(want int64) {
-				deadline := time.Now().Add(time.Minute)
-				for i := range counts {
-					for counts[i].Load() < want {
-						if time.Now().After(deadline) {
-							b.Fatalf("client %d got %d events, want %d", i, counts[i].Load(), want)
-						}
-						time.Sleep(50 * time.Microsecond)
-					}
-				}
-			}
-			// Wait for every stream to be live: a first message reaches all.
-			seq := uint64(1)
-			deadline := time.Now().Add(time.Minute)
-			for connCount(ns) < n && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
-			time.Sleep(50 * time.Millisecond) // GoLive runs after the connected event
-			log.apply(benchMessage(seq))
-			waitFor(1)
-			msgs := make([]*hub.Message, 0, 256)
+			rig := newFanoutRig(b, n)
+			defer rig.close()
 			b.ReportAllocs()
 			b.ResetTimer()
 			sent := int64(1)
 			for b.Loop() {
-				if len(msgs) == 0 {
-					b.StopTimer()
-					for range 256 {
-						seq++
-						msgs = append(msgs, benchMessage(seq))
-					}
-					b.StartTimer()
-				}
-				log.apply(msgs[0])
-				msgs = msgs[1:]
+				rig.apply()
 				sent++
 				if sent%1024 == 0 {
-					waitFor(sent - 512) // keep queues bounded
+					rig.waitFor(b, sent-512) // keep queues bounded
 				}
 			}
-			waitFor(sent)
+			rig.waitFor(b, sent)
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/delivery")
-			for _, c := range conns {
-				_ = c.Close()
-			}
-			wg.Wait()
-			h.Close()
-			ts.Close()
-			stop()
-			srv.Close()
 		})
 	}
+}
+
+// BenchmarkFanoutPaced is the regime of the bench's rooms scenario: each
+// message is fanned out to a room of 100 connections alone, once every
+// client has read the previous one, so every delivery is its own write
+// (nothing to coalesce). cpu-µs/delivery is the process's CPU (server and
+// the line-reading clients) per delivery; allocations are the process's.
+func BenchmarkFanoutPaced(b *testing.B) {
+	const n = 100
+	rig := newFanoutRig(b, n)
+	defer rig.close()
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	sent := int64(1)
+	for b.Loop() {
+		rig.apply()
+		sent++
+		rig.waitFor(b, sent)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/1e3/float64(b.N)/n, "cpu-µs/delivery")
+}
+
+// processCPU is the CPU (user + system) this process has used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

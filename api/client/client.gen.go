@@ -89,6 +89,21 @@ func (e StatusNamespacesAuth) Valid() bool {
 	}
 }
 
+// Defines values for VolatileEnvelopeVolatile.
+const (
+	True VolatileEnvelopeVolatile = true
+)
+
+// Valid indicates whether the value is a known member of the VolatileEnvelopeVolatile enum.
+func (e VolatileEnvelopeVolatile) Valid() bool {
+	switch e {
+	case True:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookType.
 const (
 	MemberJoined        WebhookType = "member.joined"
@@ -119,6 +134,72 @@ func (e WebhookType) Valid() bool {
 // AckRequest defines model for AckRequest.
 type AckRequest struct {
 	Ids []string `json:"ids"`
+}
+
+// BatchMessage One message of a batch, as the body of `POST /ns/{ns}/messages` (without `volatile`).
+type BatchMessage struct {
+	// Data The message's data: any JSON value — object, array, string, number, boolean or `null`
+	// (`null` when a publish leaves it out).
+	//
+	//
+	// Example: {"text":"hello"}
+	Data *Payload `json:"data,omitempty"`
+
+	// Event An application event name: 1–128 bytes of UTF-8 without control characters (C0, DEL, C1,
+	// U+2028, U+2029), without invisible formatting characters (Unicode category Cf: bidi
+	// controls U+202A–U+202E and U+2066–U+2069, LRM, RLM, ALM, zero-width spaces, word joiners,
+	// BOM, soft hyphen, tag characters; ZWNJ U+200C and ZWJ U+200D are allowed), without
+	// noncharacters or U+FFFD (what invalid UTF-8 in a JSON body decodes to), and none of the
+	// names the server sends itself: `connected`, `reset`, `error`, `revoked`, `dead_letter`,
+	// `end`. The pattern lists the characters of the
+	// Basic Multilingual Plane; tag characters (U+E0000–U+E007F) are refused too.
+	//
+	//
+	// Example: chat message
+	Event EventName `json:"event"`
+
+	// Except Connection ids and room names whose connections must not receive the message.
+	Except *[]RoomName `json:"except,omitempty"`
+
+	// Id An optional idempotency key (printable ASCII, at most 128 characters; empty means none).
+	// Keys are scoped per namespace and sender: the same key from the same connection token (or
+	// from anonymous publishers) within the dedupe window is stored once.
+	//
+	//
+	// Example: client-42-msg-7
+	Id *IdempotencyKey `json:"id,omitempty"`
+
+	// Rooms Target rooms (their union). Absent or empty means the whole namespace.
+	Rooms *[]RoomName `json:"rooms,omitempty"`
+}
+
+// BatchRequest defines model for BatchRequest.
+type BatchRequest struct {
+	// Messages The messages, stored in this order (1 to the namespace's `max_batch`, 1000 by default).
+	Messages []BatchMessage `json:"messages"`
+}
+
+// BatchResult A message's outcome: `id` (and `duplicate`) once stored, or `error`, never both.
+type BatchResult struct {
+	// Duplicate Present (true) when the message's idempotency `id` was already seen; `id` is the first message's.
+	Duplicate *bool `json:"duplicate,omitempty"`
+
+	// Error An RFC 9457 problem document.
+	Error *Problem `json:"error,omitempty"`
+
+	// Id A message id, `<epoch>-<sequence>`: the store's epoch (1–16 lower-case hex digits; it
+	// changes when the store is recreated) and the message's sequence in the namespace's log.
+	// Ids grow within an epoch.
+	//
+	//
+	// Example: 93c3ab52-42
+	Id *MessageID `json:"id,omitempty"`
+}
+
+// BatchResults defines model for BatchResults.
+type BatchResults struct {
+	// Results One result per message of the batch, in the same order.
+	Results []BatchResult `json:"results"`
 }
 
 // Connected The data of the `connected` event.
@@ -278,6 +359,12 @@ type DirectPublishRequest struct {
 	//
 	// Example: client-42-msg-7
 	Id *IdempotencyKey `json:"id,omitempty"`
+
+	// Volatile Deliver live only, never store (Socket.IO's `socket.volatile.emit`): for typing
+	// indicators and cursors. Answered `204` without id; not in the history, never replayed,
+	// not counted against retention. An `id` (idempotency key) is refused with it. Absent:
+	// false.
+	Volatile *bool `json:"volatile,omitempty"`
 }
 
 // Duration A duration such as `30s`, `1m30s` or `500ms` (Go's syntax).
@@ -678,6 +765,12 @@ type PublishRequest struct {
 
 	// Rooms Target rooms (their union). Absent or empty means the whole namespace.
 	Rooms *[]RoomName `json:"rooms,omitempty"`
+
+	// Volatile Deliver live only, never store (Socket.IO's `socket.volatile.emit`): for typing
+	// indicators and cursors. Answered `204` without id; not in the history, never replayed,
+	// not counted against retention. An `id` (idempotency key) is refused with it. Absent:
+	// false.
+	Volatile *bool `json:"volatile,omitempty"`
 }
 
 // PublishResult defines model for PublishResult.
@@ -813,6 +906,12 @@ type RoomPublishRequest struct {
 	//
 	// Example: client-42-msg-7
 	Id *IdempotencyKey `json:"id,omitempty"`
+
+	// Volatile Deliver live only, never store (Socket.IO's `socket.volatile.emit`): for typing
+	// indicators and cursors. Answered `204` without id; not in the history, never replayed,
+	// not counted against retention. An `id` (idempotency key) is refused with it. Absent:
+	// false.
+	Volatile *bool `json:"volatile,omitempty"`
 }
 
 // Status defines model for Status.
@@ -873,6 +972,49 @@ type Ticket struct {
 //
 // Example: alice
 type UserName = string
+
+// VolatileEnvelope A volatile message as delivered in an SSE event's `data:`: an `Envelope` without `id` (it
+// was never stored) and with `"volatile": true`. The event's `id:` is the connection's
+// current position, unchanged by it.
+//
+// Example: {"data":{"typing":true},"event":"typing","from":"DOqlT_e84BH5qnPiPslufw","ns":"default","room":"lobby","ts":"2026-11-28T13:45:46.061209734Z","volatile":true}
+type VolatileEnvelope struct {
+	// Data The message's data: any JSON value — object, array, string, number, boolean or `null`
+	// (`null` when a publish leaves it out).
+	//
+	//
+	// Example: {"text":"hello"}
+	Data Payload `json:"data"`
+
+	// Event The application event name (also the SSE `event:`).
+	Event string `json:"event"`
+
+	// From The public id of the sending connection, null for an anonymous publish.
+	From *string `json:"from"`
+
+	// Ns A namespace name.
+	//
+	// Example: default
+	Ns NamespaceName `json:"ns"`
+
+	// Room The target room of a one-room message, otherwise null.
+	Room *string `json:"room"`
+
+	// Rooms The target rooms of a message to several rooms.
+	Rooms *[]RoomName `json:"rooms,omitempty"`
+
+	// To The target connection of a direct message.
+	To *string `json:"to,omitempty"`
+
+	// Ts When the server accepted the message (RFC 3339, UTC).
+	Ts time.Time `json:"ts"`
+
+	// Volatile Always true.
+	Volatile VolatileEnvelopeVolatile `json:"volatile"`
+}
+
+// VolatileEnvelopeVolatile Always true.
+type VolatileEnvelopeVolatile bool
 
 // Webhook The JSON body of every webhook POST (see Webhooks in the description). OpenAPI 3.0 has
 // no way to describe requests the server sends: this schema is for readers and tools.
@@ -1016,6 +1158,9 @@ type TicketQuery = string
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
 
+// Batched defines model for Batched.
+type Batched = BatchResults
+
 // Conflict An RFC 9457 problem document.
 type Conflict = Problem
 
@@ -1060,6 +1205,9 @@ type UnsupportedMediaType = Problem
 
 // Acks defines model for Acks.
 type Acks = AckRequest
+
+// BatchPublish defines model for BatchPublish.
+type BatchPublish = BatchRequest
 
 // DirectPublish defines model for DirectPublish.
 type DirectPublish = DirectPublishRequest
@@ -1143,6 +1291,9 @@ type PublishToConnectionJSONRequestBody = DirectPublishRequest
 
 // PublishJSONRequestBody defines body for Publish for application/json ContentType.
 type PublishJSONRequestBody = PublishRequest
+
+// PublishBatchJSONRequestBody defines body for PublishBatch for application/json ContentType.
+type PublishBatchJSONRequestBody = BatchRequest
 
 // PutGroupJSONRequestBody defines body for PutGroup for application/json ContentType.
 type PutGroupJSONRequestBody = GroupSettings
@@ -1471,6 +1622,62 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /ns/{ns}/messages (the `Publish` operationId).
 	Publish(ctx context.Context, ns NsPath, body PublishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PublishBatchWithBody Emit several messages in one request
+	//
+	// Publishes up to the namespace's `max_batch` messages (1000 by default), each as
+	// `POST /ns/{ns}/messages` would: to the whole namespace or with `rooms` to their union, minus
+	// `except`, with an optional idempotency `id` (scoped per sender as for a single publish: the
+	// same key in a batch and in a single publish is the same message). The messages are stored
+	// **in the order given**, in one round trip to the store, and the answer lists one result per
+	// message, in the same order: `{"id": …}` once that message is stored (with
+	// `"duplicate": true` for a key already seen), or `{"error": <problem>}` — an invalid message
+	// (`400`, its field errors named as in a single publish's body), one larger than the
+	// namespace's `max_body` (`413`), one the credential may not publish (`403`), or one the
+	// store could not take (`503`, retry it with its idempotency key). A message that fails does
+	// not stop the others, and ids grow in the order of the messages that were stored.
+	//
+	// The request as a whole is refused when its body is not a batch or holds no message or
+	// more than `max_batch` (`400`), when it is larger than `max_batch_body` (1 MiB by default,
+	// `413`), when its credential is invalid (`401`), and when the credential may publish none
+	// of its messages (`403`, the first one's problem). Each message counts against
+	// `rate_publish`, as a single publish does (`429` when the batch does not fit).
+	//
+	// **Permission** (namespaces with `auth: jwt`): per message, as for `publish` — `publish` on
+	// each of its rooms, `admin` for a namespace-wide message.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /ns/{ns}/messages/batch (the `PublishBatch` operationId).
+	PublishBatchWithBody(ctx context.Context, ns NsPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PublishBatch Emit several messages in one request
+	//
+	// Publishes up to the namespace's `max_batch` messages (1000 by default), each as
+	// `POST /ns/{ns}/messages` would: to the whole namespace or with `rooms` to their union, minus
+	// `except`, with an optional idempotency `id` (scoped per sender as for a single publish: the
+	// same key in a batch and in a single publish is the same message). The messages are stored
+	// **in the order given**, in one round trip to the store, and the answer lists one result per
+	// message, in the same order: `{"id": …}` once that message is stored (with
+	// `"duplicate": true` for a key already seen), or `{"error": <problem>}` — an invalid message
+	// (`400`, its field errors named as in a single publish's body), one larger than the
+	// namespace's `max_body` (`413`), one the credential may not publish (`403`), or one the
+	// store could not take (`503`, retry it with its idempotency key). A message that fails does
+	// not stop the others, and ids grow in the order of the messages that were stored.
+	//
+	// The request as a whole is refused when its body is not a batch or holds no message or
+	// more than `max_batch` (`400`), when it is larger than `max_batch_body` (1 MiB by default,
+	// `413`), when its credential is invalid (`401`), and when the credential may publish none
+	// of its messages (`403`, the first one's problem). Each message counts against
+	// `rate_publish`, as a single publish does (`429` when the batch does not fit).
+	//
+	// **Permission** (namespaces with `auth: jwt`): per message, as for `publish` — `publish` on
+	// each of its rooms, `admin` for a namespace-wide message.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /ns/{ns}/messages/batch (the `PublishBatch` operationId).
+	PublishBatch(ctx context.Context, ns NsPath, body PublishBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListRooms List the rooms that have members
 	//
@@ -2069,6 +2276,82 @@ func (c *Client) PublishWithBody(ctx context.Context, ns NsPath, contentType str
 // Corresponds with POST /ns/{ns}/messages (the `Publish` operationId).
 func (c *Client) Publish(ctx context.Context, ns NsPath, body PublishJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewPublishRequest(c.Server, ns, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PublishBatchWithBody Emit several messages in one request
+//
+// Publishes up to the namespace's `max_batch` messages (1000 by default), each as
+// `POST /ns/{ns}/messages` would: to the whole namespace or with `rooms` to their union, minus
+// `except`, with an optional idempotency `id` (scoped per sender as for a single publish: the
+// same key in a batch and in a single publish is the same message). The messages are stored
+// **in the order given**, in one round trip to the store, and the answer lists one result per
+// message, in the same order: `{"id": …}` once that message is stored (with
+// `"duplicate": true` for a key already seen), or `{"error": <problem>}` — an invalid message
+// (`400`, its field errors named as in a single publish's body), one larger than the
+// namespace's `max_body` (`413`), one the credential may not publish (`403`), or one the
+// store could not take (`503`, retry it with its idempotency key). A message that fails does
+// not stop the others, and ids grow in the order of the messages that were stored.
+//
+// The request as a whole is refused when its body is not a batch or holds no message or
+// more than `max_batch` (`400`), when it is larger than `max_batch_body` (1 MiB by default,
+// `413`), when its credential is invalid (`401`), and when the credential may publish none
+// of its messages (`403`, the first one's problem). Each message counts against
+// `rate_publish`, as a single publish does (`429` when the batch does not fit).
+//
+// **Permission** (namespaces with `auth: jwt`): per message, as for `publish` — `publish` on
+// each of its rooms, `admin` for a namespace-wide message.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /ns/{ns}/messages/batch (the `PublishBatch` operationId).
+func (c *Client) PublishBatchWithBody(ctx context.Context, ns NsPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishBatchRequestWithBody(c.Server, ns, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PublishBatch Emit several messages in one request
+//
+// Publishes up to the namespace's `max_batch` messages (1000 by default), each as
+// `POST /ns/{ns}/messages` would: to the whole namespace or with `rooms` to their union, minus
+// `except`, with an optional idempotency `id` (scoped per sender as for a single publish: the
+// same key in a batch and in a single publish is the same message). The messages are stored
+// **in the order given**, in one round trip to the store, and the answer lists one result per
+// message, in the same order: `{"id": …}` once that message is stored (with
+// `"duplicate": true` for a key already seen), or `{"error": <problem>}` — an invalid message
+// (`400`, its field errors named as in a single publish's body), one larger than the
+// namespace's `max_body` (`413`), one the credential may not publish (`403`), or one the
+// store could not take (`503`, retry it with its idempotency key). A message that fails does
+// not stop the others, and ids grow in the order of the messages that were stored.
+//
+// The request as a whole is refused when its body is not a batch or holds no message or
+// more than `max_batch` (`400`), when it is larger than `max_batch_body` (1 MiB by default,
+// `413`), when its credential is invalid (`401`), and when the credential may publish none
+// of its messages (`403`, the first one's problem). Each message counts against
+// `rate_publish`, as a single publish does (`429` when the batch does not fit).
+//
+// **Permission** (namespaces with `auth: jwt`): per message, as for `publish` — `publish` on
+// each of its rooms, `admin` for a namespace-wide message.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /ns/{ns}/messages/batch (the `PublishBatch` operationId).
+func (c *Client) PublishBatch(ctx context.Context, ns NsPath, body PublishBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishBatchRequest(c.Server, ns, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3076,6 +3359,53 @@ func NewPublishRequestWithBody(server string, ns NsPath, contentType string, bod
 	}
 
 	operationPath := fmt.Sprintf("/ns/%s/messages", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPublishBatchRequest calls the generic PublishBatch builder with application/json body
+func NewPublishBatchRequest(server string, ns NsPath, body PublishBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPublishBatchRequestWithBody(server, ns, "application/json", bodyReader)
+}
+
+// NewPublishBatchRequestWithBody constructs an http.Request for the PublishBatch method, with any body, and a specified content type
+func NewPublishBatchRequestWithBody(server string, ns NsPath, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "ns", ns, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/ns/%s/messages/batch", pathParam0)
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -4513,6 +4843,62 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /ns/{ns}/messages (the `Publish` operationId).
 	PublishWithResponse(ctx context.Context, ns NsPath, body PublishJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishResponse, error)
 
+	// PublishBatchWithBodyWithResponse Emit several messages in one request
+	//
+	// Publishes up to the namespace's `max_batch` messages (1000 by default), each as
+	// `POST /ns/{ns}/messages` would: to the whole namespace or with `rooms` to their union, minus
+	// `except`, with an optional idempotency `id` (scoped per sender as for a single publish: the
+	// same key in a batch and in a single publish is the same message). The messages are stored
+	// **in the order given**, in one round trip to the store, and the answer lists one result per
+	// message, in the same order: `{"id": …}` once that message is stored (with
+	// `"duplicate": true` for a key already seen), or `{"error": <problem>}` — an invalid message
+	// (`400`, its field errors named as in a single publish's body), one larger than the
+	// namespace's `max_body` (`413`), one the credential may not publish (`403`), or one the
+	// store could not take (`503`, retry it with its idempotency key). A message that fails does
+	// not stop the others, and ids grow in the order of the messages that were stored.
+	//
+	// The request as a whole is refused when its body is not a batch or holds no message or
+	// more than `max_batch` (`400`), when it is larger than `max_batch_body` (1 MiB by default,
+	// `413`), when its credential is invalid (`401`), and when the credential may publish none
+	// of its messages (`403`, the first one's problem). Each message counts against
+	// `rate_publish`, as a single publish does (`429` when the batch does not fit).
+	//
+	// **Permission** (namespaces with `auth: jwt`): per message, as for `publish` — `publish` on
+	// each of its rooms, `admin` for a namespace-wide message.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ns/{ns}/messages/batch (the `PublishBatch` operationId).
+	PublishBatchWithBodyWithResponse(ctx context.Context, ns NsPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PublishBatchResponse, error)
+
+	// PublishBatchWithResponse Emit several messages in one request
+	//
+	// Publishes up to the namespace's `max_batch` messages (1000 by default), each as
+	// `POST /ns/{ns}/messages` would: to the whole namespace or with `rooms` to their union, minus
+	// `except`, with an optional idempotency `id` (scoped per sender as for a single publish: the
+	// same key in a batch and in a single publish is the same message). The messages are stored
+	// **in the order given**, in one round trip to the store, and the answer lists one result per
+	// message, in the same order: `{"id": …}` once that message is stored (with
+	// `"duplicate": true` for a key already seen), or `{"error": <problem>}` — an invalid message
+	// (`400`, its field errors named as in a single publish's body), one larger than the
+	// namespace's `max_body` (`413`), one the credential may not publish (`403`), or one the
+	// store could not take (`503`, retry it with its idempotency key). A message that fails does
+	// not stop the others, and ids grow in the order of the messages that were stored.
+	//
+	// The request as a whole is refused when its body is not a batch or holds no message or
+	// more than `max_batch` (`400`), when it is larger than `max_batch_body` (1 MiB by default,
+	// `413`), when its credential is invalid (`401`), and when the credential may publish none
+	// of its messages (`403`, the first one's problem). Each message counts against
+	// `rate_publish`, as a single publish does (`429` when the batch does not fit).
+	//
+	// **Permission** (namespaces with `auth: jwt`): per message, as for `publish` — `publish` on
+	// each of its rooms, `admin` for a namespace-wide message.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /ns/{ns}/messages/batch (the `PublishBatch` operationId).
+	PublishBatchWithResponse(ctx context.Context, ns NsPath, body PublishBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishBatchResponse, error)
+
 	// ListRoomsWithResponse List the rooms that have members
 	//
 	// The rooms of the namespace that have at least one member on this node, by name.
@@ -5791,6 +6177,145 @@ func (r PublishResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r PublishResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PublishBatchResponse401Headers the declared response headers of an HTTP 401 response for PublishBatch
+type PublishBatchResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// PublishBatchResponse408Headers the declared response headers of an HTTP 408 response for PublishBatch
+type PublishBatchResponse408Headers struct {
+	Connection *string
+}
+
+// PublishBatchResponse415Headers the declared response headers of an HTTP 415 response for PublishBatch
+type PublishBatchResponse415Headers struct {
+	Accept *string
+}
+
+// PublishBatchResponse429Headers the declared response headers of an HTTP 429 response for PublishBatch
+type PublishBatchResponse429Headers struct {
+	RetryAfter int
+}
+
+type PublishBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Batched
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *RequestTimeout
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *TooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON431 the response for an HTTP 431 `application/problem+json` response
+	ApplicationproblemJSON431 *HeaderTooLarge
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PublishBatchResponse401Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PublishBatchResponse408Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PublishBatchResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishBatchResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PublishBatchResponse) GetJSON200() *Batched {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON408() *RequestTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON413() *TooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON431 returns the response for an HTTP 431 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON431() *HeaderTooLarge {
+	return r.ApplicationproblemJSON431
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PublishBatchResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PublishBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PublishBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PublishBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PublishBatchResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8694,6 +9219,74 @@ func (c *ClientWithResponses) PublishWithResponse(ctx context.Context, ns NsPath
 	return ParsePublishResponse(rsp)
 }
 
+// PublishBatchWithBodyWithResponse Emit several messages in one request
+//
+// Publishes up to the namespace's `max_batch` messages (1000 by default), each as
+// `POST /ns/{ns}/messages` would: to the whole namespace or with `rooms` to their union, minus
+// `except`, with an optional idempotency `id` (scoped per sender as for a single publish: the
+// same key in a batch and in a single publish is the same message). The messages are stored
+// **in the order given**, in one round trip to the store, and the answer lists one result per
+// message, in the same order: `{"id": …}` once that message is stored (with
+// `"duplicate": true` for a key already seen), or `{"error": <problem>}` — an invalid message
+// (`400`, its field errors named as in a single publish's body), one larger than the
+// namespace's `max_body` (`413`), one the credential may not publish (`403`), or one the
+// store could not take (`503`, retry it with its idempotency key). A message that fails does
+// not stop the others, and ids grow in the order of the messages that were stored.
+//
+// The request as a whole is refused when its body is not a batch or holds no message or
+// more than `max_batch` (`400`), when it is larger than `max_batch_body` (1 MiB by default,
+// `413`), when its credential is invalid (`401`), and when the credential may publish none
+// of its messages (`403`, the first one's problem). Each message counts against
+// `rate_publish`, as a single publish does (`429` when the batch does not fit).
+//
+// **Permission** (namespaces with `auth: jwt`): per message, as for `publish` — `publish` on
+// each of its rooms, `admin` for a namespace-wide message.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ns/{ns}/messages/batch (the `PublishBatch` operationId).
+func (c *ClientWithResponses) PublishBatchWithBodyWithResponse(ctx context.Context, ns NsPath, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PublishBatchResponse, error) {
+	rsp, err := c.PublishBatchWithBody(ctx, ns, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePublishBatchResponse(rsp)
+}
+
+// PublishBatchWithResponse Emit several messages in one request
+//
+// Publishes up to the namespace's `max_batch` messages (1000 by default), each as
+// `POST /ns/{ns}/messages` would: to the whole namespace or with `rooms` to their union, minus
+// `except`, with an optional idempotency `id` (scoped per sender as for a single publish: the
+// same key in a batch and in a single publish is the same message). The messages are stored
+// **in the order given**, in one round trip to the store, and the answer lists one result per
+// message, in the same order: `{"id": …}` once that message is stored (with
+// `"duplicate": true` for a key already seen), or `{"error": <problem>}` — an invalid message
+// (`400`, its field errors named as in a single publish's body), one larger than the
+// namespace's `max_body` (`413`), one the credential may not publish (`403`), or one the
+// store could not take (`503`, retry it with its idempotency key). A message that fails does
+// not stop the others, and ids grow in the order of the messages that were stored.
+//
+// The request as a whole is refused when its body is not a batch or holds no message or
+// more than `max_batch` (`400`), when it is larger than `max_batch_body` (1 MiB by default,
+// `413`), when its credential is invalid (`401`), and when the credential may publish none
+// of its messages (`403`, the first one's problem). Each message counts against
+// `rate_publish`, as a single publish does (`429` when the batch does not fit).
+//
+// **Permission** (namespaces with `auth: jwt`): per message, as for `publish` — `publish` on
+// each of its rooms, `admin` for a namespace-wide message.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /ns/{ns}/messages/batch (the `PublishBatch` operationId).
+func (c *ClientWithResponses) PublishBatchWithResponse(ctx context.Context, ns NsPath, body PublishBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishBatchResponse, error) {
+	rsp, err := c.PublishBatch(ctx, ns, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePublishBatchResponse(rsp)
+}
+
 // ListRoomsWithResponse List the rooms that have members
 //
 // The rooms of the namespace that have at least one member on this node, by name.
@@ -9661,6 +10254,9 @@ func ParsePublishToConnectionResponse(rsp *http.Response) (*PublishToConnectionR
 		}
 		response.JSON202 = &dest
 
+	case rsp.StatusCode == 204:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9969,6 +10565,9 @@ func ParsePublishResponse(rsp *http.Response) (*PublishResponse, error) {
 		}
 		response.JSON202 = &dest
 
+	case rsp.StatusCode == 204:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10116,6 +10715,145 @@ func ParsePublishResponse(rsp *http.Response) (*PublishResponse, error) {
 			headers.RetryAfter = value
 		}
 		response.Headers507 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePublishBatchResponse parses an HTTP response from a PublishBatchWithResponse call
+func ParsePublishBatchResponse(rsp *http.Response) (*PublishBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PublishBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Batched
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest RequestTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 431:
+		var dest HeaderTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON431 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PublishBatchResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 408:
+		var headers PublishBatchResponse408Headers
+		if values := rsp.Header.Values("Connection"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Connection", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Connection = &value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 415:
+		var headers PublishBatchResponse415Headers
+		if values := rsp.Header.Values("Accept"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Accept", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Accept = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers PublishBatchResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -12331,6 +13069,9 @@ func ParsePublishToRoomResponse(rsp *http.Response) (*PublishToRoomResponse, err
 			return nil, err
 		}
 		response.JSON202 = &dest
+
+	case rsp.StatusCode == 204:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest

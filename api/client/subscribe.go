@@ -71,9 +71,9 @@ func Bearer(token string) RequestEditorFn {
 }
 
 // Event is one event of a stream. Exactly one of Connected, Reset,
-// Revoked, End and Message is set for the events this server sends (a
-// `dead_letter` notice is a Message: it is stored in the room); an unknown
-// event name sets none (Data holds its data).
+// Revoked, End, Message and Volatile is set for the events this server
+// sends (a `dead_letter` notice is a Message: it is stored in the room); an
+// unknown event name sets none (Data holds its data).
 type Event struct {
 	// ID is the SSE id: the resume position after this event.
 	ID string
@@ -92,6 +92,9 @@ type Event struct {
 	// ErrDisconnected).
 	End     *End
 	Message *Envelope
+	// Volatile: a message published with "volatile": true, delivered live
+	// only and never stored (no id; ID is the position the stream was at).
+	Volatile *VolatileEnvelope
 }
 
 // SubscribeOptions tune Subscribe. The zero value subscribes anonymously
@@ -250,6 +253,13 @@ func decodeEvent(raw *r3sse.Event) (Event, error) {
 	}
 	if err := json.Unmarshal(raw.Data, dst); err != nil {
 		return ev, fmt.Errorf("roomcast: event %q (id %s): data is not the documented JSON: %w", ev.Name, ev.ID, err)
+	}
+	if ev.Message != nil && ev.Message.Id == "" {
+		// A stored message always has an id; one without is volatile.
+		ev.Message, ev.Volatile = nil, &VolatileEnvelope{}
+		if err := json.Unmarshal(raw.Data, ev.Volatile); err != nil || !bool(ev.Volatile.Volatile) {
+			return ev, fmt.Errorf("roomcast: event %q (id %s): a message without id that is not volatile: %s", ev.Name, ev.ID, raw.Data)
+		}
 	}
 	return ev, nil
 }

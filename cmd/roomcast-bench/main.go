@@ -406,6 +406,12 @@ func ratios(name string, rc, rf *result) map[string]float64 {
 	case "connect":
 		add("connect_per_s", rc.ConnectPerSec, rf.ConnectPerSec)
 		add("server_cpu_per_connect", rc.ServerCPUPerOpUS, rf.ServerCPUPerOpUS)
+	case "batch": // against --baseline-bin only: the reference has no batch publish
+		add("publish_per_s", rc.PublishPerSec, rf.PublishPerSec)
+		if rc.PublishLatency != nil && rf.PublishLatency != nil {
+			add("request_p99", rc.PublishLatency.P99, rf.PublishLatency.P99)
+		}
+		add("server_cpu_per_message", rc.ServerCPUPerOpUS, rf.ServerCPUPerOpUS)
 	case "publish":
 		add("publish_per_s", rc.PublishPerSec, rf.PublishPerSec)
 		if rc.PublishLatency != nil && rf.PublishLatency != nil {
@@ -486,6 +492,9 @@ func describe(name string, r *result) string {
 			r.Connected, r.ElapsedS, r.ConnectPerSec, lat(r.ConnectLatency), r.ServerCPUPerOpUS, r.ServerCPUPct, r.ClientCPUPct)
 	case "publish":
 		s = fmt.Sprintf("%.0f publishes/s 2xx (%d, errors %d), latency p50/p90/p99/max %s, server %.1f µs CPU/publish (%.0f%% CPU), client CPU %.0f%%",
+			r.PublishPerSec, r.Published, r.PublishErrors, lat(r.PublishLatency), r.ServerCPUPerOpUS, r.ServerCPUPct, r.ClientCPUPct)
+	case "batch":
+		s = fmt.Sprintf("%.0f messages/s stored (%d, errors %d), request latency p50/p90/p99/max %s, server %.1f µs CPU/message (%.0f%% CPU), client CPU %.0f%%",
 			r.PublishPerSec, r.Published, r.PublishErrors, lat(r.PublishLatency), r.ServerCPUPerOpUS, r.ServerCPUPct, r.ClientCPUPct)
 	case "resume":
 		s = fmt.Sprintf("%d clients caught up in %.3f s (per client %s), gaps %d, dups %d, live after %d, %.0f replayed deliveries/s, server %.1f µs CPU/delivery",

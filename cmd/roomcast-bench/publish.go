@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"strconv"
 	"sync"
@@ -19,6 +20,10 @@ type pubPlan struct {
 	base    int64         // message numbers ("bn") start after base
 	payload int
 	window  *window // flow control at max rate (nil: none)
+	// batch > 0 publishes batches of that many messages (to the plan's
+	// first room) with POST /ns/default/messages/batch; counts are then
+	// messages stored, latency per request.
+	batch int
 }
 
 type pubStats struct {
@@ -45,6 +50,66 @@ func body(buf []byte, n int64, payload int) []byte {
 	return append(buf, `"}}`...)
 }
 
+// batchBody returns a batch of k messages to room numbered from n on, each
+// with a body as body() makes.
+func batchBody(buf, one []byte, room string, n int64, k, payload int) ([]byte, []byte) {
+	buf = append(buf[:0], `{"messages":[`...)
+	for i := 0; i < k; i++ {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		one = body(one, n+int64(i), payload)
+		// {"event":…} → {"rooms":["room"],"event":…}
+		buf = append(buf, `{"rooms":["`...)
+		buf = append(buf, room...)
+		buf = append(buf, `"],`...)
+		buf = append(buf, one[1:]...)
+	}
+	return append(buf, "]}"...), one
+}
+
+// runBatch is one publisher of a batch phase: it sends batches as fast as
+// answered and counts the messages stored (an id in the results) and the
+// messages refused.
+func runBatch(ctx context.Context, d *dialer, plan pubPlan, st *pubStats, next *atomic.Int64) {
+	hc := &httpConn{d: d}
+	defer hc.close()
+	path := "/ns/default/messages/batch"
+	var buf, one []byte
+	for ctx.Err() == nil {
+		g := next.Add(int64(plan.batch)) - int64(plan.batch)
+		if plan.total > 0 && g >= plan.total {
+			return
+		}
+		buf, one = batchBody(buf, one, plan.rooms[0], plan.base+g+1, plan.batch, plan.payload)
+		began := time.Now()
+		status, resp, err := hc.do(ctx, "POST", path, "", buf)
+		if err == nil && status == 200 {
+			st.lat.record(time.Since(began))
+			ok := int64(bytes.Count(resp, []byte(`{"id":`)))
+			st.ok.Add(ok)
+			st.perRoom[0].Add(ok)
+			if bad := int64(plan.batch) - ok; bad > 0 {
+				st.errs.Add(bad)
+				msg := "batch results: " + string(resp[:min(len(resp), 300)])
+				st.firstErr.CompareAndSwap(nil, &msg)
+			}
+			continue
+		}
+		if ctx.Err() != nil && err != nil {
+			return
+		}
+		st.errs.Add(int64(plan.batch))
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		} else {
+			msg = "status " + strconv.Itoa(status) + ": " + string(resp)
+		}
+		st.firstErr.CompareAndSwap(nil, &msg)
+	}
+}
+
 // publish runs the phase and returns its figures.
 func publish(ctx context.Context, d *dialer, plan pubPlan) *pubStats {
 	st := &pubStats{perRoom: make([]atomic.Int64, len(plan.rooms)), lat: new(hist)}
@@ -59,6 +124,13 @@ func publish(ctx context.Context, d *dialer, plan pubPlan) *pubStats {
 	}
 	for p := 0; p < max(1, plan.pubs); p++ {
 		wg.Add(1)
+		if plan.batch > 0 {
+			go func() {
+				defer wg.Done()
+				runBatch(ctx, d, plan, st, &next)
+			}()
+			continue
+		}
 		go func() {
 			defer wg.Done()
 			hc := &httpConn{d: d}

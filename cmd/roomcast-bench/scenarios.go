@@ -128,6 +128,10 @@ var scenarios = map[string]*scenario{
 		full: params{Pubs: 64, DurS: 10},
 		shrt: params{Pubs: 8, DurS: 1},
 		run:  runPublish},
+	"batch": {name: "batch", hasRef: false,
+		full: params{Pubs: 8, Batch: 100, DurS: 10},
+		shrt: params{Pubs: 2, Batch: 20, DurS: 1},
+		run:  runBatchPublish},
 	"resume": {name: "resume", hasRef: false,
 		full: params{Subs: 1000, Missed: 100, Pubs: 4, Conc: 64},
 		shrt: params{Subs: 20, Missed: 20, Pubs: 2, Conc: 16},
@@ -150,6 +154,7 @@ var defaultPlan = []string{
 	"idle:conns=19000",
 	"connect",
 	"publish:pubs=64",
+	"batch:pubs=8,batch=100",
 	"resume:subs=1000,missed=100",
 	"group:members=4",
 	"group:members=4,rate=100,dur=10s",
@@ -270,17 +275,28 @@ func (e *env) profile(ctx context.Context, t *target, name string, d time.Durati
 		return func() {}
 	}
 	path := filepath.Join(e.profileDir, e.runLabel+"-"+name+"-"+t.kind+".pprof")
-	done := make(chan struct{})
+	secs := strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second)))
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		if err := t.profile(ctx, d, path); err == nil {
 			r.ProfilePath = path
 		}
 	}()
+	// And what was allocated meanwhile (a delta profile of the same span):
+	// `go tool pprof -sample_index=alloc_space` reads it.
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = t.fetchProfile(ctx, "allocs?seconds="+secs, strings.TrimSuffix(path, ".pprof")+"-allocs.pprof")
+	}()
 	return func() {
-		select {
-		case <-done:
-		case <-time.After(d + 10*time.Second):
+		deadline := time.After(d + 10*time.Second)
+		for range 2 {
+			select {
+			case <-done:
+			case <-deadline:
+				return
+			}
 		}
 	}
 }
@@ -481,6 +497,26 @@ func runPublish(ctx context.Context, e *env, t *target, p params) *result {
 	before := t.sample()
 	wait := e.profile(ctx, t, "publish", p.dur(), r)
 	st := publish(ctx, d, pubPlan{rooms: []string{"pub"}, pubs: p.Pubs, dur: p.dur(), payload: e.payload})
+	after := t.sample()
+	wait()
+	fillPublish(r, st)
+	r.ElapsedS = round3(st.ended.Sub(st.began).Seconds())
+	measure(r, before, after, 0)
+	if r.Published > 0 {
+		r.ServerCPUPerOpUS = round3(float64(after.cpu-before.cpu) / 1e3 / float64(r.Published))
+	}
+	return r
+}
+
+// runBatchPublish measures batch publish throughput (messages stored per
+// second) and request latency: P concurrent publishers, each sending
+// batches of B messages as fast as answered, no subscribers.
+func runBatchPublish(ctx context.Context, e *env, t *target, p params) *result {
+	r := &result{Target: t.kind}
+	d := e.dialer(t)
+	before := t.sample()
+	wait := e.profile(ctx, t, "batch", p.dur(), r)
+	st := publish(ctx, d, pubPlan{rooms: []string{"pub"}, pubs: p.Pubs, dur: p.dur(), payload: e.payload, batch: max(1, p.Batch)})
 	after := t.sample()
 	wait()
 	fillPublish(r, st)

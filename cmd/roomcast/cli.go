@@ -35,6 +35,9 @@ Commands:
   serve                         run the server (the default; see its flags below)
   publish NS ROOM EVENT [DATA]  emit EVENT to ROOM of namespace NS; DATA is JSON, or - to read
                                 it from stdin (absent: null); prints the message id
+  publish --batch NS [ROOM]     publish the JSON lines of stdin (one message each, as the body of
+                                POST /ns/NS/messages; ROOM for lines without rooms) in batches;
+                                prints each message's id, in order
   subscribe NS ROOM             print the events of ROOM until interrupted; resumes after drops
                                 with Last-Event-ID, with no gap
   rooms NS                      list the rooms of NS that have members, with their member counts
@@ -253,11 +256,30 @@ func (cfg *cliConfig) printJSON(v any) error {
 }
 
 func cliPublish(ctx context.Context, cfg *cliConfig, args []string, getenv func(string) string, stdin io.Reader) error {
-	fs := cliFlags("publish", "publish NS ROOM EVENT [DATA|-] [flags]\n\nEmits EVENT to ROOM with DATA (JSON; - reads it from stdin; absent: null) and prints\nthe message id once the server has stored it.", cfg, getenv)
+	fs := cliFlags("publish", "publish NS ROOM EVENT [DATA|-] [flags]\n       publish --batch NS [ROOM] [flags] < messages.jsonl\n\nEmits EVENT to ROOM with DATA (JSON; - reads it from stdin; absent: null) and prints\nthe message id once the server has stored it (with --volatile: delivers it live only,\nstores nothing and prints nothing).\n\nWith --batch, each line of stdin is one message, a JSON object with the fields of\nPOST /ns/NS/messages (event, data, rooms, except, id; a line without rooms goes to ROOM\nwhen it is given, else to the whole namespace), sent in batches of --batch-size; one\nline is printed per message, in order: its id, or its problem on stderr (the command\nthen ends with the code of the worst failure).", cfg, getenv)
 	key := fs.String("id", "", "idempotency key: a retry with the same key is stored once")
+	volatile := fs.Bool("volatile", false, "deliver live only: never stored, no id, not in the history (typing indicators)")
+	batch := fs.Bool("batch", false, "publish the JSON lines of stdin, one message each, in batches")
+	batchSize := fs.Int("batch-size", 1000, "with --batch: messages per request (at most the namespace's max_batch)")
+	batchBytes := fs.Int("batch-bytes", 1<<20, "with --batch: most bytes per request (at most the namespace's max_batch_body)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
+	}
+	if *batch {
+		switch {
+		case len(pos) < 1 || len(pos) > 2:
+			return usageErr("publish --batch wants NS [ROOM], got %d arguments", len(pos))
+		case *key != "" || *volatile:
+			return usageErr("--id and --volatile are per message with --batch: put \"id\" in a line; a batch is stored")
+		case *batchSize < 1 || *batchBytes < 64:
+			return usageErr("--batch-size must be at least 1, --batch-bytes at least 64")
+		}
+		room := ""
+		if len(pos) == 2 {
+			room = pos[1]
+		}
+		return cliPublishBatch(ctx, cfg, pos[0], room, stdin, *batchSize, *batchBytes)
 	}
 	if len(pos) < 3 || len(pos) > 4 {
 		return usageErr("publish wants NS ROOM EVENT [DATA|-], got %d arguments", len(pos))
@@ -281,6 +303,9 @@ func cliPublish(ctx context.Context, cfg *cliConfig, args []string, getenv func(
 	if *key != "" {
 		req.Id = key
 	}
+	if *volatile {
+		req.Volatile = volatile
+	}
 	cl, err := cfg.client()
 	if err != nil {
 		return err
@@ -288,6 +313,10 @@ func cliPublish(ctx context.Context, cfg *cliConfig, args []string, getenv func(
 	resp, err := cl.PublishToRoomWithResponse(ctx, ns, room, req)
 	if resp == nil {
 		return answerErr("publish", 0, nil, nil, err, http.StatusAccepted)
+	}
+	if *volatile {
+		// 204: on its way to the connections live now; nothing to print.
+		return answerErr("publish", resp.StatusCode(), resp.HTTPResponse.Header, resp.Body, err, http.StatusNoContent)
 	}
 	if err := answerErr("publish", resp.StatusCode(), resp.HTTPResponse.Header, resp.Body, err, http.StatusAccepted); err != nil {
 		return err
@@ -402,7 +431,7 @@ func cliSubscribe(ctx context.Context, cfg *cliConfig, args []string, getenv fun
 		switch {
 		case ev.Connected != nil:
 			connected, connToken = true, ev.Connected.Token
-		case ev.Reset != nil, ev.Revoked != nil, ev.End != nil:
+		case ev.Reset != nil, ev.Revoked != nil, ev.End != nil, ev.Volatile != nil:
 		case ev.Message == nil:
 			return nil // reserved events this server does not send
 		}
@@ -477,28 +506,37 @@ func printHuman(cfg *cliConfig, ev client.Event) {
 		fmt.Fprintf(cfg.stderr, "revoked: delivery of %s (%s)\n", ev.Revoked.Id, ev.Revoked.Reason)
 	case ev.End != nil:
 		fmt.Fprintf(cfg.stderr, "the server ended the stream: %s\n", ev.End.Reason)
+	case ev.Volatile != nil:
+		// Its target and sender, as for a message; "-" where the id goes.
+		v := ev.Volatile
+		m := &client.Envelope{Room: v.Room, Rooms: v.Rooms, To: v.To, From: v.From, Event: v.Event, Data: v.Data}
+		printMessage(cfg, "-", m, " volatile")
 	case ev.Message != nil:
-		m := ev.Message
-		target := "*"
-		switch {
-		case m.Room != nil:
-			target = "#" + *m.Room
-		case m.Rooms != nil:
-			target = "#" + strings.Join(*m.Rooms, ",#")
-		case m.To != nil:
-			target = "@" + *m.To
-		}
-		var extra string
-		if m.From != nil {
-			extra += " from " + *m.From
-		}
-		if m.Delivery != nil {
-			extra += fmt.Sprintf(" delivery %d", *m.Delivery)
-		}
-		data := "null"
-		if b, err := json.Marshal(m.Data); err == nil {
-			data = string(b)
-		}
-		fmt.Fprintf(cfg.stdout, "%s %s %s%s %s\n", m.Id, target, m.Event, extra, data)
+		printMessage(cfg, ev.Message.Id, ev.Message, "")
 	}
+}
+
+// printMessage prints a message line: id, target, event, extra words, data.
+func printMessage(cfg *cliConfig, id string, m *client.Envelope, kind string) {
+	target := "*"
+	switch {
+	case m.Room != nil:
+		target = "#" + *m.Room
+	case m.Rooms != nil:
+		target = "#" + strings.Join(*m.Rooms, ",#")
+	case m.To != nil:
+		target = "@" + *m.To
+	}
+	var extra string
+	if m.From != nil {
+		extra += " from " + *m.From
+	}
+	if m.Delivery != nil {
+		extra += fmt.Sprintf(" delivery %d", *m.Delivery)
+	}
+	data := "null"
+	if b, err := json.Marshal(m.Data); err == nil {
+		data = string(b)
+	}
+	fmt.Fprintf(cfg.stdout, "%s %s %s%s%s %s\n", id, target, m.Event, kind, extra, data)
 }

@@ -339,6 +339,23 @@ func TestClientOperations(t *testing.T) {
 		if env := b.message("private"); env.To == nil || *env.To != bc.Id {
 			t.Errorf("direct message %+v", env)
 		}
+		// A batch: one result per message, in order (to a room nobody is
+		// in, so that the lobby's history checked below is unchanged).
+		bt, err := cl.PublishBatchWithResponse(ctx, ns, client.BatchRequest{Messages: []client.BatchMessage{
+			{Event: "b1", Rooms: &[]string{"elsewhere"}}, {Event: "connected"}, {Event: "b3", Rooms: &[]string{"elsewhere"}, Id: ptr("k-b3")}}})
+		clientStatus(t, "publishBatch", bt.StatusCode(), bt.Body, err, 200)
+		if r := bt.JSON200.Results; len(r) != 3 || r[0].Id == nil || r[1].Error == nil || r[1].Error.Status != 400 || r[2].Id == nil ||
+			e2eSeq(t, *r[2].Id) <= e2eSeq(t, *r[0].Id) {
+			t.Errorf("batch results %s: want an id, a 400 problem, a later id", bt.Body)
+		}
+		// A volatile message: 204, and on the streams a Volatile event.
+		v, err := cl.PublishToRoomWithResponse(ctx, ns, "lobby", client.RoomPublishRequest{Event: "typing", Volatile: ptr(true)})
+		clientStatus(t, "volatile publish", v.StatusCode(), v.Body, err, 204)
+		for _, sub := range []*clientSub{a, b} {
+			if ev := sub.next(); ev.Volatile == nil || ev.Message != nil || ev.Volatile.Event != "typing" || ev.Volatile.Room == nil || *ev.Volatile.Room != "lobby" {
+				t.Errorf("volatile event %q %s: want Volatile set", ev.Name, ev.Data)
+			}
+		}
 		// Refusals come back typed.
 		bad, err := cl.PublishWithResponse(ctx, ns, client.PublishRequest{Event: "connected"})
 		clientStatus(t, "reserved event", bad.StatusCode(), bad.Body, err, 400)

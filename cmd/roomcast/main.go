@@ -174,7 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return fmt.Errorf("namespace %s: %w", n.Name, err)
 		}
-		nsAPI = append(nsAPI, api.Namespace{Name: n.Name, MaxBody: n.MaxBody, Security: sec})
+		nsAPI = append(nsAPI, api.Namespace{Name: n.Name, MaxBody: n.MaxBody, MaxBatch: n.MaxBatch, MaxBatchBody: n.MaxBatchBody, Security: sec})
 	}
 	// Live sessions are saved as connections open, join and leave, and
 	// refreshed, so that their clients resume after a crash or elsewhere.

@@ -98,6 +98,8 @@ type Config struct {
 type Namespace struct {
 	Name            string
 	MaxBody         int64
+	MaxBatch        int
+	MaxBatchBody    int64
 	RecoveryWindow  time.Duration
 	MaxRoomsPerConn int
 	HistoryLimit    int
@@ -168,7 +170,7 @@ func Default() Config {
 		WebhookWorkers: wh.Workers, WebhookQueueSize: wh.QueueSize, WebhookMaxPending: out.MaxPending, WebhookMaxAge: out.MaxAge,
 		WebhookNodeTTL: occ.NodeTTL,
 		Defaults: Namespace{
-			MaxBody: 64 << 10, RecoveryWindow: ns.RecoveryWindow, MaxRoomsPerConn: ns.MaxRoomsPerConn, HistoryLimit: ns.HistoryLimit,
+			MaxBody: 64 << 10, MaxBatch: 1000, MaxBatchBody: 1 << 20, RecoveryWindow: ns.RecoveryWindow, MaxRoomsPerConn: ns.MaxRoomsPerConn, HistoryLimit: ns.HistoryLimit,
 			MaxAge: ret.MaxAge, MaxBytes: ret.MaxBytes, MaxMsgsPerRoom: ret.MaxMsgsPerRoom, DedupeWindow: ret.Dedupe,
 			GroupAckWait: grp.AckWait, GroupMaxDeliver: grp.MaxDeliver, GroupMaxInFlight: grp.MaxInFlight,
 			Auth: "open", JWTLeeway: 30 * time.Second, WebhookDebounce: webhook.DefaultDebounce,
@@ -223,6 +225,8 @@ var settings = []setting{
 	{name: "idle-timeout", usage: "an idle keep-alive connection (HTTP/1.1 or HTTP/2) is closed after this", global: func(c *Config) any { return &c.IdleTimeout }},
 	{name: "max-header-bytes", usage: "largest request line and headers (431 problem+json beyond; HTTP/2 advertises it as SETTINGS_MAX_HEADER_LIST_SIZE)", global: func(c *Config) any { return &c.MaxHeaderBytes }},
 	{name: "max-body", usage: "largest request body in bytes (413 beyond)", ns: func(n *Namespace) any { return &n.MaxBody }},
+	{name: "max-batch", usage: "most messages one batch publish (POST /ns/{ns}/messages/batch) carries (400 beyond)", ns: func(n *Namespace) any { return &n.MaxBatch }},
+	{name: "max-batch-body", usage: "largest body of a batch publish in bytes (413 beyond; each message is also held to max-body)", ns: func(n *Namespace) any { return &n.MaxBatchBody }},
 	{name: "recovery-window", usage: "how long a disconnected connection's id and rooms are kept for resume", ns: func(n *Namespace) any { return &n.RecoveryWindow }},
 	{name: "max-rooms-per-conn", usage: "rooms one connection may be in", ns: func(n *Namespace) any { return &n.MaxRoomsPerConn }},
 	{name: "history-limit", usage: "most messages one history page returns", ns: func(n *Namespace) any { return &n.HistoryLimit }},
@@ -665,6 +669,9 @@ func (c Config) validate() error {
 		}
 		if n.GroupAckWait < 100*time.Millisecond || n.GroupMaxDeliver < 1 || n.GroupMaxInFlight < 1 {
 			errs = append(errs, fmt.Errorf("namespace %q: group-ack-wait must be at least 100ms, group-max-deliver and group-max-in-flight at least 1", n.Name))
+		}
+		if n.MaxBatch < 1 || n.MaxBatchBody < 64 {
+			errs = append(errs, fmt.Errorf("namespace %q: max-batch must be at least 1, max-batch-body at least 64", n.Name))
 		}
 		if n.MaxBody < 64 || n.RecoveryWindow <= 0 || n.MaxRoomsPerConn < 1 || n.HistoryLimit < 1 || n.MaxAge <= 0 || n.MaxBytes <= 0 || n.DedupeWindow <= 0 || n.MaxMsgsPerRoom == 0 || n.MaxMsgsPerRoom < -1 {
 			errs = append(errs, fmt.Errorf("namespace %q: limits must be positive (max-msgs-per-room may be -1), max-body at least 64", n.Name))

@@ -81,6 +81,8 @@ func TestLoad(t *testing.T) {
 			want: func(c *Config) {
 				c.Defaults.MaxBody, c.Defaults.MaxBytes, c.Defaults.MaxMsgsPerRoom = 64<<10, 3<<20, -1
 			}},
+		{name: "batch bounds", file: "max_batch: 10\nmax_batch_body: 2KiB\n", args: []string{"--max-batch", "20"},
+			want: func(c *Config) { c.Defaults.MaxBatch, c.Defaults.MaxBatchBody = 20, 2<<10 }},
 		{name: "byte sizes in the file", file: "max_bytes: 2GiB\nmax_body: 100000\n",
 			want: func(c *Config) { c.Defaults.MaxBytes, c.Defaults.MaxBody = 2<<30, 100000 }},
 		{name: "per-namespace overrides",
@@ -229,6 +231,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad byte size unit", args: []string{"--max-body", "64KB"}, wantErr: "--max-body"},
 		{name: "fractional byte size", args: []string{"--max-body", "1.5MiB"}, wantErr: "--max-body"},
 		{name: "max-body under 64", args: []string{"--max-body", "10"}, wantErr: "max-body"},
+		{name: "max-batch zero", args: []string{"--max-batch", "0"}, wantErr: "max-batch"},
 		{name: "max-msgs-per-room zero", args: []string{"--max-msgs-per-room", "0"}, wantErr: "max-msgs-per-room"},
 		{name: "bad namespace name with a dot", file: "namespaces:\n  - name: a.b\n", wantErr: "a.b"},
 		{name: "bad namespace name with a wildcard", file: "namespaces:\n  - name: \"*\"\n", wantErr: "*"},

@@ -210,6 +210,13 @@ func TestDiskReserveRefusesBeforeAWriteFails(t *testing.T) {
 	if err := rig.e.Ready(context.Background()); !errors.Is(err, hub.ErrUnavailable) || !strings.Contains(err.Error(), "reserve") {
 		t.Fatalf("Ready under the reserve: %v, want ErrUnavailable naming the reserve", err)
 	}
+	// A batch is refused the same way, every message of it, without trying.
+	batch := []*hub.Outgoing{{Event: "e", Rooms: []string{"r"}, Body: []byte(`{"b":1}`)}, {Event: "e", Rooms: []string{"r"}, Body: []byte(`{"b":2}`)}}
+	for i, st := range rig.e.PublishBatch(context.Background(), "n", batch) {
+		if !errors.Is(st.Err, hub.ErrStorageFull) {
+			t.Fatalf("batch message %d under the reserve: %+v, want ErrStorageFull", i, st)
+		}
+	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}

@@ -100,6 +100,8 @@ type Engine struct {
 	// server (disk.go), then replaced: pulls in flight end at once instead
 	// of waiting for a heartbeat that will never come.
 	restarted chan struct{}
+
+	batch batchPublisher // PublishBatch's JetStream context (batch.go)
 }
 
 type nsStream struct {

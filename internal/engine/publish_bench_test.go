@@ -70,3 +70,61 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkPublishBatch: the engine's share of a batch publish — batches of
+// 100 messages like BenchmarkPublish's (PublishBatch: async publishes
+// pipelined, then every ack awaited) from 8 goroutines, each message read
+// back by the live consumer. An op is one message: 1e9 / ns/op is the
+// engine's messages/s, cpu-µs/op the process's CPU per message (the bench's
+// `batch` scenario without HTTP; BENCHMARKS.md, target 5).
+func BenchmarkPublishBatch(b *testing.B) {
+	ctx := context.Background()
+	e := open(b, Config{})
+	st, err := e.OpenNamespace(ctx, "bench", hub.Retention{MaxMsgsPerRoom: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var applied atomic.Int64
+	if err := e.Follow(ctx, "bench", st.Last, func(*hub.Message) { applied.Add(1) }); err != nil {
+		b.Fatal(err)
+	}
+	const size = 100
+	batch := make([]*hub.Outgoing, size)
+	for i := range batch {
+		o := &hub.Outgoing{Rooms: []string{"room"}, Event: "e", Data: []byte(`{"n":1,"pad":"` + strings.Repeat("x", 78) + `"}`)}
+		if o.Body, err = hub.EncodeBody("bench", o, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		batch[i] = o
+	}
+	b.SetParallelism(max(1, 8/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	var sent atomic.Int64
+	cpu0 := cpuTime(b)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		n := 0
+		for pb.Next() {
+			if n++; n < size {
+				continue // one op per message: a batch every size ops
+			}
+			n = 0
+			for _, s := range e.PublishBatch(ctx, "bench", batch) {
+				if s.Err != nil {
+					b.Error(s.Err)
+					return
+				}
+			}
+			sent.Add(size)
+		}
+	})
+	want := sent.Load()
+	for deadline := time.Now().Add(10 * time.Second); applied.Load() < want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	if got := applied.Load(); got < want {
+		b.Fatalf("live consumer applied %d of %d", got, want)
+	}
+}

@@ -20,6 +20,7 @@ import (
 //	rc.<ns>.c.<conn>     a direct message to one connection
 //	rc.<ns>.g.<consumer> a dead letter replayed to one consumer group
 //	rc.<ns>.v            a void: a sequence number whose message the store lost (disk.go)
+//	rcv.<ns>.<kind>      a volatile message (core NATS, in no stream); <kind> as under rc.<ns>
 //	dead.<ns>.<consumer> a consumer group's dead letters (stream roomcast_dead)
 //	rcctl.<ns>.<op>      a control request between nodes (core NATS)
 //	rcwh.out.<endpoint>  a webhook to send (stream roomcast-webhooks, outbox.go)
@@ -30,6 +31,7 @@ import (
 
 const (
 	subjectRoot  = "rc."
+	volatileRoot = "rcv."
 	controlRoot  = "rcctl."
 	deadRoot     = "dead."
 	deadStream   = "roomcast_dead"
@@ -51,6 +53,14 @@ func connSubject(ns string, c hub.ConnID) string {
 }
 func groupSubject(ns, consumer string) string { return subjectRoot + ns + ".g." + consumer }
 func voidSubject(ns string) string            { return subjectRoot + ns + ".v" }
+
+// volatileSubject is where volatile o is sent: rcv. in place of rc.
+func volatileSubject(ns string, o *hub.Outgoing) string {
+	return volatileRoot + strings.TrimPrefix(subjectOf(ns, o), subjectRoot)
+}
+
+// volatileAll is what a node subscribes to for ns's volatile messages.
+func volatileAll(ns string) string { return volatileRoot + ns + ".>" }
 
 // deadSubject is the subject of consumer's dead letters in ns (consumer ">":
 // all of ns's).

@@ -7,7 +7,11 @@
 // that). Its seams, each documented where it is declared:
 //   - Log (log.go): the durable ordered store and its live feed; the engine
 //     implements it, hubtest.MemLog fakes it, hubtest.RunLog holds both to
-//     the contract.
+//     the contract. Two optional capabilities of a Log, each with its
+//     conformance suite: BatchLog (batch.go: several messages in one round
+//     trip, Namespace.PublishBatch) and VolatileLog (volatile.go: messages
+//     delivered live on every node and never stored,
+//     Namespace.PublishVolatile).
 //   - Sessions (log.go): where restorable connections are kept.
 //   - Queue and GroupAdmin (groups.go): the engine side of consumer groups.
 //   - Bus (connections.go): other nodes, for operations on their
@@ -36,6 +40,9 @@
 //     connection is a non-blocking enqueue (Sink.Send); a full queue closes
 //     that connection (ErrSlowConsumer) and it resumes with Last-Event-ID.
 //   - The Log's Follow calls apply in sequence order, one message at a time.
+//     A VolatileLog's feed calls applyVolatile from its own goroutine,
+//     concurrently with apply: both hold the namespace lock for reading,
+//     and a volatile delivery takes the connection's lock like any other.
 //   - A group's lock (group.mu) and the namespace's group registry lock
 //     (gmu) are never held with the namespace lock, nor while waiting for
 //     the engine.

@@ -182,6 +182,12 @@ func (h *Hub) AddNamespace(ctx context.Context, name string, cfg NamespaceConfig
 		h.mu.Unlock()
 		return nil, fmt.Errorf("namespace %s: follow: %w", name, err)
 	}
+	if err := ns.followVolatile(ctx); err != nil {
+		h.mu.Lock()
+		delete(h.namespaces, name)
+		h.mu.Unlock()
+		return nil, fmt.Errorf("namespace %s: follow volatile messages: %w", name, err)
+	}
 	return ns, nil
 }
 

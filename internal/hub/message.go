@@ -126,6 +126,8 @@ type Envelope struct {
 	AckID       string `json:"ack_id,omitempty"`
 	Delivery    uint64 `json:"delivery,omitempty"`
 	AckDeadline string `json:"ack_deadline,omitempty"`
+	// Volatile messages only (they have no ID: they are never stored).
+	Volatile bool `json:"volatile,omitempty"`
 }
 
 // Outgoing is a message to publish, before the log gives it a position.
@@ -142,6 +144,9 @@ type Outgoing struct {
 	// letter's announcement): room subscribers receive it, consumer groups
 	// never do.
 	Notice bool
+	// Volatile marks a message delivered live only, never stored
+	// (Namespace.PublishVolatile): its envelope says so, and has no id.
+	Volatile bool
 	// Body is the envelope without its id, filled by Namespace.Publish.
 	Body []byte
 }
@@ -149,7 +154,7 @@ type Outgoing struct {
 // EncodeBody encodes the envelope of o without the "id" member: the id is
 // only known once the log has stored the message (WithID adds it).
 func EncodeBody(ns string, o *Outgoing, ts time.Time) ([]byte, error) {
-	env := Envelope{NS: ns, To: string(o.To), Event: o.Event, TS: ts.UTC().Format(time.RFC3339Nano), Data: o.Data}
+	env := Envelope{NS: ns, To: string(o.To), Event: o.Event, TS: ts.UTC().Format(time.RFC3339Nano), Data: o.Data, Volatile: o.Volatile}
 	if len(o.Rooms) == 1 {
 		env.Room = &o.Rooms[0]
 	} else if len(o.Rooms) > 1 {

@@ -49,39 +49,48 @@ func (ns *Namespace) position(seq uint64) Position { return Position{Epoch: ns.e
 // apply fans m out to the local connections that are to receive it. The
 // Log's Follow calls it in sequence order from a single goroutine.
 func (ns *Namespace) apply(m *Message) {
-	n := 0
 	ns.mu.RLock()
-	switch {
-	case m.GroupOnly:
-	case m.To != "":
-		if c := ns.conns[m.To]; c != nil && !excluded(c.ID, c.rooms, m.Except) {
-			c.deliver(m)
-			n++
-		}
-	case len(m.Rooms) > 0:
-		for i, r := range m.Rooms {
-			for c := range ns.rooms[r] {
-				if inAny(c.rooms, m.Rooms[:i]) || excluded(c.ID, c.rooms, m.Except) {
-					continue // got it through an earlier room, or excluded
-				}
-				c.deliver(m)
-				n++
-			}
-		}
-	default:
-		for _, c := range ns.conns {
-			if !excluded(c.ID, c.rooms, m.Except) {
-				c.deliver(m)
-				n++
-			}
-		}
-	}
+	n := ns.fanout(m, (*Conn).deliver)
 	ns.applied.Store(m.Pos.Seq)
 	ns.mu.RUnlock()
 	if m.Notice {
 		ns.noticeGroups(m)
 	}
 	ns.cfg.Metrics.FannedOut(n, time.Since(m.Time))
+}
+
+// fanout calls send once for every local connection m is addressed to
+// (live addressing: room members now, whatever the sequence they joined
+// at) and returns how many it called it for. Called with ns.mu held for
+// reading.
+func (ns *Namespace) fanout(m *Message, send func(*Conn, *Message)) int {
+	n := 0
+	switch {
+	case m.GroupOnly:
+	case m.To != "":
+		if c := ns.conns[m.To]; c != nil && !excluded(c.ID, c.rooms, m.Except) {
+			send(c, m)
+			n++
+		}
+	case len(m.Rooms) > 0:
+		for i, r := range m.Rooms {
+			for c := range ns.rooms[r] {
+				if i > 0 && inAny(c.rooms, m.Rooms[:i]) || len(m.Except) > 0 && excluded(c.ID, c.rooms, m.Except) {
+					continue // got it through an earlier room, or excluded
+				}
+				send(c, m)
+				n++
+			}
+		}
+	default:
+		for _, c := range ns.conns {
+			if len(m.Except) == 0 || !excluded(c.ID, c.rooms, m.Except) {
+				send(c, m)
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func inAny(rooms map[string]uint64, names []string) bool {
@@ -271,26 +280,35 @@ func (ns *Namespace) LocalCounts() (conns, rooms int) {
 // Publish validates o, encodes its envelope once and stores it. The message
 // reaches connections when the log's live feed hands it to every node.
 func (ns *Namespace) Publish(ctx context.Context, o *Outgoing) (Position, bool, error) {
-	if err := ValidEvent(o.Event); err != nil {
+	if err := prepare(o); err != nil {
 		return Position{}, false, err
+	}
+	return ns.store(ctx, o)
+}
+
+// prepare checks a message from a publisher (Publish, PublishBatch,
+// PublishVolatile) and normalizes its target lists.
+func prepare(o *Outgoing) error {
+	if err := ValidEvent(o.Event); err != nil {
+		return err
 	}
 	for _, r := range o.Rooms {
 		if !ValidRoom(r) {
-			return Position{}, false, fmt.Errorf("room %q: %w", clip(r), ErrInvalid)
+			return fmt.Errorf("room %q: %w", clip(r), ErrInvalid)
 		}
 	}
 	for _, e := range o.Except {
 		if !ValidRoom(e) {
-			return Position{}, false, fmt.Errorf("except %q: %w", clip(e), ErrInvalid)
+			return fmt.Errorf("except %q: %w", clip(e), ErrInvalid)
 		}
 	}
 	if o.To != "" && !ValidConnID(string(o.To)) {
-		return Position{}, false, fmt.Errorf("connection %q: %w", clip(string(o.To)), ErrInvalid)
+		return fmt.Errorf("connection %q: %w", clip(string(o.To)), ErrInvalid)
 	}
 	o.Notice = false // only the server's own notices
 	o.Rooms = dedupe(o.Rooms)
 	o.Except = dedupe(o.Except)
-	return ns.store(ctx, o)
+	return nil
 }
 
 // store encodes o's envelope and stores it.

@@ -188,6 +188,20 @@ async function main() {
     const dup = await call(P, { method: "POST", path: `${ns}/rooms/${room}/messages`, token: me.token, body: { event: "chat message", data: 1, id: "key-1" }, want: 202 });
     if (dup.json?.duplicate !== true || dup.json?.id !== pub.json?.id) failures.push(`idempotent retry: ${dup.text}, want ${pub.text} and duplicate`);
     await call(P, { method: "POST", path: `${ns}/connections/${me.id}/messages`, body: { event: "private", data: [1, "two"] }, want: 202 });
+    // Volatile (204, no body) and batch publishes: a batch whose messages are
+    // all valid, and one with an invalid message (answered 200 with that
+    // message's problem; the request itself breaks the spec).
+    await call(P, { method: "POST", path: `${ns}/rooms/${room}/messages`, body: { event: "typing", data: { on: true }, volatile: true }, want: 204 });
+    await call(P, { method: "POST", path: `${ns}/messages`, body: { event: "cursor", volatile: true }, want: 204 });
+    await call(P, { method: "POST", path: `${ns}/rooms/${room}/messages`, body: { event: "typing", volatile: true, id: "k" }, want: 400 });
+    const batch = await call(P, {
+      method: "POST", path: `${ns}/messages/batch`, token: me.token,
+      body: { messages: [{ event: "chat message", data: { n: 1 }, rooms: [room], id: "batch-1" }, { event: "announcement" }] }, want: 200,
+    });
+    if (batch.json?.results?.length !== 2 || !batch.json.results.every((r) => r.id)) failures.push(`batch: ${batch.text}`);
+    await call(P, { method: "POST", path: `${ns}/messages/batch`, body: { messages: [{ event: "ok", rooms: [room] }, { data: 1 }] }, want: 200, badRequest: true });
+    await call(P, { method: "POST", path: `${ns}/messages/batch`, body: { messages: [] }, want: 400, badRequest: true });
+    await call(P, { method: "POST", path: `${ns}/messages/batch`, body: { messages: [{ event: "x" }], rooms: [room] }, want: 400, badRequest: true });
     // Requests that break the spec's rules: refused by the server, flagged by Prism.
     await call(P, { method: "POST", path: `${ns}/messages`, body: { event: 123 }, want: 400, badRequest: true });
     await call(P, { method: "POST", path: `${ns}/messages`, body: { event: "x", room: "lobby" }, want: 400, badRequest: true });

@@ -3,14 +3,16 @@
 // openapi-fetch, so that tsc checks every path, parameter, body and answer
 // against the spec. Against a live server (ROOMCAST_SERVER) it opens a
 // connection, joins a room, publishes to it, receives the message on the
-// stream and reads it back from the history; it exits 1 at the first
-// surprise. `make ts-client` runs it against a server it starts.
+// stream, sends a volatile message and a batch, and reads the stored ones
+// back from the history; it exits 1 at the first surprise. `make ts-client` runs it against a server it starts.
 
 import createClient from "openapi-fetch";
 import type { components, paths } from "./schema.js";
 
 type Connected = components["schemas"]["Connected"];
 type Envelope = components["schemas"]["Envelope"];
+type VolatileEnvelope = components["schemas"]["VolatileEnvelope"];
+type BatchResult = components["schemas"]["BatchResult"];
 type Problem = components["schemas"]["Problem"];
 
 const server = process.env.ROOMCAST_SERVER ?? "http://localhost:8080";
@@ -108,6 +110,39 @@ async function main(): Promise<void> {
   check(got.event === "chat message" && got.id.startsWith(`${id}.`), "the message on the stream", got);
   check(env.id === id && env.room === room && env.from === me.id, "its envelope", env);
   check(JSON.stringify(env.data) === JSON.stringify({ text }), "its data", env.data);
+
+  // A volatile message (socket.volatile.emit): 204, no id; on the stream its
+  // id is the connection's position, unchanged.
+  const typing = await api.POST("/ns/{ns}/rooms/{room}/messages", {
+    params: { path: { ns, room } },
+    body: { event: "typing", data: { typing: true }, volatile: true },
+  });
+  check(typing.response.status === 204, "volatile publish", typing.error);
+  const vol = await next();
+  const venv = JSON.parse(vol.data) as VolatileEnvelope;
+  check(vol.event === "typing" && vol.id === got.id, "the volatile message on the stream", vol);
+  check(venv.volatile && !("id" in venv) && venv.room === room, "its envelope", venv);
+
+  // A batch: stored in order, one result per message.
+  const batch = await api.POST("/ns/{ns}/messages/batch", {
+    params: { path: { ns } },
+    body: {
+      messages: [
+        { event: "chat message", data: { n: 1 }, rooms: [room] },
+        { event: "", rooms: [room] },
+        { event: "chat message", data: { n: 2 }, rooms: [room] },
+      ],
+    },
+  });
+  check(batch.data !== undefined, "batch publish", batch.error);
+  const results: BatchResult[] = batch.data.results;
+  check(results.length === 3 && results[1]?.error?.status === 400, "the batch's results", results);
+  const [b1, b2] = [results[0]?.id, results[2]?.id];
+  check(b1 !== undefined && b2 !== undefined, "the batch's ids", results);
+  for (const want of [b1, b2]) {
+    const ev = await next();
+    check(ev.id.startsWith(`${want}.`), "a batch message on the stream", { want, got: ev });
+  }
   stream.abort();
 
   // History: the same message, typed.
@@ -117,9 +152,11 @@ async function main(): Promise<void> {
   });
   check(history.data !== undefined, "history", history.error);
   const last: Envelope | undefined = history.data.messages.at(-1);
-  check(history.data.last === id && last?.id === id && last.event === "chat message", "the history's last message", history.data);
+  const ids = history.data.messages.map((m: Envelope) => m.id);
+  check(JSON.stringify(ids) === JSON.stringify([id, b1, b2]) && history.data.last === b2 && last?.event === "chat message",
+    "the history: the message and the batch, not the volatile one", history.data);
 
-  console.log(`ok: connection ${me.id} joined ${room}, published ${id}, received it and found it in the history`);
+  console.log(`ok: connection ${me.id} joined ${room}, published ${id}, received it, a volatile message and a batch (${b1}, ${b2}), and found the stored ones in the history`);
 }
 
 main().catch((err: unknown) => {

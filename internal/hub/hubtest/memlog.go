@@ -27,6 +27,11 @@ type MemLog struct {
 
 	mu  sync.Mutex
 	nss map[string]*memNS
+
+	// The volatile feeds (capabilities.go), by namespace; vmu also makes
+	// them one message at a time, as a subscription's goroutine does.
+	vmu       sync.Mutex
+	volatiles map[string]func(*hub.Message)
 }
 
 type memNS struct {
