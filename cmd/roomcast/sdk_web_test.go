@@ -27,14 +27,15 @@ import (
 // records what sockets and groups receive, for the test to read.
 //
 //	open(name, url, opts, events) connects window[name] and records, per
-//	  event, got[name][event] = [{n, id, from, room, rooms}] of messages and
+//	  event, got[name][event] = [{n, id, from, room, rooms, v}] of messages (v:
+//	  the envelope says volatile) and
 //	  states[name] = [[event, detail]] of connection events.
 const sdkHarness = `window.rcReady = import("/sdk/roomcast.js").then((m) => {
   window.rc = m;
   window.got = {};
   window.states = {};
   window.rec = (name, event) => (d, env) => {
-    ((got[name] ||= {})[event] ||= []).push({n: d && d.n, id: env.id, from: env.from, room: env.room, rooms: env.rooms || null});
+    ((got[name] ||= {})[event] ||= []).push({n: d && d.n, id: env.id, from: env.from, room: env.room, rooms: env.rooms || null, v: env.volatile === true});
   };
   window.open1 = (name, url, opts, events) => {
     const s = m.connect(url, opts);
