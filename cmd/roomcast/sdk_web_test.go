@@ -719,6 +719,24 @@ func TestWebChatTabsShareOneConnection(t *testing.T) {
 	for _, tb := range []*tab{one, two, bob} {
 		exactlyOnce(t, tb, "lobby", "typed in the first tab", "marker")
 	}
+
+	// Typing is volatile: bob's shows in both of alice's tabs (through the
+	// leader); alice's shows at bob's, and not in her other tab (the same
+	// connection: herself), which gets it relayed by the sending tab.
+	typing := `document.querySelector("#typing").textContent`
+	bob.do(chromedp.SendKeys(chromedp.CSS("#text"), "an answer"))
+	one.wait("bob's typing indicator", typing+` === "bob is typing…"`)
+	two.wait("bob's typing indicator", typing+` === "bob is typing…"`)
+	before := two.evalInt(`window.roomcastChat.stats.received.lobby || 0`)
+	one.do(chromedp.SendKeys(chromedp.CSS("#text"), "a question"))
+	bob.wait("alice's typing indicator", typing+` === "alice is typing…"`)
+	two.wait("alice's typing relayed to her other tab", fmt.Sprintf(`window.roomcastChat.stats.received.lobby > %d`, before))
+	if got := two.evalString(typing); got != "bob is typing…" && got != "" {
+		t.Errorf("alice's second tab shows %q, want bob's typing or nothing (not her own)", got)
+	}
+	if ev := historyEvents(t, s, "lobby"); slices.Contains(ev, "typing") {
+		t.Errorf("lobby's history holds %q: want no typing event", ev)
+	}
 }
 
 // TestSDKLeases: a job's lease through the SDK, on a group with a 2 s ack
