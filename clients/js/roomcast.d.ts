@@ -3,8 +3,8 @@
 /** Any JSON value: a message's data. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
-/** A message as delivered (the `data:` of an SSE event, and the history's items). */
-export interface Envelope<T = Json> {
+/** A stored message as delivered (the `data:` of an SSE event, and the history's items). */
+export interface StoredEnvelope<T = Json> {
   /** `<epoch>-<sequence>`: grows within a namespace. */
   id: string;
   ns: string;
@@ -25,7 +25,36 @@ export interface Envelope<T = Json> {
   delivery?: number;
   /** Group deliveries only: when the lease ends (RFC 3339, the server's clock). */
   ack_deadline?: string;
+  volatile?: undefined;
 }
+
+/**
+ * A volatile message as delivered (sent with `socket.volatile…emit`): live only, never stored, so
+ * it has no id, is never replayed and is not in the history.
+ */
+export interface VolatileEnvelope<T = Json> {
+  id?: undefined;
+  ns: string;
+  /** The target room of a one-room message, otherwise null. */
+  room: string | null;
+  /** The target rooms of a message to several rooms. */
+  rooms?: string[];
+  /** The target connection of a direct message. */
+  to?: string;
+  event: string;
+  /** The public id of the sending connection, null for an anonymous publish. */
+  from: string | null;
+  /** When the server accepted the message (RFC 3339); relayed by a sibling tab: that tab's clock. */
+  ts: string;
+  data: T;
+  volatile: true;
+}
+
+/**
+ * What a handler of an application event gets: a stored message, or a volatile one (`volatile:
+ * true`, no `id`); `if (env.volatile)` tells them apart.
+ */
+export type Envelope<T = Json> = StoredEnvelope<T> | VolatileEnvelope<T>;
 
 /** The `data` of a `dead_letter` notice: a consumer group parked a message of the room. */
 export interface DeadLetterNotice {
@@ -163,7 +192,40 @@ export interface BroadcastOperator {
   to(room: string | string[]): BroadcastOperator;
   in(room: string | string[]): BroadcastOperator;
   except(roomOrConnection: string | string[]): BroadcastOperator;
+  /** The same target, volatile (see VolatileOperator). */
+  readonly volatile: VolatileOperator;
   emit<T = Json>(event: string, data?: T, options?: EmitOptions): Promise<Published>;
+}
+
+/**
+ * A target of a volatile emit (Socket.IO's `socket.volatile`): sent at once if the socket is
+ * connected, dropped if not — never queued, never retried, never stored, no idempotency id.
+ */
+export interface VolatileOperator {
+  to(room: string | string[]): VolatileOperator;
+  in(room: string | string[]): VolatileOperator;
+  except(roomOrConnection: string | string[]): VolatileOperator;
+  /**
+   * Resolves true once the server took it (204), false when it was dropped (not connected, or a
+   * failure a retry could cure: no network, 401, 408, 429, 5xx); rejects with ApiError when refused
+   * (400, 403, 404, 413).
+   */
+  emit<T = Json>(event: string, data?: T): Promise<boolean>;
+}
+
+/** `socket.volatile`: a volatile emit to the namespace, or narrowed down. */
+export interface VolatileSocket extends VolatileOperator {
+  /** Everyone but this socket. */
+  readonly broadcast: VolatileOperator;
+  /** One connection by its public id. */
+  direct(connectionId: string): VolatileOperator;
+}
+
+/** `socket.direct(id)`: an emit to one connection. */
+export interface DirectOperator {
+  emit<T = Json>(event: string, data?: T, options?: EmitOptions): Promise<Published>;
+  /** The same target, volatile (see VolatileOperator). */
+  readonly volatile: { emit<T = Json>(event: string, data?: T): Promise<boolean> };
 }
 
 export type SocketState = "connecting" | "connected" | "reconnecting" | "disconnected";
@@ -203,8 +265,10 @@ export class Socket {
   except(roomOrConnection: string | string[]): BroadcastOperator;
   /** Emit to everyone but this socket. */
   readonly broadcast: BroadcastOperator;
+  /** Emit live only (typing indicators, cursors): sent now or dropped, never stored (VolatileOperator). */
+  readonly volatile: VolatileSocket;
   /** Emit to one connection by its public id. */
-  direct(connectionId: string): { emit<T = Json>(event: string, data?: T, options?: EmitOptions): Promise<Published> };
+  direct(connectionId: string): DirectOperator;
 
   join(room: string | string[]): Promise<unknown>;
   leave(room: string | string[]): Promise<unknown>;
@@ -225,7 +289,7 @@ export interface GroupEvents {
   reset: (info: ResetInfo) => void;
   revoked: (job: Job, reason: string) => void;
   /** A message of the room was parked after max_deliver deliveries (notice.group names the group). */
-  dead_letter: (notice: DeadLetterNotice, envelope: Envelope<DeadLetterNotice>) => void;
+  dead_letter: (notice: DeadLetterNotice, envelope: StoredEnvelope<DeadLetterNotice>) => void;
   error: (error: ApiError | Problem) => void;
 }
 
@@ -256,7 +320,7 @@ export class Group {
 /** One group delivery. */
 export class Job<T = Json> {
   readonly group: Group;
-  readonly envelope: Envelope<T>;
+  readonly envelope: StoredEnvelope<T>;
   readonly id: string;
   readonly event: string;
   readonly data: T;

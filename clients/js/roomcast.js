@@ -16,7 +16,9 @@
 //                        which EventSource cannot listen to without knowing it)
 //
 // Every tab de-duplicates messages by their id, so a replay after a takeover
-// or a reconnect never reaches a handler twice.
+// or a reconnect never reaches a handler twice. Volatile messages have no id
+// and need none: they are never stored, so never replayed, and each reaches
+// a tab once (from the stream, or relayed by the leader or a sibling tab).
 
 export const version = "0.1.0";
 
@@ -162,11 +164,26 @@ class Emitter {
   }
 }
 
-// Operator is a pending emit's target: socket.to(a).to(b).except(c).emit(…).
+// Operator is a pending emit's target: socket.to(a).to(b).except(c).emit(…),
+// with Socket.IO's flags as getters: .broadcast (not this socket) and
+// .volatile (live only: sent now or dropped, never stored).
 class Operator {
   constructor(socket, target) {
     this._socket = socket;
     this._target = target;
+  }
+
+  get broadcast() {
+    return new Operator(this._socket, { ...this._target, self: false });
+  }
+
+  get volatile() {
+    return new Operator(this._socket, { ...this._target, volatile: true });
+  }
+
+  // direct targets one connection (socket.volatile.direct(id)).
+  direct(connectionId) {
+    return new Operator(this._socket, { ...this._target, direct: connectionId });
   }
 
   to(room) {
@@ -241,6 +258,19 @@ export class Socket extends Emitter {
     return new Operator(this, { rooms: [], except: [], self: false });
   }
 
+  // volatile is Socket.IO's volatile flag: socket.volatile.emit(…),
+  // .volatile.to(room), .volatile.broadcast, .volatile.direct(id) (also
+  // socket.broadcast.volatile, socket.to(room).volatile). A volatile emit
+  // is sent at once if the socket is connected and dropped if not: never
+  // queued, never retried, never stored (the server answers 204, no id).
+  // Its promise resolves true once the server took it, false when it was
+  // dropped (not connected, or a failure that a retry could cure: no
+  // network, 401, 408, 429, 5xx); a refusal (400, 403, 404, 413) rejects
+  // with the server's ApiError.
+  get volatile() {
+    return new Operator(this, { rooms: [], except: [], self: true, volatile: true });
+  }
+
   to(room) {
     return new Operator(this, { rooms: [], except: [], self: true }).to(room);
   }
@@ -253,9 +283,10 @@ export class Socket extends Emitter {
     return new Operator(this, { rooms: [], except: [], self: true }).except(room);
   }
 
-  // direct targets one connection by its public id (io.to(socketId)).
+  // direct targets one connection by its public id (io.to(socketId));
+  // direct(id).volatile.emit(…) sends it volatile.
   direct(connectionId) {
-    return { emit: (event, data, options) => this._emit({ direct: connectionId, rooms: [], except: [], self: true }, event, data, options) };
+    return new Operator(this, { direct: connectionId, rooms: [], except: [], self: true });
   }
 
   // emit sends to the whole namespace. It returns a promise of the stored
@@ -641,11 +672,17 @@ export class Socket extends Emitter {
     return true;
   }
 
+  // _deliver hands a message to this page's handlers, once: a stored one
+  // by its id (a replay after a reconnect or a takeover repeats ids); a
+  // volatile one has no id and is never replayed, so it comes once.
   _deliver(env) {
-    if (!env || typeof env !== "object" || !env.id || typeof env.event !== "string") return;
-    if (LOCAL_EVENTS.has(env.event) || !this._wants(env) || this._seen.has(env.id)) return;
-    this._seen.set(env.id, true);
-    if (this._seen.size > SEEN_MAX) this._seen.delete(this._seen.keys().next().value);
+    if (!env || typeof env !== "object" || typeof env.event !== "string") return;
+    if (LOCAL_EVENTS.has(env.event) || !this._wants(env)) return;
+    if (env.volatile !== true) {
+      if (!env.id || this._seen.has(env.id)) return;
+      this._seen.set(env.id, true);
+      if (this._seen.size > SEEN_MAX) this._seen.delete(this._seen.keys().next().value);
+    }
     this._fire(env.event, env.data, env);
   }
 
@@ -653,6 +690,7 @@ export class Socket extends Emitter {
 
   _emit(target, event, data, options = {}) {
     if (typeof event !== "string" || !event) throw new TypeError("roomcast: emit needs an event name");
+    if (target.volatile) return this._emitVolatile(target, event, data, options);
     const item = { target, event, data: data === undefined ? null : data, key: options.id || randomId() };
     const p = new Promise((resolve, reject) => Object.assign(item, { resolve, reject }));
     this._outbox.push(item);
@@ -690,15 +728,7 @@ export class Socket extends Emitter {
         }
         this._outbox.shift();
         this._flushAttempt = 0;
-        if (!item.target.self && !item.target.direct && this._channel) {
-          // The server skips this connection, which the other tabs share:
-          // they get the message from here (Socket.IO's broadcast skips only
-          // the sending socket).
-          const env = { id: res.id, ns: this.ns, room: null, event: item.event, from: info.id, ts: new Date().toISOString(), data: item.data };
-          if (item.target.rooms.length === 1) env.room = item.target.rooms[0];
-          else if (item.target.rooms.length > 1) env.rooms = item.target.rooms;
-          this._post({ t: "sent", env, except: item.target.except });
-        }
+        this._relaySent(item, info, res.id);
         item.resolve(res);
       }
     } finally {
@@ -706,9 +736,43 @@ export class Socket extends Emitter {
     }
   }
 
+  // _emitVolatile sends a volatile emit now, beside the outbox (which may
+  // hold stored emits waiting for their turn): never queued, never retried.
+  _emitVolatile(target, event, data, options) {
+    if (options && options.id !== undefined) throw new TypeError("roomcast: a volatile emit is never stored: it takes no idempotency id");
+    const info = this.info;
+    if (!this.connected || this._closed || !info) return Promise.resolve(false);
+    const item = { target, event, data: data === undefined ? null : data };
+    const { path, body } = this._publishRequest(item, info);
+    return quiet(request("POST", this.url + path, { body, token: info.token }).then(() => {
+      this._relaySent(item, info, "");
+      return true;
+    }, (err) => {
+      if (err instanceof ApiError && err.retryable) return false;
+      throw err;
+    }));
+  }
+
+  // _relaySent gives a broadcast emit to the sibling tabs: the server skips
+  // this connection, which they share, so they get it from here (Socket.IO's
+  // broadcast skips only the sending socket). id is the stored message's;
+  // a volatile one has none (and no tab de-duplicates it: the channel
+  // brings it once to each other tab).
+  _relaySent(item, info, id) {
+    if (item.target.self || item.target.direct || !this._channel) return;
+    const env = { ns: this.ns, room: null, event: item.event, from: info.id, ts: new Date().toISOString(), data: item.data };
+    if (id) env.id = id;
+    else env.volatile = true;
+    if (item.target.rooms.length === 1) env.room = item.target.rooms[0];
+    else if (item.target.rooms.length > 1) env.rooms = item.target.rooms;
+    this._post({ t: "sent", env, except: item.target.except });
+  }
+
   _publishRequest(item, info) {
     const t = item.target;
-    const body = { event: item.event, data: item.data, id: item.key };
+    const body = { event: item.event, data: item.data };
+    if (t.volatile) body.volatile = true;
+    else body.id = item.key;
     if (t.direct) return { path: `/connections/${enc(t.direct)}/messages`, body };
     const except = [...t.except];
     if (!t.self) except.push(info.id);

@@ -27,14 +27,15 @@ import (
 // records what sockets and groups receive, for the test to read.
 //
 //	open(name, url, opts, events) connects window[name] and records, per
-//	  event, got[name][event] = [{n, id, from, room, rooms}] of messages and
+//	  event, got[name][event] = [{n, id, from, room, rooms, v}] of messages (v:
+//	  the envelope says volatile) and
 //	  states[name] = [[event, detail]] of connection events.
 const sdkHarness = `window.rcReady = import("/sdk/roomcast.js").then((m) => {
   window.rc = m;
   window.got = {};
   window.states = {};
   window.rec = (name, event) => (d, env) => {
-    ((got[name] ||= {})[event] ||= []).push({n: d && d.n, id: env.id, from: env.from, room: env.room, rooms: env.rooms || null});
+    ((got[name] ||= {})[event] ||= []).push({n: d && d.n, id: env.id, from: env.from, room: env.room, rooms: env.rooms || null, v: env.volatile === true});
   };
   window.open1 = (name, url, opts, events) => {
     const s = m.connect(url, opts);
@@ -717,6 +718,24 @@ func TestWebChatTabsShareOneConnection(t *testing.T) {
 	marker(t, s, "lobby", "marker", "lobby", one, two, bob)
 	for _, tb := range []*tab{one, two, bob} {
 		exactlyOnce(t, tb, "lobby", "typed in the first tab", "marker")
+	}
+
+	// Typing is volatile: bob's shows in both of alice's tabs (through the
+	// leader); alice's shows at bob's, and not in her other tab (the same
+	// connection: herself), which gets it relayed by the sending tab.
+	typing := `document.querySelector("#typing").textContent`
+	bob.do(chromedp.SendKeys(chromedp.CSS("#text"), "an answer"))
+	one.wait("bob's typing indicator", typing+` === "bob is typing…"`)
+	two.wait("bob's typing indicator", typing+` === "bob is typing…"`)
+	before := two.evalInt(`window.roomcastChat.stats.received.lobby || 0`)
+	one.do(chromedp.SendKeys(chromedp.CSS("#text"), "a question"))
+	bob.wait("alice's typing indicator", typing+` === "alice is typing…"`)
+	two.wait("alice's typing relayed to her other tab", fmt.Sprintf(`window.roomcastChat.stats.received.lobby > %d`, before))
+	if got := two.evalString(typing); got != "bob is typing…" && got != "" {
+		t.Errorf("alice's second tab shows %q, want bob's typing or nothing (not her own)", got)
+	}
+	if ev := historyEvents(t, s, "lobby"); slices.Contains(ev, "typing") {
+		t.Errorf("lobby's history holds %q: want no typing event", ev)
 	}
 }
 

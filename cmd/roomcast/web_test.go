@@ -437,9 +437,16 @@ func TestWebChat(t *testing.T) {
 		t.Errorf("alice: %d messages marked as hers, want 2", n)
 	}
 
-	// Typing: bob types without sending; alice sees it.
+	// Typing: bob types without sending; alice sees it. It is volatile:
+	// never in the history (which a page reloaded, or a newcomer, reads).
 	bob.do(chromedp.SendKeys(chromedp.CSS("#text"), "typing a long answer"))
 	alice.wait("bob's typing indicator", `document.querySelector("#typing").textContent === "bob is typing…"`)
+	if got := bob.evalString(`document.querySelector("#typing").textContent`); got != "" {
+		t.Errorf("bob's own page shows %q while he types, want nothing", got)
+	}
+	if ev := historyEvents(t, s, "lobby"); slices.Contains(ev, "typing") || !slices.Contains(ev, "chat message") {
+		t.Errorf("lobby's history holds %q: want chat messages and no typing event", ev)
+	}
 	alice.screenshot("chat-alice", "chat")
 	bob.do(chromedp.SendKeys(chromedp.CSS("#text"), kb.Enter))
 	alice.waitMessage("lobby", "typing a long answer")

@@ -1,14 +1,15 @@
 // Chat, on the SDK: one socket on namespace default (shared by the tabs of
 // this browser), rooms joined and left with socket.join/leave, messages
 // emitted to everyone but this socket (socket.broadcast.to(room)) and shown
-// locally once.
+// locally once; "typing" is volatile (socket.volatile.broadcast.to(room)):
+// live only, never stored, so never in the history or a replay.
 import { ApiError, connect } from "/sdk/roomcast.js";
 import { ROOM_RE, el, enc, randomId, seqOf, statusText, timeOf } from "./ui.js";
 
 const NS = "/ns/default";
 const TYPING_EVERY = 2500; // ms between two "typing" events of one typist
 const TYPING_SHOWN = 4000; // how long a "typing" event is shown
-const TYPING_STALE = 6000; // older "typing" events (replayed after a drop) are ignored
+const TYPING_STALE = 6000; // older stored "typing" events (an earlier version of this page's, replayed) are ignored
 const HELLO_FRESH = 30000; // answer "presence: join" with our name only while it is fresh
 const MY_IDS = 50; // own connection ids remembered (own messages stay on the right after a reload)
 
@@ -254,7 +255,9 @@ function onTyping(env) {
   count(env);
   const room = state.rooms.get(env.room);
   if (!room || !state.me || env.from === state.me.id) return;
-  if (Date.now() - Date.parse(env.ts) > TYPING_STALE) return; // replayed after a drop: stale
+  // A volatile one is live by nature (never replayed); a stored one comes
+  // from a page of an earlier version, and may be a replay.
+  if (!env.volatile && Date.now() - Date.parse(env.ts) > TYPING_STALE) return;
   const name = (env.data && env.data.name) || displayName(env.from);
   learnName(env.from, name);
   room.typing.set(env.from, { name, until: Date.now() + TYPING_SHOWN });
@@ -430,7 +433,9 @@ function onInput() {
   }
   if (!state.socket || !state.socket.connected || !state.current) return;
   state.lastTyping = Date.now();
-  state.socket.broadcast.to(state.current).emit("typing", { name: state.name });
+  // Volatile: sent now or dropped (a late "typing" means nothing), never
+  // stored, so the history holds only what was said.
+  state.socket.volatile.broadcast.to(state.current).emit("typing", { name: state.name });
 }
 
 // --- page ---------------------------------------------------------------

@@ -1,7 +1,7 @@
 // A type-level test of roomcast.d.ts: every part of the API used as the
 // README shows it (tsc --noEmit fails on a declaration that does not fit),
 // and misuses that must not compile, marked @ts-expect-error.
-import roomcast, { ApiError, connect, parseDuration, position, readEventStream, request, type DeadLetterNotice, type Envelope, type Job, type Published } from "../roomcast.js";
+import roomcast, { ApiError, connect, parseDuration, position, readEventStream, request, type DeadLetterNotice, type Envelope, type Job, type Published, type StoredEnvelope, type VolatileEnvelope } from "../roomcast.js";
 
 interface Chat {
   text: string;
@@ -25,6 +25,20 @@ socket.on<Chat>("chat message", (data, env: Envelope<Chat>) => {
   const from: string | null = env.from;
   void text, from;
 });
+socket.on<{ name: string }>("typing", (data, env) => {
+  // A handler gets stored and volatile messages: only a stored one has an id.
+  if (env.volatile) {
+    const v: VolatileEnvelope<{ name: string }> = env;
+    // @ts-expect-error: a volatile message has no id
+    const none: string = env.id;
+    void v, none;
+  } else {
+    const stored: StoredEnvelope<{ name: string }> = env;
+    const id: string = env.id;
+    void stored, id;
+  }
+  void data.name;
+});
 socket.once("chat message", () => {});
 socket.off("chat message");
 
@@ -36,6 +50,23 @@ void socket.broadcast.to("lobby").emit("typing", { name: "ada" });
 void socket.broadcast.emit("x", 1);
 void socket.in("lobby").emit("x", null);
 void socket.direct("DOqlT_e84BH5qnPiPslufw").emit("iam", { name: "ada" });
+
+// Volatile emits: sent now or dropped (false), never stored.
+const dropped: Promise<boolean> = socket.volatile.emit("cursor", { x: 1, y: 2 });
+void dropped.then((sentNow: boolean) => sentNow);
+void socket.volatile.to("lobby").emit("typing", { name: "ada" });
+void socket.volatile.broadcast.to("lobby").except("muted").emit("typing", { name: "ada" });
+void socket.broadcast.volatile.emit("typing");
+void socket.broadcast.to("lobby").volatile.to("dev").emit("typing", { name: "ada" });
+void socket.to(["a", "b"]).in("c").volatile.emit("cursor", null);
+void socket.volatile.direct("DOqlT_e84BH5qnPiPslufw").emit("ping", 1);
+void socket.direct("DOqlT_e84BH5qnPiPslufw").volatile.emit("ping", 1);
+// @ts-expect-error: a volatile emit is never stored: no idempotency id
+void socket.volatile.emit("typing", null, { id: "k" });
+// @ts-expect-error: a volatile emit answers no id
+void socket.volatile.to("lobby").emit("typing").then((r) => r.id);
+// @ts-expect-error: broadcast comes before to(), as in Socket.IO
+void socket.volatile.to("lobby").broadcast.emit("typing");
 void socket.join("dev").then(() => socket.leave(["dev"]));
 void socket.request<{ members: unknown[] }>("GET", "/rooms/lobby/members").then((m) => m.members.length);
 
