@@ -118,8 +118,13 @@ func TestSlowlorisHoldsNoFilesAndLocksNoOneOut(t *testing.T) {
 	if cut.Load() > perIP {
 		t.Errorf("%d slow bodies were held to the deadline, more than --max-requests-per-ip %d", cut.Load(), perIP)
 	}
-	if peak > baseline+perIP+100 {
-		t.Errorf("open files rose from %d to %d under the attack, want at most %d held requests more", baseline, peak, perIP)
+	// Without the bounds every slow body holds its file (1,000 here). With
+	// them, perIP are held; the refused ones are closed at once, but on a
+	// loaded machine some are still open when the count is taken (211 of
+	// a bound of 165 was seen with the load average at 7): the bound says
+	// "far from one per attacker", not how fast the closes are.
+	if limit := baseline + perIP + attackers/4; peak > limit {
+		t.Errorf("open files rose from %d to %d under the attack, want at most %d (the %d held requests and refusals not yet closed)", baseline, peak, limit, perIP)
 	}
 	var after int
 	eventually(t, 10*time.Second, "open files back to the baseline", func() bool {
