@@ -21,6 +21,7 @@ import (
 //	rc.<ns>.g.<consumer> a dead letter replayed to one consumer group
 //	dead.<ns>.<consumer> a consumer group's dead letters (stream roomcast_dead)
 //	rcctl.<ns>.<op>      a control request between nodes (core NATS)
+//	rcnode.heartbeat     each node of an embedded cluster announcing itself (health.go)
 
 const (
 	subjectRoot  = "rc."
@@ -50,6 +51,15 @@ func groupSubject(ns, consumer string) string { return subjectRoot + ns + ".g." 
 func deadSubject(ns, consumer string) string { return deadRoot + ns + "." + consumer }
 
 func controlSubject(ns, op string) string { return controlRoot + ns + "." + op }
+
+// The sessions bucket, and the stream JetStream keeps it in.
+const (
+	sessionsBucket = "roomcast_sessions"
+	sessionsStream = "KV_" + sessionsBucket
+)
+
+// heartbeatSubject carries the nodes' heartbeats (health.go).
+const heartbeatSubject = "rcnode.heartbeat"
 
 // controlAll is every node's control subscription.
 const controlAll = controlRoot + ">"
