@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -110,6 +111,14 @@ type Engine struct {
 	control   *nats.Subscription
 	settles   *settleMux // SettleAll's answers, made on first use
 	nodes     int        // nodes of the configured cluster (0: unknown)
+
+	// want is the replicas configured; replicas those assets are created
+	// with now: fewer while a new cluster has too few nodes to place them
+	// (bootstrap.go), want again once raiseReplicas raised them.
+	want      int
+	replicas  atomic.Int32
+	raising   chan struct{} // closed when raiseReplicas returns (nil: not started)
+	stopRaise context.CancelFunc
 }
 
 type nsStream struct {
@@ -258,11 +267,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 			e.cfg.Replicas = min(3, max(1, len(nc.Servers())))
 		}
 	}
+	e.want = e.cfg.Replicas
+	e.replicas.Store(int32(e.want))
 	e.health = newHealth(e)
 	if err := e.health.start(); err != nil {
 		e.Close()
 		return nil, err
 	}
+	began := time.Now()
 	// A cluster elects its JetStream meta leader after the routes form:
 	// creating assets waits for it (bounded).
 	err = retry(ctx, 60*time.Second, func() error {
@@ -273,8 +285,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 			TTL:         cfg.SessionTTL,
 			History:     1,
 			Storage:     jetstream.FileStorage,
-			Replicas:    e.cfg.Replicas,
+			Replicas:    e.Replicas(),
 		})
+		if err != nil {
+			e.settleReplicas(err, began)
+		}
 		return err
 	})
 	if err != nil {
@@ -282,6 +297,11 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 		return nil, fmt.Errorf("engine: sessions bucket: %w", err)
 	}
 	e.health.watch(ctx, sessionsStream)
+	if e.Replicas() < e.want {
+		rctx, cancel := context.WithCancel(context.Background())
+		e.stopRaise, e.raising = cancel, make(chan struct{})
+		go func() { defer close(e.raising); e.raiseReplicas(rctx, 2*time.Second) }()
+	}
 	if e.disk != nil {
 		e.disk.start()
 	}
@@ -295,7 +315,7 @@ func clusterOptions(o *server.Options, cfg Config) error {
 		return fmt.Errorf("engine: cluster listen %q: %w", cfg.ClusterListen, err)
 	}
 	o.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port}
-	o.Routes = server.RoutesFromStr(strings.Join(cfg.Routes, ","))
+	o.Routes = otherRoutes(cfg)
 	o.Host, o.Port = "127.0.0.1", server.RANDOM_PORT
 	if cfg.ClientListen != "" {
 		if o.Host, o.Port, err = splitHostPort(cfg.ClientListen); err != nil {
@@ -343,7 +363,7 @@ func (e *Engine) Clustered() bool { return e.cfg.ClusterName != "" || e.cfg.URL 
 func (e *Engine) NodeName() string { return e.cfg.NodeName }
 
 // Replicas is the replication factor in use.
-func (e *Engine) Replicas() int { return e.cfg.Replicas }
+func (e *Engine) Replicas() int { return int(e.replicas.Load()) }
 
 func (e *Engine) shutdownServer() {
 	if e.srv != nil {
@@ -375,6 +395,10 @@ func (e *Engine) Ready(ctx context.Context) error {
 // shuts the embedded server down (which syncs the store).
 func (e *Engine) Close() {
 	e.disk.close()
+	if e.stopRaise != nil {
+		e.stopRaise()
+		<-e.raising
+	}
 	e.health.stop()
 	e.mu.Lock()
 	follows := e.follows
@@ -423,7 +447,7 @@ func (e *Engine) OpenNamespace(ctx context.Context, ns string, r hub.Retention) 
 		MaxMsgsPerSubject: r.MaxMsgsPerRoom,
 		Duplicates:        r.Dedupe,
 		Storage:           jetstream.FileStorage,
-		Replicas:          e.cfg.Replicas,
+		Replicas:          e.Replicas(),
 		AllowDirect:       true,
 		MaxConsumers:      e.cfg.MaxConsumers,
 	}

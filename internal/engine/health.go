@@ -220,6 +220,21 @@ func (h *health) quorumLocked(now time.Time) error {
 	return nil
 }
 
+// heard is how many nodes of the cluster this node hears now, itself
+// included (1 when not in an embedded cluster).
+func (h *health) heard() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 1
+	now := time.Now()
+	for _, at := range h.peers {
+		if now.Sub(at) <= h.peerTO {
+			n++
+		}
+	}
+	return n
+}
+
 // ready returns nil when the node can publish and serve history now.
 func (h *health) ready() error {
 	if h == nil {
@@ -298,14 +313,19 @@ const attemptTimeout = 2 * time.Second
 // attempt has attemptTimeout: a request to a leader that does not answer
 // (paused, cut off) waits for no more, and the next attempt reaches the
 // leader elected meanwhile. But it does not wait on a node cut off from
-// its cluster's quorum: nothing there can succeed before the partition
-// heals, and the client is better told at once (503).
+// its cluster's quorum, or whose connection to NATS is down: nothing there
+// can succeed before that ends, and the client is better told at once
+// (503).
 func (e *Engine) serve(ctx context.Context, f func(ctx context.Context) error) error {
 	deadline := time.Now().Add(readRetry)
 	wait := 20 * time.Millisecond
 	for {
 		if err := e.health.quorum(); err != nil {
 			return err
+		}
+		if !e.nc.IsConnected() {
+			// Reconnecting takes seconds (an external NATS restarting).
+			return fmt.Errorf("the connection to NATS is down: %w", hub.ErrUnavailable)
 		}
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := f(actx)

@@ -127,7 +127,7 @@ func (e *Engine) ticketBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: "roomcast_tickets", Description: "roomcast: single-use stream tickets",
-		TTL: 2 * time.Minute, History: 1, Storage: jetstream.FileStorage, Replicas: e.cfg.Replicas,
+		TTL: 2 * time.Minute, History: 1, Storage: jetstream.FileStorage, Replicas: e.Replicas(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: tickets bucket: %w: %w", hub.ErrUnavailable, err)
