@@ -47,6 +47,8 @@ type health struct {
 	stall  time.Duration
 	every  time.Duration
 
+	born time.Time // a node that just started has not heard its peers yet
+
 	mu      sync.Mutex
 	tick    time.Time            // the run loop's last turn
 	peers   map[string]time.Time // node name → last heard
@@ -68,7 +70,7 @@ type streamProbe struct {
 func newHealth(e *Engine) *health {
 	every := max(e.cfg.PeerTimeout/6, 50*time.Millisecond)
 	h := &health{e: e, self: e.cfg.NodeName, peerTO: e.cfg.PeerTimeout, stall: e.cfg.StallTimeout,
-		every: every, tick: time.Now(), peers: map[string]time.Time{}, streams: map[string]*streamProbe{}, lastWhy: "starting"}
+		every: every, born: time.Now(), tick: time.Now(), peers: map[string]time.Time{}, streams: map[string]*streamProbe{}, lastWhy: "starting"}
 	if e.cfg.ClusterName != "" && e.nodes > 1 {
 		h.nodes = e.nodes
 	}
@@ -200,6 +202,11 @@ func (h *health) quorum() error {
 }
 
 func (h *health) quorumLocked(now time.Time) error {
+	if now.Sub(h.born) < h.peerTO {
+		// Too soon to tell: the peers' heartbeats may not have arrived
+		// yet (a restarted node reads its namespaces meanwhile).
+		return nil
+	}
 	if now.Sub(h.tick) > h.peerTO/2 {
 		// The run loop has not turned for a while: this process was
 		// stopped or starved, and what it knows of its peers is stale, not

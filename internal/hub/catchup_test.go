@@ -84,19 +84,41 @@ func TestResumeOnANodeBehind(t *testing.T) {
 		}
 	})
 
-	t.Run("a position past the whole log resets at once", func(t *testing.T) {
-		fx := newNS(t, 5*time.Second)
-		fx.publish(&Message{Event: "e", Rooms: []string{"r"}})
-		began := time.Now()
-		st, err := openOn(fx.ns, context.Background(), OpenRequest{Rooms: []string{"r"}, Sink: &fakeSink{}, Resume: &Position{testEpoch, 9}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.Reset == "" {
-			t.Fatal("resume past the log: no reset")
-		}
-		if took := time.Since(began); took > time.Second {
-			t.Errorf("reset after %s, want at once (the log's state says the position does not exist)", took)
-		}
+	t.Run("a position past the whole log resets once the log says so three times", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fx := newNS(t, 5*time.Second)
+			fx.publish(&Message{Event: "e", Rooms: []string{"r"}})
+			began := time.Now()
+			st, err := openOn(fx.ns, context.Background(), OpenRequest{Rooms: []string{"r"}, Sink: &fakeSink{}, Resume: &Position{testEpoch, 9}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Reset == "" {
+				t.Fatal("resume past the log: no reset")
+			}
+			if took := time.Since(began); took != time.Duration(aheadChecks-1)*aheadEvery {
+				t.Errorf("reset after %s (fake time), want %s: three answers of the log, not CatchUpWait", took, time.Duration(aheadChecks-1)*aheadEvery)
+			}
+		})
+	})
+
+	t.Run("a stale answer of the log does not reset", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fx := newNS(t, 5*time.Second)
+			fx.publish(&Message{Event: "e", Rooms: []string{"r"}})
+			// The log's last answer is stale (a leader just continued):
+			// the message at 2 is stored a moment later, and applied.
+			go func() {
+				time.Sleep(300 * time.Millisecond)
+				fx.publish(&Message{Event: "e", Rooms: []string{"r"}})
+			}()
+			st, err := openOn(fx.ns, context.Background(), OpenRequest{Rooms: []string{"r"}, Sink: &fakeSink{}, Resume: &Position{testEpoch, 2}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Reset != "" || st.At.Seq != 2 {
+				t.Fatalf("resume at 2 while the log first said 1: reset %q at %d, want no reset, at 2", st.Reset, st.At.Seq)
+			}
+		})
 	})
 }
