@@ -199,7 +199,9 @@ func (s *Subscriber) stream(ctx context.Context, base string) error {
 	defer cancel(nil)
 	alive := func() {}
 	if s.Idle > 0 {
-		idle := time.AfterFunc(s.Idle, func() { cancel(fmt.Errorf("nothing received for %s", s.Idle)) })
+		// A stream that opened and went silent is dropped after Idle; one
+		// being opened gets longer (a resume may wait for an election).
+		idle := time.AfterFunc(max(s.Idle, connectTimeout), func() { cancel(fmt.Errorf("nothing received for %s", s.Idle)) })
 		defer idle.Stop()
 		alive = func() { idle.Reset(s.Idle) }
 	}
@@ -283,6 +285,12 @@ func (s *Subscriber) dispatch(id, event, data string) error {
 		var d struct{ Reason string }
 		_ = json.Unmarshal([]byte(data), &d)
 		s.add(Event{Kind: Reset, At: now, EventID: id, Reason: d.Reason})
+	case "end":
+		// The server ends the stream on purpose (e.g. "replaced": the same
+		// connection resumed elsewhere); the client reconnects.
+		var d struct{ Reason string }
+		_ = json.Unmarshal([]byte(data), &d)
+		return fmt.Errorf("end: %s", d.Reason)
 	default:
 		var env struct {
 			ID   string
@@ -295,6 +303,10 @@ func (s *Subscriber) dispatch(id, event, data string) error {
 	}
 	return nil
 }
+
+// connectTimeout bounds how long a Subscriber with Idle waits for a
+// stream to open.
+const connectTimeout = 15 * time.Second
 
 // Subscribed reports whether the subscriber has had a stream open.
 func (s *Subscriber) Subscribed() bool {

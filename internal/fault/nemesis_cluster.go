@@ -13,10 +13,14 @@ import (
 // passed. Each records its faults (Env.AddFault) for Times.
 
 // Partition cuts a node's route links (the network namespaces of an
-// Isolated scenario): it is alone, the others keep a quorum.
+// Isolated scenario): it is alone, the others keep a quorum. Its clients
+// still reach it, so that what it answers them is checked; with Clients,
+// every other round cuts them off too, so that they move to the others
+// and resume there during the partition.
 type Partition struct {
 	Hold, Rest time.Duration
 	Rounds     int
+	Clients    bool
 }
 
 func (p Partition) Name() string {
@@ -28,9 +32,15 @@ func (p Partition) Run(ctx context.Context, env *Env) error {
 	if net == nil {
 		return fmt.Errorf("partition: the scenario is not Isolated (no network namespaces)")
 	}
+	round := 0
 	return rounds(ctx, env, p.Rounds, p.Rest, func(i int) (Fault, error) {
+		clients := p.Clients && round%2 == 1
+		round++
 		f := Fault{Kind: "partition", Node: i, Start: time.Now()}
-		if err := net.Cut(i + 1); err != nil {
+		if clients {
+			f.Kind = "partition (clients too)"
+		}
+		if err := net.Cut(i+1, clients); err != nil {
 			return f, err
 		}
 		sleep(ctx, p.Hold)

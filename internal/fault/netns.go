@@ -21,7 +21,8 @@ import (
 //	             whatever is cut (as Jepsen's clients do)
 //	route link   veth <id>r<i> ↔ eth1, 10.X.100.i/24, the root side a port
 //	             of a bridge: the node's NATS routes go through it only;
-//	             Cut takes the bridge port down, Heal up
+//	             Cut takes the bridge port down, Heal up (Cut can take the
+//	             client link down too: the node then vanishes for all)
 //
 // X is picked at random among the second octets no address or route of
 // the machine uses, and every name carries a run id: runs of the suite by
@@ -106,23 +107,31 @@ func (n *Net) HTTPAddr(i int) string { return fmt.Sprintf("10.%d.%d.2:8080", n.o
 func (n *Net) RouteAddr(i int) string { return fmt.Sprintf("10.%d.100.%d:6222", n.octet, i) }
 
 // Cut isolates node i from the other nodes (its route link goes down);
-// its clients still reach it.
-func (n *Net) Cut(i int) error {
+// its clients still reach it. With clients too, its client link goes down
+// as well: nobody reaches it.
+func (n *Net) Cut(i int, clients bool) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := ip("ip link set " + n.link("r", i) + " down"); err != nil {
 		return err
 	}
+	if clients {
+		if err := ip("ip link set " + n.link("c", i) + " down"); err != nil {
+			return err
+		}
+	}
 	n.cut[i] = true
 	return nil
 }
 
-// Heal reconnects node i.
+// Heal reconnects node i (both links).
 func (n *Net) Heal(i int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if err := ip("ip link set " + n.link("r", i) + " up"); err != nil {
-		return err
+	for _, kind := range []string{"r", "c"} {
+		if err := ip("ip link set " + n.link(kind, i) + " up"); err != nil {
+			return err
+		}
 	}
 	delete(n.cut, i)
 	return nil

@@ -283,8 +283,8 @@ func Run(t testing.TB, bin string, sc Scenario) *Result {
 					t.Fatalf("node %d: %v", i+1, err)
 				}
 			}
-			if i == 0 {
-				h.Stored = stored
+			if len(h.Stored) == 0 {
+				h.Stored = stored // the first node running
 			}
 			if len(cluster.Nodes) > 1 {
 				h.NodeStored = append(h.NodeStored, stored)

@@ -15,7 +15,8 @@ type FaultTimes struct {
 	// /readyz (-1: it never said so; a paused node cannot answer).
 	Detect time.Duration
 	// Outage: the longest time, overlapping the fault or the 10 s after
-	// its heal, in which no publish to another node was answered 2xx:
+	// its heal (or until the next fault), in which no publish to another
+	// node was answered 2xx:
 	// what the surviving nodes' clients waited for a leader (failover).
 	Outage time.Duration
 	// Ready: from the heal to the faulted node's first /readyz 200 after it.
@@ -57,13 +58,17 @@ func Times(res *Result) []FaultTimes {
 		}
 	}
 	var out []FaultTimes
-	for _, f := range res.Faults {
+	for i, f := range res.Faults {
 		ft := FaultTimes{Fault: f, Detect: -1, Ready: -1}
 		end := f.End
 		if end.IsZero() {
 			end = f.Start
 		}
+		// Until 10 s after the heal, or the next fault.
 		window := end.Add(afterHeal)
+		if i+1 < len(res.Faults) && res.Faults[i+1].Start.Before(window) {
+			window = res.Faults[i+1].Start
+		}
 		for _, pr := range h.Probes {
 			if pr.Kind != Ready {
 				continue
