@@ -73,7 +73,7 @@ func checkClusterRun(t *testing.T, res *Result) []FaultTimes {
 func TestFaultClusterPartition(t *testing.T) {
 	res := Run(t, bin, Scenario{
 		Name: "partition", Nodes: 3, Isolated: true, Probe: true, Idle: 3 * time.Second, Args: clusterArgs,
-		Rooms: 2, SubscribersPerRoom: 2, Publishers: 6, PublishEvery: 20 * time.Millisecond,
+		Rooms: 2, SubscribersPerRoom: 3, Publishers: 6, PublishEvery: 20 * time.Millisecond,
 		Warmup: 2 * time.Second, Duration: pick(90*time.Second, 15*time.Minute), ReadyTolerance: clusterTolerance,
 		Nemesis: Partition{Hold: pick(6*time.Second, 12*time.Second), Rest: 3 * time.Second, Rounds: pick(2, 6), Clients: true},
 	})
@@ -93,7 +93,7 @@ func TestFaultClusterPartition(t *testing.T) {
 func TestFaultClusterPause(t *testing.T) {
 	res := Run(t, bin, Scenario{
 		Name: "pause", Nodes: 3, Probe: true, Idle: 3 * time.Second, Args: clusterArgs,
-		Rooms: 2, SubscribersPerRoom: 2, Publishers: 6, PublishEvery: 20 * time.Millisecond,
+		Rooms: 2, SubscribersPerRoom: 3, Publishers: 6, PublishEvery: 20 * time.Millisecond,
 		Warmup: 2 * time.Second, Duration: pick(90*time.Second, 15*time.Minute), ReadyTolerance: clusterTolerance,
 		Nemesis: Pause{Hold: pick(6*time.Second, 12*time.Second), Rest: 3 * time.Second, Rounds: pick(1, 6)},
 	})
@@ -109,7 +109,7 @@ func TestFaultClusterPause(t *testing.T) {
 func TestFaultClusterKill(t *testing.T) {
 	res := Run(t, bin, Scenario{
 		Name: "kill", Nodes: 3, Probe: true, Idle: 3 * time.Second, Args: clusterArgs,
-		Rooms: 2, SubscribersPerRoom: 2, Publishers: 6, PublishEvery: 20 * time.Millisecond,
+		Rooms: 2, SubscribersPerRoom: 3, Publishers: 6, PublishEvery: 20 * time.Millisecond,
 		Warmup: 2 * time.Second, Duration: pick(90*time.Second, 15*time.Minute), ReadyTolerance: clusterTolerance,
 		Nemesis: KillNode{Down: pick(4*time.Second, 10*time.Second), Rest: 3 * time.Second, Rounds: pick(1, 6)},
 	})
@@ -128,7 +128,7 @@ func TestFaultClusterKill(t *testing.T) {
 func TestFaultExternalNATS(t *testing.T) {
 	res := Run(t, bin, Scenario{
 		Name: "nats", Nodes: 2, ExternalNATS: true, Probe: true, Idle: 3 * time.Second, Args: clusterArgs,
-		Rooms: 2, SubscribersPerRoom: 2, Publishers: 6, PublishEvery: 20 * time.Millisecond,
+		Rooms: 2, SubscribersPerRoom: 3, Publishers: 6, PublishEvery: 20 * time.Millisecond,
 		Warmup: 2 * time.Second, Duration: pick(90*time.Second, 15*time.Minute), ReadyTolerance: clusterTolerance,
 		Nemesis: NATSOutage{Down: pick(5*time.Second, 25*time.Second), Rest: 3 * time.Second, Rounds: pick(2, 6)},
 	})
@@ -149,7 +149,7 @@ func TestFaultClusterFirstStart(t *testing.T) {
 	}
 	res := Run(t, bin, Scenario{
 		Name: "firststart", Nodes: 3, StartNodes: 2, Probe: true, Idle: 3 * time.Second, Args: clusterArgs,
-		Rooms: 2, SubscribersPerRoom: 2, Publishers: 6, PublishEvery: 20 * time.Millisecond,
+		Rooms: 2, SubscribersPerRoom: 3, Publishers: 6, PublishEvery: 20 * time.Millisecond,
 		Warmup: 2 * time.Second, Duration: 2 * time.Minute, ReadyTolerance: clusterTolerance,
 		Nemesis: StartLate{After: 20 * time.Second},
 	})

@@ -63,6 +63,9 @@ func NewNet(t testing.TB, n int) *Net {
 	}
 	t.Cleanup(net.Close)
 	cmds := []string{
+		// Nothing for 10.X/16 ever leaves the machine: with a client link
+		// down its /24 would otherwise follow the default route.
+		fmt.Sprintf("ip route add blackhole 10.%d.0.0/16", net.octet),
 		fmt.Sprintf("ip link add %s type bridge", net.bridge()),
 		fmt.Sprintf("ip link set %s up", net.bridge()),
 	}
@@ -116,7 +119,9 @@ func (n *Net) Cut(i int, clients bool) error {
 		return err
 	}
 	if clients {
-		if err := ip("ip link set " + n.link("c", i) + " down"); err != nil {
+		// The node's side: the test's side keeps its route (packets are
+		// dropped on the link, as on a cut cable).
+		if err := ip("ip -n " + n.Namespace(i) + " link set eth0 down"); err != nil {
 			return err
 		}
 	}
@@ -128,10 +133,11 @@ func (n *Net) Cut(i int, clients bool) error {
 func (n *Net) Heal(i int) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, kind := range []string{"r", "c"} {
-		if err := ip("ip link set " + n.link(kind, i) + " up"); err != nil {
-			return err
-		}
+	if err := ip("ip link set " + n.link("r", i) + " up"); err != nil {
+		return err
+	}
+	if err := ip("ip -n " + n.Namespace(i) + " link set eth0 up"); err != nil {
+		return err
 	}
 	delete(n.cut, i)
 	return nil
@@ -147,6 +153,7 @@ func (n *Net) Close() {
 		_ = ip("ip link del " + n.link("r", i))
 	}
 	_ = ip("ip link del " + n.bridge())
+	_ = ip(fmt.Sprintf("ip route del blackhole 10.%d.0.0/16", n.octet))
 }
 
 func ip(command string) error {
