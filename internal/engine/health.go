@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -49,6 +50,12 @@ type health struct {
 
 	born time.Time // a node that just started has not heard its peers yet
 
+	// What quorum answers, kept by run each turn so that a publish reads
+	// two atomics rather than take the lock: the run loop's last turn
+	// (unix ns) and the last verdict on the peers (nil: a quorum).
+	turned  atomic.Int64
+	verdict atomic.Pointer[error]
+
 	mu      sync.Mutex
 	tick    time.Time            // the run loop's last turn
 	peers   map[string]time.Time // node name → last heard
@@ -74,6 +81,7 @@ func newHealth(e *Engine) *health {
 	if e.cfg.ClusterName != "" && e.nodes > 1 {
 		h.nodes = e.nodes
 	}
+	h.turned.Store(h.tick.UnixNano())
 	return h
 }
 
@@ -139,6 +147,12 @@ func (h *health) run(ctx context.Context) {
 			}
 		}
 		h.tick = now
+		if err := h.peersLocked(now); err != nil {
+			h.verdict.Store(&err)
+		} else {
+			h.verdict.Store(nil)
+		}
+		h.turned.Store(now.UnixNano())
 		h.mu.Unlock()
 		if h.nodes > 0 {
 			_ = h.e.nc.Publish(heartbeatSubject, []byte(h.self))
@@ -192,13 +206,20 @@ func (h *health) probe(ctx context.Context, stream string) {
 
 // quorum returns nil when this node hears a majority of its cluster (or is
 // not in an embedded cluster), else why not.
+// It is on every publish's path: two atomics, no lock (what run decided
+// at its last turn, at most a heartbeat interval ago).
 func (h *health) quorum() error {
 	if h == nil || h.nodes == 0 {
 		return nil
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.quorumLocked(time.Now())
+	now := time.Now()
+	if now.Sub(h.born) < h.peerTO || time.Duration(now.UnixNano()-h.turned.Load()) > h.peerTO/2 {
+		return nil // see quorumLocked
+	}
+	if p := h.verdict.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (h *health) quorumLocked(now time.Time) error {
@@ -213,6 +234,12 @@ func (h *health) quorumLocked(now time.Time) error {
 		// evidence of a partition (run resets it at its next turn).
 		return nil
 	}
+	return h.peersLocked(now)
+}
+
+// peersLocked says whether the peers heard within PeerTimeout make a
+// quorum with this node.
+func (h *health) peersLocked(now time.Time) error {
 	heard := []string{h.self}
 	for name, at := range h.peers {
 		if now.Sub(at) <= h.peerTO {
