@@ -11,10 +11,13 @@ test: deps vet unit fuzz bench-micro bench-short vulncheck generate-check ts-cli
 # deps: Go modules (the server's, and those of tools/ogen: the ogen
 # generator and the packages its code imports), Debian's chromium for the
 # browser tests of web/ (cmd/roomcast/web_test.go fails, not skips, without
-# it) and curl for the README's curl session (cmd/roomcast/readme_test.go
-# runs it). CI runs as root.
+# it), curl for the README's curl session (cmd/roomcast/readme_test.go
+# runs it) and iproute2's ip for the fault suite's network partitions
+# (internal/fault/netns.go; skipped, saying so, without root or ip). The
+# fault suite builds nats-server from the module cache that go mod
+# download fills. CI runs as root.
 deps:
-	command -v chromium >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium curl)
+	command -v chromium >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium curl iproute2)
 	$(GO) mod download
 	cd tools/ogen && $(GO) mod download
 
@@ -27,11 +30,17 @@ unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # fault runs the long scenarios of the fault suite (internal/fault: kill -9
-# loop, disk full, slow bodies; about 6 minutes, the disk-full ones as root)
-# and prints their figures, which README.md's Reliability section reports.
-# Their short versions run in unit (about a minute).
+# loop, disk full, slow bodies; the cluster's partitions (as root), SIGSTOP,
+# kill -9 of a node, a first start with two nodes of three, an external
+# nats-server stopped; about 30 minutes, the disk-full and partition ones
+# as root) and prints their figures, which README.md's Reliability and
+# Cluster sections report. FAULT_RUN narrows it (a -run pattern, e.g.
+# 'TestFault(Cluster|External)'); FAULT_HISTORY_DIR keeps each run's
+# history (JSON) and server logs there. Their short versions run in unit
+# (about three minutes).
+FAULT_RUN ?= ^TestFault
 fault:
-	$(GO) test -count=1 -timeout 30m -v -run '^TestFault' ./internal/fault -fault.long
+	$(GO) test -count=1 -timeout 60m -v -run '$(FAULT_RUN)' ./internal/fault -fault.long
 
 # Short fuzz runs of the encoders and request parsers (their seed corpora
 # also run in unit). Each target has an execution budget (about ten seconds

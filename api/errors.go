@@ -75,9 +75,16 @@ var classes = []struct {
 	{hub.ErrRateLimited, http.StatusTooManyRequests, "too many requests"},
 	{hub.ErrResumeExpired, http.StatusGone, "position no longer available"},
 	{hub.ErrStorageFull, http.StatusInsufficientStorage, "insufficient storage"},
+	{hub.ErrOutcomeUnknown, http.StatusGatewayTimeout, "outcome unknown"},
 	{hub.ErrUnavailable, http.StatusServiceUnavailable, "service unavailable"},
 	{hub.ErrClosed, http.StatusServiceUnavailable, "service unavailable"},
 }
+
+// ProblemOutcomeUnknown is the problem type of a 504: the request reached
+// the store but its answer did not come back, so the message may or may
+// not be stored; a retry with the same idempotency id is safe (openapi.yaml,
+// responses/OutcomeUnknown). Every other problem is about:blank.
+const ProblemOutcomeUnknown = "urn:roomcast:problem:outcome-unknown"
 
 // status maps err to its HTTP status and title, and returns the sentinel
 // that decided (nil for an unexpected error: 500).
@@ -118,6 +125,12 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	switch p.Status {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusGatewayTimeout:
+		// The client must not take this for a refusal: the message may be
+		// stored (and delivered) already.
+		p.Type = ProblemOutcomeUnknown
+		w.Header().Set("Retry-After", "1")
+		p.Detail = "the message may or may not be stored: the store did not answer in time (" + p.Detail + "); retry with the same id to store it once"
 	case http.StatusInsufficientStorage:
 		// Space comes back when an operator frees it; the server notices
 		// within a second.

@@ -724,7 +724,10 @@ type Problem struct {
 	// Example: invalid request
 	Title string `json:"title"`
 
-	// Type A URI reference naming the problem type; `about:blank` (the status says it all).
+	// Type A URI reference naming the problem type: `about:blank` (the status says it all), except
+	// `urn:roomcast:problem:outcome-unknown` (a `504` publish: it may be stored; retry with
+	// the same `id`).
+	//
 	//
 	// Example: about:blank
 	Type string `json:"type"`
@@ -1181,6 +1184,9 @@ type InternalError = Problem
 
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
+
+// OutcomeUnknown An RFC 9457 problem document.
+type OutcomeUnknown = Problem
 
 // Published defines model for Published.
 type Published = PublishResult
@@ -2005,9 +2011,15 @@ type ClientInterface interface {
 
 	// Readyz Readiness
 	//
-	// Answers 200 when the message store can take publishes, 503 otherwise: the engine is
-	// unreachable, a cluster node has no quorum, or the data volume is full (the detail says
-	// which; publishes answer 507 meanwhile).
+	// Answers 200 when this node can publish and serve history now, 503 otherwise, the
+	// detail saying why: the data volume is full (publishes answer 507 meanwhile); the engine
+	// is unreachable; in a cluster, this node has heard fewer than a majority of the cluster's
+	// nodes for `--peer-timeout` (3 s: cut off, or its peers are down; its publishes answer 503
+	// at once meanwhile); or a namespace's stream (or the sessions bucket's) has had no leader
+	// answering for `--stall-timeout` (10 s, longer than a leader election). It stays 200
+	// through a leader election the node survives with a quorum, and comes back within a
+	// second of a heal. It makes no request to the cluster (the state is kept up to date in
+	// the background), so it may be probed often.
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2948,9 +2960,15 @@ func (c *Client) GetSpec(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // Readyz Readiness
 //
-// Answers 200 when the message store can take publishes, 503 otherwise: the engine is
-// unreachable, a cluster node has no quorum, or the data volume is full (the detail says
-// which; publishes answer 507 meanwhile).
+// Answers 200 when this node can publish and serve history now, 503 otherwise, the
+// detail saying why: the data volume is full (publishes answer 507 meanwhile); the engine
+// is unreachable; in a cluster, this node has heard fewer than a majority of the cluster's
+// nodes for `--peer-timeout` (3 s: cut off, or its peers are down; its publishes answer 503
+// at once meanwhile); or a namespace's stream (or the sessions bucket's) has had no leader
+// answering for `--stall-timeout` (10 s, longer than a leader election). It stays 200
+// through a leader election the node survives with a quorum, and comes back within a
+// second of a heal. It makes no request to the cluster (the state is kept up to date in
+// the background), so it may be probed often.
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5257,9 +5275,15 @@ type ClientWithResponsesInterface interface {
 
 	// ReadyzWithResponse Readiness
 	//
-	// Answers 200 when the message store can take publishes, 503 otherwise: the engine is
-	// unreachable, a cluster node has no quorum, or the data volume is full (the detail says
-	// which; publishes answer 507 meanwhile).
+	// Answers 200 when this node can publish and serve history now, 503 otherwise, the
+	// detail saying why: the data volume is full (publishes answer 507 meanwhile); the engine
+	// is unreachable; in a cluster, this node has heard fewer than a majority of the cluster's
+	// nodes for `--peer-timeout` (3 s: cut off, or its peers are down; its publishes answer 503
+	// at once meanwhile); or a namespace's stream (or the sessions bucket's) has had no leader
+	// answering for `--stall-timeout` (10 s, longer than a leader election). It stays 200
+	// through a leader election the node survives with a quorum, and comes back within a
+	// second of a heal. It makes no request to the cluster (the state is kept up to date in
+	// the background), so it may be probed often.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5748,6 +5772,11 @@ type PublishToConnectionResponse503Headers struct {
 	RetryAfter int
 }
 
+// PublishToConnectionResponse504Headers the declared response headers of an HTTP 504 response for PublishToConnection
+type PublishToConnectionResponse504Headers struct {
+	RetryAfter int
+}
+
 // PublishToConnectionResponse507Headers the declared response headers of an HTTP 507 response for PublishToConnection
 type PublishToConnectionResponse507Headers struct {
 	RetryAfter int
@@ -5780,6 +5809,8 @@ type PublishToConnectionResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *OutcomeUnknown
 	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
 	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -5792,6 +5823,8 @@ type PublishToConnectionResponse struct {
 	Headers429 *PublishToConnectionResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishToConnectionResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *PublishToConnectionResponse504Headers
 	// Headers507 the parsed response headers for an HTTP 507 response
 	Headers507 *PublishToConnectionResponse507Headers
 }
@@ -5854,6 +5887,11 @@ func (r PublishToConnectionResponse) GetApplicationproblemJSON500() *InternalErr
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r PublishToConnectionResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r PublishToConnectionResponse) GetApplicationproblemJSON504() *OutcomeUnknown {
+	return r.ApplicationproblemJSON504
 }
 
 // GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
@@ -6041,6 +6079,11 @@ type PublishResponse503Headers struct {
 	RetryAfter int
 }
 
+// PublishResponse504Headers the declared response headers of an HTTP 504 response for Publish
+type PublishResponse504Headers struct {
+	RetryAfter int
+}
+
 // PublishResponse507Headers the declared response headers of an HTTP 507 response for Publish
 type PublishResponse507Headers struct {
 	RetryAfter int
@@ -6073,6 +6116,8 @@ type PublishResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *OutcomeUnknown
 	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
 	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -6085,6 +6130,8 @@ type PublishResponse struct {
 	Headers429 *PublishResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *PublishResponse504Headers
 	// Headers507 the parsed response headers for an HTTP 507 response
 	Headers507 *PublishResponse507Headers
 }
@@ -6147,6 +6194,11 @@ func (r PublishResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r PublishResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r PublishResponse) GetApplicationproblemJSON504() *OutcomeUnknown {
+	return r.ApplicationproblemJSON504
 }
 
 // GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
@@ -8549,6 +8601,11 @@ type PublishToRoomResponse503Headers struct {
 	RetryAfter int
 }
 
+// PublishToRoomResponse504Headers the declared response headers of an HTTP 504 response for PublishToRoom
+type PublishToRoomResponse504Headers struct {
+	RetryAfter int
+}
+
 // PublishToRoomResponse507Headers the declared response headers of an HTTP 507 response for PublishToRoom
 type PublishToRoomResponse507Headers struct {
 	RetryAfter int
@@ -8581,6 +8638,8 @@ type PublishToRoomResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *OutcomeUnknown
 	// ApplicationproblemJSON507 the response for an HTTP 507 `application/problem+json` response
 	ApplicationproblemJSON507 *InsufficientStorage
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -8593,6 +8652,8 @@ type PublishToRoomResponse struct {
 	Headers429 *PublishToRoomResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishToRoomResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *PublishToRoomResponse504Headers
 	// Headers507 the parsed response headers for an HTTP 507 response
 	Headers507 *PublishToRoomResponse507Headers
 }
@@ -8655,6 +8716,11 @@ func (r PublishToRoomResponse) GetApplicationproblemJSON500() *InternalError {
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
 func (r PublishToRoomResponse) GetApplicationproblemJSON503() *Unavailable {
 	return r.ApplicationproblemJSON503
+}
+
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r PublishToRoomResponse) GetApplicationproblemJSON504() *OutcomeUnknown {
+	return r.ApplicationproblemJSON504
 }
 
 // GetApplicationproblemJSON507 returns the response for an HTTP 507 `application/problem+json` response
@@ -9801,9 +9867,15 @@ func (c *ClientWithResponses) GetSpecWithResponse(ctx context.Context, reqEditor
 
 // ReadyzWithResponse Readiness
 //
-// Answers 200 when the message store can take publishes, 503 otherwise: the engine is
-// unreachable, a cluster node has no quorum, or the data volume is full (the detail says
-// which; publishes answer 507 meanwhile).
+// Answers 200 when this node can publish and serve history now, 503 otherwise, the
+// detail saying why: the data volume is full (publishes answer 507 meanwhile); the engine
+// is unreachable; in a cluster, this node has heard fewer than a majority of the cluster's
+// nodes for `--peer-timeout` (3 s: cut off, or its peers are down; its publishes answer 503
+// at once meanwhile); or a namespace's stream (or the sessions bucket's) has had no leader
+// answering for `--stall-timeout` (10 s, longer than a leader election). It stays 200
+// through a leader election the node survives with a quorum, and comes back within a
+// second of a heal. It makes no request to the cluster (the state is kept up to date in
+// the background), so it may be probed often.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -10334,6 +10406,13 @@ func ParsePublishToConnectionResponse(rsp *http.Response) (*PublishToConnectionR
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest OutcomeUnknown
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
 		var dest InsufficientStorage
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10394,6 +10473,16 @@ func ParsePublishToConnectionResponse(rsp *http.Response) (*PublishToConnectionR
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers PublishToConnectionResponse504Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers504 = &headers
 	case rsp.StatusCode == 507:
 		var headers PublishToConnectionResponse507Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10645,6 +10734,13 @@ func ParsePublishResponse(rsp *http.Response) (*PublishResponse, error) {
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest OutcomeUnknown
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
 		var dest InsufficientStorage
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10705,6 +10801,16 @@ func ParsePublishResponse(rsp *http.Response) (*PublishResponse, error) {
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers PublishResponse504Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers504 = &headers
 	case rsp.StatusCode == 507:
 		var headers PublishResponse507Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13150,6 +13256,13 @@ func ParsePublishToRoomResponse(rsp *http.Response) (*PublishToRoomResponse, err
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest OutcomeUnknown
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 507:
 		var dest InsufficientStorage
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -13210,6 +13323,16 @@ func ParsePublishToRoomResponse(rsp *http.Response) (*PublishToRoomResponse, err
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers PublishToRoomResponse504Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers504 = &headers
 	case rsp.StatusCode == 507:
 		var headers PublishToRoomResponse507Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

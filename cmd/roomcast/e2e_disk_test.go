@@ -88,7 +88,7 @@ func diskFullAndBack(t *testing.T, reserve string) {
 		t.Fatal(err)
 	}
 	// Until the server notices, publishes are stored; one in flight when a
-	// write fails has an unknown outcome (503).
+	// write fails has an unknown outcome (504).
 	stored, unknown := []string{before}, 0
 	var took time.Duration
 	eventually(t, 10*time.Second, "a publish refused with 507", func() bool {
@@ -98,7 +98,7 @@ func diskFullAndBack(t *testing.T, reserve string) {
 		switch code {
 		case http.StatusAccepted:
 			stored = append(stored, out["id"].(string))
-		case http.StatusServiceUnavailable:
+		case http.StatusGatewayTimeout:
 			unknown++
 		}
 		return code == http.StatusInsufficientStorage

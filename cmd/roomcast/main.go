@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		DataDir: cfg.Data, URL: cfg.NATSURL, NodeName: cfg.NodeName,
 		SyncInterval: cfg.SyncInterval, SyncAlways: cfg.SyncAlways, SessionTTL: 2 * maxWindow, GroupIdle: cfg.GroupIdle,
 		ClusterName: cfg.ClusterName, ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, Replicas: cfg.Replicas,
-		DiskReserve: cfg.DiskReserve,
+		DiskReserve: cfg.DiskReserve, PeerTimeout: cfg.PeerTimeout, StallTimeout: cfg.StallTimeout, FollowHeartbeat: cfg.FollowHeartbeat,
 	}, logger)
 	if err != nil {
 		return err
@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// nodes' connections over NATS request/reply.
 		deps.Bus = eng
 	}
-	h, err := hub.New(deps, hub.Config{ResumeBuffer: cfg.ResumeBuffer, MaxInFlight: cfg.QueueSize})
+	h, err := hub.New(deps, hub.Config{ResumeBuffer: cfg.ResumeBuffer, MaxInFlight: cfg.QueueSize, CatchUpWait: cfg.CatchUpWait})
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,12 @@ type Config struct {
 	SyncInterval  time.Duration
 	SyncAlways    bool
 	DiskReserve   int64
+	// Cluster health (internal/engine/health.go, follow.go) and resume on a
+	// node that is behind (internal/hub/catchup.go).
+	PeerTimeout     time.Duration
+	StallTimeout    time.Duration
+	FollowHeartbeat time.Duration
+	CatchUpWait     time.Duration
 
 	Heartbeat         time.Duration
 	Retry             time.Duration
@@ -164,6 +170,7 @@ func Default() Config {
 		Heartbeat: str.Heartbeat, Retry: str.Retry, WriteTimeout: str.WriteTimeout, QueueSize: str.QueueSize,
 		ReadHeaderTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second,
 		ResumeBuffer: hc.ResumeBuffer, MaxConnections: 100000,
+		PeerTimeout: eng.PeerTimeout, StallTimeout: eng.StallTimeout, FollowHeartbeat: eng.FollowHeartbeat, CatchUpWait: hc.CatchUpWait,
 		TLSReloadInterval: 10 * time.Second, MaxConcurrentStreams: 250, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 32 << 10,
 		DiskReserve: 32 << 20, BodyTimeout: 10 * time.Second, MaxRequestsPerIP: 256,
 		WebhookTimeout: wh.Timeout, WebhookMaxAttempts: wh.MaxAttempts, WebhookBackoff: wh.Backoff, WebhookMaxBackoff: wh.MaxBackoff,
@@ -201,6 +208,10 @@ var settings = []setting{
 	{name: "cluster-listen", usage: "host:port this node's engine listens on for routes from the other nodes", global: func(c *Config) any { return &c.ClusterListen }},
 	{name: "routes", usage: "comma-separated nats://host:port cluster addresses of the nodes (may include this one)", global: func(c *Config) any { return &c.Routes }},
 	{name: "replicas", usage: "JetStream replicas of streams, buckets and groups (0: 3 when the cluster has ≥ 3 nodes, else its size)", global: func(c *Config) any { return &c.Replicas }},
+	{name: "peer-timeout", usage: "cluster: a node not heard from for this long counts as gone; a node that hears fewer than a majority of the cluster is not ready (/readyz 503) and refuses publishes at once (503, nothing stored)", global: func(c *Config) any { return &c.PeerTimeout }},
+	{name: "stall-timeout", usage: "a namespace whose stream has had no leader answering for this long (more than a leader election takes) makes /readyz 503", global: func(c *Config) any { return &c.StallTimeout }},
+	{name: "follow-heartbeat", usage: "heartbeat of each namespace's live consumer: after two missed (its node died, a leader changed) it is replaced", global: func(c *Config) any { return &c.FollowHeartbeat }},
+	{name: "catch-up-wait", usage: "how long a resume on a node that has not yet applied the client's position (it is behind the cluster) waits for it before answering 503", global: func(c *Config) any { return &c.CatchUpWait }},
 	{name: "sync-interval", usage: "how often the store is fsynced (a 2xx publish survives kill -9 at any value; this bounds OS-crash loss)", global: func(c *Config) any { return &c.SyncInterval }},
 	{name: "sync-always", usage: "fsync every message before answering (survives power loss, much slower)", global: func(c *Config) any { return &c.SyncAlways }},
 	{name: "disk-reserve", usage: "free space the data volume must keep: below it publishes answer 507 (and /readyz 503) until space is freed; 0: only once a write fails for lack of space", global: func(c *Config) any { return &c.DiskReserve }},

@@ -69,9 +69,18 @@ func (e *Engine) PublishBatch(ctx context.Context, ns string, os []*hub.Outgoing
 		fail(0, err)
 		return out
 	}
-	// A full store answers at once, without trying (disk.go).
+	// A full store answers at once, without trying (disk.go); so does a
+	// node cut off from its quorum or from NATS (outcome.go).
 	if err := e.disk.refuse(); err != nil {
 		fail(0, fmt.Errorf("engine: publish: %w", err))
+		return out
+	}
+	if err := e.health.quorum(); err != nil {
+		fail(0, fmt.Errorf("engine: publish: not sent: %w", err))
+		return out
+	}
+	if !e.nc.IsConnected() {
+		fail(0, fmt.Errorf("engine: publish: not sent: the connection to NATS is down: %w", hub.ErrUnavailable))
 		return out
 	}
 	cut := e.disk.inflight()
@@ -103,19 +112,19 @@ func (e *Engine) PublishBatch(ctx context.Context, ns string, os []*hub.Outgoing
 		case ack := <-f.Ok():
 			out[i].Pos, out[i].Dup = hub.Position{Epoch: s.epoch, Seq: ack.Sequence}, ack.Duplicate
 		case err := <-f.Err():
-			out[i].Err = fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, err)
+			out[i].Err = fmt.Errorf("engine: publish: %w", publishFailure(err))
 		case <-cut.Done():
 			// A store write failed for lack of space while the batch was
 			// sent: a store that fails answers nothing, so the rest is not
 			// waited for (their outcome is unknown, as Publish's).
-			fail(i, fmt.Errorf("engine: publish: the store failed while this message was sent, it may or may not be stored (retry with an idempotency id): %w", hub.ErrUnavailable))
+			fail(i, fmt.Errorf("engine: publish: the store failed while this message was sent: %w", hub.ErrOutcomeUnknown))
 			return out
 		case <-ctx.Done():
 			// The rest may yet be stored: their outcome is unknown, as a
 			// timed-out Publish's (a retry with the same idempotency key is
 			// stored once). Their futures resolve by themselves (ack
 			// timeout), so nothing is left pending.
-			fail(i, fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, ctx.Err()))
+			fail(i, fmt.Errorf("engine: publish: %w: %w", hub.ErrOutcomeUnknown, ctx.Err()))
 			return out
 		}
 	}

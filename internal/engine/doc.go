@@ -17,9 +17,15 @@
 // The stream sequence is the message position; the stream's metadata holds
 // the epoch, so that a wiped store is detected by resuming clients.
 //
-// Live fan-out uses one ordered consumer per namespace per node feeding the
-// hub — never one per connection or room. Replay and history use short-lived
-// ephemeral consumers deleted after use.
+// Live fan-out uses one consumer per namespace per node feeding the hub —
+// never one per connection or room — replaced as soon as it goes quiet
+// (follow.go). Replay and history are direct gets, checked against the
+// stream's leader where a replica may be behind (read.go). Whether this
+// node can publish and serve history now (/readyz) is kept up to date in
+// the background: heartbeats between the nodes of an embedded cluster tell
+// a node cut off from its quorum, which then refuses writes at once, and
+// each stream's leader is probed (health.go). A publish's failure is
+// either certainly not stored or of unknown outcome (outcome.go).
 //
 // It imports hub (it is an adapter of the core) and never api or sse. All
 // methods are safe for concurrent use; Close stops what Follow started.

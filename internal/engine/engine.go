@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -69,12 +70,25 @@ type Config struct {
 	// (default 250ms): the delay to trip on low space, and to recover once
 	// space is freed.
 	DiskCheckInterval time.Duration
+
+	// PeerTimeout: in an embedded cluster, a node not heard from for this
+	// long counts as gone; a node that hears fewer than a majority is not
+	// ready and refuses writes at once (default 3s; health.go).
+	PeerTimeout time.Duration
+	// StallTimeout: a namespace's stream whose leader has not answered for
+	// this long (longer than a leader election) makes the node not ready
+	// (default 10s; health.go).
+	StallTimeout time.Duration
+	// FollowHeartbeat is the live consumer's heartbeat: two missed and it
+	// is replaced (default 1s; follow.go).
+	FollowHeartbeat time.Duration
 }
 
 // DefaultConfig is the engine's defaults (Open fills a Config's zero fields
 // from it; internal/config derives its defaults from it).
 var DefaultConfig = Config{NodeName: "roomcast", SyncInterval: time.Second, SessionTTL: 2 * time.Minute,
-	MaxConsumers: 10000, GroupIdle: 7 * 24 * time.Hour}
+	MaxConsumers: 10000, GroupIdle: 7 * 24 * time.Hour, PeerTimeout: 3 * time.Second, StallTimeout: 10 * time.Second,
+	FollowHeartbeat: time.Second}
 
 // Engine is the storage and bus. It implements hub.Log and hub.Sessions.
 type Engine struct {
@@ -83,6 +97,7 @@ type Engine struct {
 	srv    *server.Server // nil with an external URL
 	sopts  *server.Options
 	disk   *diskGuard // nil with an external URL
+	health *health
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
@@ -102,6 +117,14 @@ type Engine struct {
 	restarted chan struct{}
 
 	batch batchPublisher // PublishBatch's JetStream context (batch.go)
+
+	// want is the replicas configured; replicas those assets are created
+	// with now: fewer while a new cluster has too few nodes to place them
+	// (bootstrap.go), want again once raiseReplicas raised them.
+	want      int
+	replicas  atomic.Int32
+	raising   chan struct{} // closed when raiseReplicas returns (nil: not started)
+	stopRaise context.CancelFunc
 }
 
 type nsStream struct {
@@ -141,13 +164,25 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 	if cfg.DiskCheckInterval <= 0 {
 		cfg.DiskCheckInterval = 250 * time.Millisecond
 	}
+	if cfg.PeerTimeout <= 0 {
+		cfg.PeerTimeout = d.PeerTimeout
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = d.StallTimeout
+	}
+	if cfg.FollowHeartbeat <= 0 {
+		cfg.FollowHeartbeat = d.FollowHeartbeat
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{cfg: cfg, logger: logger, streams: map[string]*nsStream{}, consumers: map[string]jetstream.Consumer{},
 		restarted: make(chan struct{})}
 	var opts []nats.Option
-	opts = append(opts, nats.Name("roomcast "+cfg.NodeName), nats.MaxReconnects(-1))
+	// No reconnect buffer: a request made while the connection is down
+	// fails at once instead of being sent on reconnect, possibly long after
+	// its caller was told it failed (outcome.go).
+	opts = append(opts, nats.Name("roomcast "+cfg.NodeName), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
 	url := cfg.URL
 	if url == "" {
 		if cfg.DataDir == "" {
@@ -239,23 +274,40 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Engine, error)
 			e.cfg.Replicas = min(3, max(1, len(nc.Servers())))
 		}
 	}
+	e.want = e.cfg.Replicas
+	e.replicas.Store(int32(e.want))
+	e.health = newHealth(e)
+	if err := e.health.start(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	began := time.Now()
 	// A cluster elects its JetStream meta leader after the routes form:
 	// creating assets waits for it (bounded).
 	err = retry(ctx, 60*time.Second, func() error {
 		var err error
 		e.kv, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      "roomcast_sessions",
+			Bucket:      sessionsBucket,
 			Description: "roomcast: disconnected connections within their recovery window",
 			TTL:         cfg.SessionTTL,
 			History:     1,
 			Storage:     jetstream.FileStorage,
-			Replicas:    e.cfg.Replicas,
+			Replicas:    e.Replicas(),
 		})
+		if err != nil {
+			e.settleReplicas(err, began)
+		}
 		return err
 	})
 	if err != nil {
 		e.Close()
 		return nil, fmt.Errorf("engine: sessions bucket: %w", err)
+	}
+	e.health.watch(ctx, sessionsStream)
+	if e.Replicas() < e.want {
+		rctx, cancel := context.WithCancel(context.Background())
+		e.stopRaise, e.raising = cancel, make(chan struct{})
+		go func() { defer close(e.raising); e.raiseReplicas(rctx, 2*time.Second) }()
 	}
 	if e.disk != nil {
 		e.disk.start()
@@ -270,7 +322,7 @@ func clusterOptions(o *server.Options, cfg Config) error {
 		return fmt.Errorf("engine: cluster listen %q: %w", cfg.ClusterListen, err)
 	}
 	o.Cluster = server.ClusterOpts{Name: cfg.ClusterName, Host: host, Port: port}
-	o.Routes = server.RoutesFromStr(strings.Join(cfg.Routes, ","))
+	o.Routes = otherRoutes(cfg)
 	o.Host, o.Port = "127.0.0.1", server.RANDOM_PORT
 	if cfg.ClientListen != "" {
 		if o.Host, o.Port, err = splitHostPort(cfg.ClientListen); err != nil {
@@ -318,7 +370,7 @@ func (e *Engine) Clustered() bool { return e.cfg.ClusterName != "" || e.cfg.URL 
 func (e *Engine) NodeName() string { return e.cfg.NodeName }
 
 // Replicas is the replication factor in use.
-func (e *Engine) Replicas() int { return e.cfg.Replicas }
+func (e *Engine) Replicas() int { return int(e.replicas.Load()) }
 
 func (e *Engine) shutdownServer() {
 	if e.srv != nil {
@@ -327,7 +379,11 @@ func (e *Engine) shutdownServer() {
 	}
 }
 
-// Ready reports whether JetStream answers and its store takes writes.
+// Ready reports whether this node can publish and serve history now: its
+// store takes writes, it is connected, it hears a quorum of its cluster,
+// and every namespace's stream has had a leader answering within
+// StallTimeout (health.go). It makes no request: /readyz may be probed
+// often.
 func (e *Engine) Ready(ctx context.Context) error {
 	if why := e.disk.refusing(); why != "" {
 		// Not ErrStorageFull: /readyz is 503, whatever the reason.
@@ -336,8 +392,8 @@ func (e *Engine) Ready(ctx context.Context) error {
 	if e.nc == nil || !e.nc.IsConnected() {
 		return fmt.Errorf("engine: not connected: %w", hub.ErrUnavailable)
 	}
-	if _, err := e.js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("engine: jetstream: %w: %w", hub.ErrUnavailable, err)
+	if err := e.health.ready(); err != nil {
+		return fmt.Errorf("engine: %w", err)
 	}
 	return nil
 }
@@ -346,6 +402,11 @@ func (e *Engine) Ready(ctx context.Context) error {
 // shuts the embedded server down (which syncs the store).
 func (e *Engine) Close() {
 	e.disk.close()
+	if e.stopRaise != nil {
+		e.stopRaise()
+		<-e.raising
+	}
+	e.health.stop()
 	e.mu.Lock()
 	follows := e.follows
 	e.follows = nil
@@ -365,6 +426,9 @@ func (e *Engine) Close() {
 			time.Sleep(5 * time.Millisecond)
 		}
 		e.nc.Close()
+	}
+	for _, f := range follows {
+		f.wait() // a replacement under way fails with the connection
 	}
 	e.shutdownServer()
 }
@@ -390,7 +454,7 @@ func (e *Engine) OpenNamespace(ctx context.Context, ns string, r hub.Retention) 
 		MaxMsgsPerSubject: r.MaxMsgsPerRoom,
 		Duplicates:        r.Dedupe,
 		Storage:           jetstream.FileStorage,
-		Replicas:          e.cfg.Replicas,
+		Replicas:          e.Replicas(),
 		AllowDirect:       true,
 		MaxConsumers:      e.cfg.MaxConsumers,
 	}
@@ -450,6 +514,7 @@ func (e *Engine) OpenNamespace(ctx context.Context, ns string, r hub.Retention) 
 	e.streams[ns] = &nsStream{name: name, stream: s, epoch: epoch, retention: r,
 		pubOpts: []jetstream.PublishOpt{jetstream.WithExpectStream(name)}}
 	e.mu.Unlock()
+	e.health.watch(ctx, name)
 	return e.State(ctx, ns)
 }
 
@@ -474,115 +539,4 @@ func (e *Engine) State(ctx context.Context, ns string) (hub.LogState, error) {
 		return hub.LogState{}, err
 	}
 	return hub.LogState{Epoch: s.epoch, First: info.State.FirstSeq, Last: info.State.LastSeq}, nil
-}
-
-// Follow implements hub.Log: it feeds every message of ns stored after
-// sequence after to apply, in order, one call at a time, until Close.
-func (e *Engine) Follow(ctx context.Context, ns string, after uint64, apply func(*hub.Message)) error {
-	s, err := e.ns(ns)
-	if err != nil {
-		return err
-	}
-	f := &follow{s: s, apply: apply, last: after}
-	if err := e.consume(ctx, f); err != nil {
-		return fmt.Errorf("engine: follow %s: %w", ns, err)
-	}
-	e.mu.Lock()
-	e.follows = append(e.follows, f)
-	e.mu.Unlock()
-	return nil
-}
-
-// follow is one namespace's live feed. Its consumer can be replaced
-// (refollow, after JetStream restarted); apply sees each message once, in
-// order, whichever consumer delivered it.
-type follow struct {
-	s     *nsStream
-	apply func(*hub.Message)
-
-	mu   sync.Mutex // held while applying: one call at a time across consumers
-	gen  int        // the current consumer's; a replaced one's messages are dropped
-	last uint64     // last sequence applied
-	cc   jetstream.ConsumeContext
-}
-
-// consume starts an ordered consumer for f after its last applied message.
-func (e *Engine) consume(ctx context.Context, f *follow) error {
-	f.mu.Lock()
-	f.gen++
-	gen, after := f.gen, f.last
-	f.mu.Unlock()
-	s := f.s
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   after + 1,
-	})
-	if err != nil {
-		return err
-	}
-	ns := strings.TrimPrefix(s.name, "roomcast_")
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		m, err := e.decode(s, ns, msg.Subject(), msg.Headers(), msg.Data(), msg)
-		if errors.Is(err, errVoid) {
-			return
-		}
-		if err != nil {
-			e.logger.Error("skip undecodable message", "ns", ns, "err", err)
-			return
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if gen != f.gen || m.Pos.Seq <= f.last {
-			return // from a replaced consumer
-		}
-		f.last = m.Pos.Seq
-		f.apply(m)
-	},
-		// Bounds the rare 30 s stall of a pull consume under CPU contention
-		// (nats.go#1622, notes/engine-nats.md pitfall 7).
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			e.logger.Warn("live consumer", "ns", ns, "err", err)
-		}))
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.cc = cc
-	f.mu.Unlock()
-	return nil
-}
-
-// stop ends f's consumer and waits for it (bounded: a consumer of a
-// JetStream that was restarted may never say it closed).
-func (f *follow) stop() {
-	f.mu.Lock()
-	cc := f.cc
-	f.cc = nil
-	f.mu.Unlock()
-	if cc == nil {
-		return
-	}
-	cc.Stop()
-	select {
-	case <-cc.Closed():
-	case <-time.After(5 * time.Second):
-	}
-}
-
-// refollow replaces every live consumer by a new one after its last
-// applied message: after JetStream restarted, the old ones would notice
-// only when their heartbeats stop (seconds).
-func (e *Engine) refollow(ctx context.Context) error {
-	e.mu.Lock()
-	follows := append([]*follow(nil), e.follows...)
-	e.mu.Unlock()
-	for _, f := range follows {
-		f.stop()
-		err := retry(ctx, readRetry, func() error { return e.consume(ctx, f) })
-		if err != nil {
-			return fmt.Errorf("engine: follow %s again: %w", f.s.name, err)
-		}
-	}
-	return nil
 }

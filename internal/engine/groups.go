@@ -62,7 +62,7 @@ func (e *Engine) ensureDeadStream(ctx context.Context) (jetstream.Stream, error)
 		Storage:     jetstream.FileStorage,
 		MaxAge:      30 * 24 * time.Hour,
 		AllowDirect: true,
-		Replicas:    e.cfg.Replicas,
+		Replicas:    e.Replicas(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: dead letter stream: %w: %w", hub.ErrUnavailable, err)
@@ -751,7 +751,7 @@ func (e *Engine) AckKey(ctx context.Context) ([]byte, error) {
 	err := retry(ctx, 60*time.Second, func() error {
 		kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: "roomcast_meta", Description: "roomcast: cluster-wide settings", History: 1, Storage: jetstream.FileStorage,
-			Replicas: e.cfg.Replicas,
+			Replicas: e.Replicas(),
 		})
 		if err != nil {
 			return err

@@ -29,9 +29,18 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	if err != nil {
 		return hub.Position{}, false, err
 	}
-	// A full store answers at once, without trying (disk.go).
+	// A full store answers at once, without trying (disk.go); so does a
+	// node cut off from its cluster (health.go): sent, the message could
+	// wait in a route's buffer and be stored when the partition heals.
 	if err := e.disk.refuse(); err != nil {
 		return hub.Position{}, false, fmt.Errorf("engine: publish: %w", err)
+	}
+	if err := e.health.quorum(); err != nil {
+		return hub.Position{}, false, fmt.Errorf("engine: publish: not sent: %w", err)
+	}
+	if !e.nc.IsConnected() {
+		// Reconnecting takes seconds: say so now rather than after them.
+		return hub.Position{}, false, fmt.Errorf("engine: publish: not sent: the connection to NATS is down: %w", hub.ErrUnavailable)
 	}
 	msg := natsMsg(subjectOf(ns, o), o)
 	opts := s.pubOpts
@@ -41,8 +50,8 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 	// While a stream has no leader (a node of the cluster just died, or
 	// this node is in a minority), nothing stores it: "no responders" is
 	// safe to retry, for a bounded time. A timeout is not (the message may
-	// be stored): it is answered 503 and a publisher retries with an
-	// idempotency key.
+	// be stored): it is answered 504, outcome unknown, and a publisher
+	// retries with an idempotency key (outcome.go).
 	var ack *jetstream.PubAck
 	deadline := time.Now().Add(publishRetry)
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
@@ -55,9 +64,9 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 		stop()
 		cancel()
 		if err != nil && e.disk.tripped(cut) {
-			return hub.Position{}, false, fmt.Errorf("engine: publish: the store failed while this message was sent, it may or may not be stored (retry with an idempotency id): %w", hub.ErrUnavailable)
+			return hub.Position{}, false, fmt.Errorf("engine: publish: the store failed while this message was sent: %w", hub.ErrOutcomeUnknown)
 		}
-		if err == nil || !unstored(err) || time.Now().After(deadline) {
+		if err == nil || !unstored(err) || time.Now().After(deadline) || e.health.quorum() != nil || !e.nc.IsConnected() {
 			break
 		}
 		select {
@@ -67,7 +76,7 @@ func (e *Engine) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.P
 		}
 	}
 	if err != nil {
-		return hub.Position{}, false, fmt.Errorf("engine: publish: %w: %w", hub.ErrUnavailable, err)
+		return hub.Position{}, false, fmt.Errorf("engine: publish: %w", publishFailure(err))
 	}
 	return hub.Position{Epoch: s.epoch, Seq: ack.Sequence}, ack.Duplicate, nil
 }
@@ -105,7 +114,7 @@ const (
 // info reads a stream's state, waiting across a leader election.
 func (e *Engine) info(ctx context.Context, s *nsStream) (*jetstream.StreamInfo, error) {
 	var info *jetstream.StreamInfo
-	err := retry(ctx, readRetry, func() error {
+	err := e.serve(ctx, func(ctx context.Context) error {
 		var err error
 		info, err = s.stream.Info(ctx)
 		return err
@@ -182,92 +191,6 @@ func route(m *hub.Message, k subjectKind, h nats.Header) {
 	}
 }
 
-// Read implements hub.Log with an ephemeral consumer deleted after use.
-func (e *Engine) Read(ctx context.Context, ns string, from, to uint64, f hub.Filter, fn func(*hub.Message) bool) error {
-	s, err := e.ns(ns)
-	if err != nil {
-		return err
-	}
-	if to == 0 {
-		st, err := e.State(ctx, ns)
-		if err != nil {
-			return err
-		}
-		to = st.Last
-	}
-	if from == 0 {
-		from = 1
-	}
-	if from > to {
-		return nil
-	}
-	var cons jetstream.Consumer
-	// Reads are safe to retry: across a leader election (a node of the
-	// cluster died) they wait instead of failing.
-	err = retry(ctx, readRetry, func() error {
-		var err error
-		cons, err = s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:       from,
-			FilterSubjects:    filterSubjects(ns, f),
-			AckPolicy:         jetstream.AckNonePolicy,
-			MemoryStorage:     true,
-			InactiveThreshold: time.Minute,
-		})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("engine: read %s: %w: %w", ns, hub.ErrUnavailable, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = s.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
-	}()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		batch, err := cons.FetchNoWait(256)
-		if err != nil {
-			return fmt.Errorf("engine: read %s: %w", ns, err)
-		}
-		n, done := 0, false
-		for msg := range batch.Messages() {
-			n++
-			if done {
-				continue // drain the batch
-			}
-			md, err := msg.Metadata()
-			if err != nil {
-				continue
-			}
-			if md.Sequence.Stream > to {
-				done = true
-				continue
-			}
-			m, err := decodeAt(s, ns, msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
-			switch {
-			case errors.Is(err, errVoid):
-			case err != nil:
-				e.logger.Error("skip undecodable message", "ns", ns, "err", err)
-			case !fn(m):
-				done = true
-				continue
-			}
-			if md.Sequence.Stream == to || md.NumPending == 0 {
-				done = true
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("engine: read %s: %w", ns, err)
-		}
-		if done || n == 0 {
-			return nil
-		}
-	}
-}
-
 // Gap implements hub.Log. Retention removes a namespace's oldest messages
 // (max age, max bytes) and a subject's oldest beyond MaxMsgsPerRoom; a gap is
 // reported when either may have removed a message after `after`. The
@@ -295,18 +218,33 @@ func (e *Engine) Gap(ctx context.Context, ns string, after uint64, f hub.Filter)
 			// could have lost something.
 			return uint64(st.Msgs) < st.LastSeq-st.FirstSeq+1, nil
 		}
-		sinfo, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+		var sinfo *jetstream.StreamInfo
+		err := e.serve(ctx, func(ctx context.Context) error {
+			var err error
+			sinfo, err = s.stream.Info(ctx, jetstream.WithSubjectFilter(subj))
+			return err
+		})
 		if err != nil {
 			return false, fmt.Errorf("engine: subject info %s: %w: %w", subj, hub.ErrUnavailable, err)
 		}
 		if int64(sinfo.State.Subjects[subj]) < s.retention.MaxMsgsPerRoom {
 			continue
 		}
-		first, err := s.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
-		if err != nil {
+		var first *jetstream.RawStreamMsg
+		notFound := false
+		err = e.serve(ctx, func(ctx context.Context) error {
+			var err error
+			first, err = s.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
 			if errors.Is(err, jetstream.ErrMsgNotFound) {
-				continue
+				notFound = true
+				return nil
 			}
+			return err
+		})
+		if notFound {
+			continue
+		}
+		if err != nil {
 			return false, fmt.Errorf("engine: first of %s: %w: %w", subj, hub.ErrUnavailable, err)
 		}
 		if first.Sequence > after+1 {

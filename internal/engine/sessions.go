@@ -21,16 +21,19 @@ func (e *Engine) Save(ctx context.Context, key string, s hub.Session) error {
 		return err
 	}
 	// A put is idempotent: it may be retried across a leader election.
-	if err := retry(ctx, readRetry, func() error { _, err := e.kv.Put(ctx, key, b); return err }); err != nil {
+	if err := e.serve(ctx, func(ctx context.Context) error { _, err := e.kv.Put(ctx, key, b); return err }); err != nil {
 		return fmt.Errorf("engine: save session: %w: %w", hub.ErrUnavailable, err)
 	}
 	return nil
 }
 
 // unstored reports whether err means the request reached no stream leader
-// (nothing was applied: safe to send again).
+// or was never sent (nothing was applied: safe to send again). A
+// connection that is reconnecting refuses to send (Open turns the client's
+// reconnect buffer off: outcome.go).
 func unstored(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrReconnectBufExceeded)
 }
 
 // Take implements hub.Sessions. Once begun it runs to its end even if the
@@ -39,14 +42,13 @@ func unstored(err error) bool {
 func (e *Engine) Take(ctx context.Context, key string) (hub.Session, bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*readRetry)
 	defer cancel()
-	// Reads wait across a leader election (a node just died).
-	var entry jetstream.KeyValueEntry
-	err := retry(ctx, readRetry, func() error {
+	// Reads wait across a leader election (a node just died), and ask the
+	// bucket's leader (sessionsleader.go): this node's copy may not hold a
+	// session saved on another node a moment ago.
+	var entry *sessionEntry
+	err := e.serve(ctx, func(ctx context.Context) error {
 		var err error
-		entry, err = e.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil
-		}
+		entry, err = e.lastSession(ctx, key)
 		return err
 	})
 	if err != nil {
@@ -56,7 +58,7 @@ func (e *Engine) Take(ctx context.Context, key string) (hub.Session, bool, error
 		return hub.Session{}, false, nil
 	}
 	var s hub.Session
-	if err := json.Unmarshal(entry.Value(), &s); err != nil {
+	if err := json.Unmarshal(entry.value, &s); err != nil {
 		return hub.Session{}, false, nil
 	}
 	// Only one reconnect may take a session: delete with the revision read.
@@ -65,7 +67,7 @@ func (e *Engine) Take(ctx context.Context, key string) (hub.Session, bool, error
 	var err2 error
 	deadline := time.Now().Add(readRetry)
 	for {
-		err2 = e.kv.Delete(ctx, key, jetstream.LastRevision(entry.Revision()))
+		err2 = e.kv.Delete(ctx, key, jetstream.LastRevision(entry.revision))
 		if err2 == nil || !unstored(err2) || time.Now().After(deadline) {
 			break
 		}
@@ -125,7 +127,7 @@ func (e *Engine) ticketBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: "roomcast_tickets", Description: "roomcast: single-use stream tickets",
-		TTL: 2 * time.Minute, History: 1, Storage: jetstream.FileStorage, Replicas: e.cfg.Replicas,
+		TTL: 2 * time.Minute, History: 1, Storage: jetstream.FileStorage, Replicas: e.Replicas(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: tickets bucket: %w: %w", hub.ErrUnavailable, err)

@@ -28,6 +28,7 @@ import (
 //	rcwh.room.<ns>.<rk>  a room whose occupancy may have changed (stream
 //	                     roomcast-rooms, occupancy.go; rk hashes the room)
 //	rcwh.node.<node>     a node whose lease ran out: its counts are removed
+//	rcnode.heartbeat     each node of an embedded cluster announcing itself (health.go)
 
 const (
 	subjectRoot  = "rc."
@@ -67,6 +68,15 @@ func volatileAll(ns string) string { return volatileRoot + ns + ".>" }
 func deadSubject(ns, consumer string) string { return deadRoot + ns + "." + consumer }
 
 func controlSubject(ns, op string) string { return controlRoot + ns + "." + op }
+
+// The sessions bucket, and the stream JetStream keeps it in.
+const (
+	sessionsBucket = "roomcast_sessions"
+	sessionsStream = "KV_" + sessionsBucket
+)
+
+// heartbeatSubject carries the nodes' heartbeats (health.go).
+const heartbeatSubject = "rcnode.heartbeat"
 
 // controlAll is every node's control subscription.
 const controlAll = controlRoot + ">"

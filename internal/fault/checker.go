@@ -18,10 +18,13 @@ type Report struct {
 	Duplicated []string
 	// Reordered: a subscriber got a message after a later one of its room.
 	Reordered []string
-	// Unexpected: delivered or stored, but never published, or published
-	// with a Failed answer (the client was told it was not stored), or
-	// delivered to a subscriber of another room.
+	// Unexpected: delivered or stored, but never published, or delivered
+	// to a subscriber of another room.
 	Unexpected []string
+	// RefusedStored: stored or delivered although its publish was answered
+	// as certainly not stored (4xx, 503, 507): a client that believed it
+	// and retried without the same id would duplicate it.
+	RefusedStored []string
 	// Gaps: a subscriber missed a message of its room, published while it
 	// was subscribed, and no reset told it.
 	Gaps []string
@@ -30,12 +33,30 @@ type Report struct {
 	Resets, Announced int
 	// ResetReasons counts resets by the server's reason.
 	ResetReasons map[string]int
+
+	// Cluster runs (checkcluster.go).
+	// ServerErrors: answers 500 (publishes, /readyz, history reads).
+	ServerErrors []string
+	// ReadyLies: a node's /readyz disagreed with what publishes sent to it
+	// met for longer than History.ReadyTolerance.
+	ReadyLies []string
+	// Diverged: a node's history of a room differs from the first node's.
+	Diverged []string
+	// Probes and reads: /readyz answers by status, history reads by status.
+	ReadyStatus, ReadStatus map[int]int
+	// Disagreeing counts /readyz probes that disagreed with publishes
+	// (within the tolerance or not).
+	Disagreeing int
+	// Retried counts Unknown publishes retried with the same id after the
+	// run; RetriedStored those the retry found or stored once.
+	Retried, RetriedStored int
 }
 
 // Clean reports no lost, duplicated, reordered or unexpected message and
 // no silent gap. Resets are judged by the scenario.
 func (r *Report) Clean() bool {
-	return len(r.Lost)+len(r.Duplicated)+len(r.Reordered)+len(r.Unexpected)+len(r.Gaps) == 0
+	return len(r.Lost)+len(r.Duplicated)+len(r.Reordered)+len(r.Unexpected)+len(r.Gaps)+
+		len(r.RefusedStored)+len(r.ServerErrors)+len(r.ReadyLies)+len(r.Diverged) == 0
 }
 
 func (r *Report) String() string {
@@ -50,10 +71,15 @@ func (r *Report) String() string {
 		sort.Strings(reasons)
 		fmt.Fprintf(&b, " [%s]", strings.Join(reasons, ", "))
 	}
+	if len(r.ReadyStatus)+len(r.ReadStatus) > 0 || len(r.RefusedStored) > 0 {
+		fmt.Fprintf(&b, "\n  refused but stored %d, 500s %d, readiness lies %d (%d probes disagreed), diverged %d; /readyz %v, reads %v; %d unknown retried with their id, %d of them stored once",
+			len(r.RefusedStored), len(r.ServerErrors), len(r.ReadyLies), r.Disagreeing, len(r.Diverged), r.ReadyStatus, r.ReadStatus, r.Retried, r.RetriedStored)
+	}
 	for _, l := range []struct {
 		name  string
 		items []string
-	}{{"lost", r.Lost}, {"duplicated", r.Duplicated}, {"reordered", r.Reordered}, {"unexpected", r.Unexpected}, {"gap", r.Gaps}} {
+	}{{"lost", r.Lost}, {"duplicated", r.Duplicated}, {"reordered", r.Reordered}, {"unexpected", r.Unexpected}, {"gap", r.Gaps},
+		{"refused but stored", r.RefusedStored}, {"500", r.ServerErrors}, {"readiness", r.ReadyLies}, {"diverged", r.Diverged}} {
 		for i, it := range l.items {
 			if i == 10 {
 				fmt.Fprintf(&b, "\n  %s: … %d more", l.name, len(l.items)-10)
@@ -108,7 +134,7 @@ func Check(h History) *Report {
 			case p == nil:
 				r.Unexpected = append(r.Unexpected, fmt.Sprintf("%s in %s (key %q) is stored but was never published", m.ID, room, m.Key))
 			case p.Outcome == Failed:
-				r.Unexpected = append(r.Unexpected, fmt.Sprintf("%s in %s (key %s) is stored although its publish failed with %d %s", m.ID, room, m.Key, p.Status, p.Err))
+				r.RefusedStored = append(r.RefusedStored, fmt.Sprintf("%s in %s (key %s) is stored although its publish failed with %d %s", m.ID, room, m.Key, p.Status, p.Err))
 			case p.Room != room:
 				r.Unexpected = append(r.Unexpected, fmt.Sprintf("%s (key %s) is stored in %s but was published to %s", m.ID, m.Key, room, p.Room))
 			}
@@ -125,6 +151,7 @@ func Check(h History) *Report {
 	for _, s := range h.Subscribers {
 		checkSubscriber(r, s, pubs, storedID, h.Stored[s.Room])
 	}
+	checkCluster(r, h, storedID)
 	return r
 }
 
@@ -157,7 +184,7 @@ func checkSubscriber(r *Report, s SubscriberLog, pubs map[string]*Publish, store
 			case p == nil:
 				r.Unexpected = append(r.Unexpected, fmt.Sprintf("%s got %s (key %q), never published", s.Name, ev.ID, ev.Key))
 			case p.Outcome == Failed:
-				r.Unexpected = append(r.Unexpected, fmt.Sprintf("%s got %s (key %s) although its publish failed with %d %s", s.Name, ev.ID, ev.Key, p.Status, p.Err))
+				r.RefusedStored = append(r.RefusedStored, fmt.Sprintf("%s got %s (key %s) although its publish failed with %d %s", s.Name, ev.ID, ev.Key, p.Status, p.Err))
 			case p.Room != s.Room:
 				r.Unexpected = append(r.Unexpected, fmt.Sprintf("%s of room %s got %s (key %s) of room %s", s.Name, s.Room, ev.ID, ev.Key, p.Room))
 			case !stored:

@@ -38,7 +38,7 @@ func base() History {
 // TestCheckFlagsEachAnomaly feeds the checker histories that each break
 // one rule, and clean ones that must stay clean.
 func TestCheckFlagsEachAnomaly(t *testing.T) {
-	type counts struct{ lost, dup, reord, unexp, gaps, resets, announced int }
+	type counts struct{ lost, dup, reord, unexp, gaps, resets, announced, refused int }
 	tests := []struct {
 		name   string
 		change func(h *History)
@@ -72,7 +72,10 @@ func TestCheckFlagsEachAnomaly(t *testing.T) {
 		}, counts{unexp: 1}, "never published"},
 		{"stored although the publish failed", func(h *History) {
 			h.Publishes[1].Outcome = Failed
-		}, counts{unexp: 2}, "its publish failed"},
+		}, counts{refused: 2}, "its publish failed"},
+		{"a 503 stored: refused but stored", func(h *History) {
+			h.Publishes[1].Outcome, h.Publishes[1].Status = Failed, 503
+		}, counts{refused: 2}, "refused but stored: e-2"},
 		{"delivered to another room's subscriber", func(h *History) {
 			h.Publishes = append(h.Publishes, Publish{Key: "b1", Room: "b", Outcome: OK, Status: 202, ID: "e-4", Start: at(40)})
 			h.Stored["b"] = []Stored{{"b1", "e-4"}}
@@ -117,11 +120,11 @@ func TestCheckFlagsEachAnomaly(t *testing.T) {
 			h := base()
 			tt.change(&h)
 			r := Check(h)
-			got := counts{len(r.Lost), len(r.Duplicated), len(r.Reordered), len(r.Unexpected), len(r.Gaps), r.Resets, r.Announced}
+			got := counts{len(r.Lost), len(r.Duplicated), len(r.Reordered), len(r.Unexpected), len(r.Gaps), r.Resets, r.Announced, len(r.RefusedStored)}
 			if got != tt.want {
 				t.Fatalf("got %+v, want %+v\n%s", got, tt.want, r)
 			}
-			if clean := tt.want.lost+tt.want.dup+tt.want.reord+tt.want.unexp+tt.want.gaps == 0; r.Clean() != clean {
+			if clean := tt.want.lost+tt.want.dup+tt.want.reord+tt.want.unexp+tt.want.gaps+tt.want.refused == 0; r.Clean() != clean {
 				t.Errorf("Clean() = %v, want %v", r.Clean(), clean)
 			}
 			if tt.text != "" && !strings.Contains(r.String(), tt.text) {

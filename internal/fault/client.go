@@ -36,10 +36,13 @@ type Publisher struct {
 	Name   string // prefix of its keys
 	Client *http.Client
 	URLs   []string // a publish goes to each node in turn
-	NS     string
-	Rooms  []string      // a publish goes to each room in turn
-	Every  time.Duration // pause between publishes (0: none)
-	Rec    *Recorder
+	// Node pins the publisher to URLs[Node] (-1: each node in turn): a
+	// paused node then holds up only its own publishers.
+	Node  int
+	NS    string
+	Rooms []string      // a publish goes to each room in turn
+	Every time.Duration // pause between publishes (0: none)
+	Rec   *Recorder
 
 	n int
 }
@@ -61,18 +64,36 @@ func (p *Publisher) Run(ctx context.Context) {
 func (p *Publisher) Once(ctx context.Context) Publish {
 	p.n++
 	room := p.Rooms[p.n%len(p.Rooms)]
-	base := p.URLs[p.n%len(p.URLs)]
+	node := p.n % len(p.URLs)
+	if p.Node >= 0 {
+		node = p.Node
+	}
 	key := fmt.Sprintf("%s-%d", p.Name, p.n)
+	out := send(ctx, p.Client, p.URLs[node], p.NS, room, key)
+	out.Node = node
+	return out
+}
+
+// send publishes key's message to room on base, with key as its
+// idempotency id (a retry with the same id stores it once), and returns
+// what the answer says of it:
+//   - 2xx: OK, stored;
+//   - 4xx, 503 and 507: Failed, certainly not stored — the server's
+//     publish contract (README, openapi.yaml) promises that a 503 means
+//     nothing was stored; the checker holds it to that ("refused but
+//     stored");
+//   - no answer after the request was sent, 504 (outcome unknown) and any
+//     other 5xx: Unknown.
+func send(ctx context.Context, client *http.Client, base, ns, room, key string) Publish {
 	out := Publish{Key: key, Room: room, Start: time.Now()}
-	defer func() { out.End = time.Now() }()
-	body := fmt.Sprintf(`{"event":"fault","data":{"key":%q}}`, key)
+	body := fmt.Sprintf(`{"event":"fault","id":%q,"data":{"key":%q}}`, key, key)
 	// Not ctx: a publish under way when the run ends is seen to its answer.
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, base+"/ns/"+p.NS+"/rooms/"+room+"/messages", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, base+"/ns/"+ns+"/rooms/"+room+"/messages", strings.NewReader(body))
 	if err != nil {
 		panic(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		out.Outcome, out.Err = Unknown, err.Error()
 		var op *net.OpError
@@ -85,15 +106,17 @@ func (p *Publisher) Once(ctx context.Context) Publish {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	out.Status = resp.StatusCode
+	var ans struct{ ID, Type string }
+	jerr := json.Unmarshal(raw, &ans)
+	out.Type = ans.Type
 	switch {
 	case resp.StatusCode/100 == 2:
-		var ans struct{ ID string }
-		if json.Unmarshal(raw, &ans) != nil || ans.ID == "" || err != nil {
+		if jerr != nil || ans.ID == "" || err != nil {
 			out.Outcome, out.Err = Unknown, fmt.Sprintf("2xx with an unreadable answer %q", raw)
 		} else {
 			out.Outcome, out.ID = OK, ans.ID
 		}
-	case resp.StatusCode/100 == 4, resp.StatusCode == http.StatusInsufficientStorage:
+	case resp.StatusCode/100 == 4, resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusInsufficientStorage:
 		out.Outcome, out.Err = Failed, string(raw)
 	default:
 		out.Outcome, out.Err = Unknown, string(raw)
@@ -111,6 +134,10 @@ type Subscriber struct {
 	NS     string
 	Client *http.Client // without a timeout
 	URLs   []string     // each reconnection goes to the next node
+	// Idle drops a stream on which nothing (not even a heartbeat comment)
+	// came for this long, as a client with a read timeout would: a paused
+	// node keeps its connections open and silent (0: never).
+	Idle time.Duration
 
 	mu     sync.Mutex
 	events []Event
@@ -168,6 +195,25 @@ func (s *Subscriber) add(ev Event) {
 
 // stream runs one connection until it drops.
 func (s *Subscriber) stream(ctx context.Context, base string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	alive := func() {}
+	if s.Idle > 0 {
+		// A stream that opened and went silent is dropped after Idle; one
+		// being opened gets longer (a resume may wait for an election).
+		idle := time.AfterFunc(max(s.Idle, connectTimeout), func() { cancel(fmt.Errorf("nothing received for %s", s.Idle)) })
+		defer idle.Stop()
+		alive = func() { idle.Reset(s.Idle) }
+	}
+	err := s.read(ctx, base, alive)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// read reads one connection's events, calling alive on each line.
+func (s *Subscriber) read(ctx context.Context, base string, alive func()) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ns/"+s.NS+"/rooms/"+url.PathEscape(s.Room)+"/events", nil)
 	if err != nil {
 		return err
@@ -191,6 +237,7 @@ func (s *Subscriber) stream(ctx context.Context, base string) error {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	var id, event, data string
 	for sc.Scan() {
+		alive()
 		line := sc.Text()
 		if line == "" {
 			if data != "" || event != "" {
@@ -238,6 +285,12 @@ func (s *Subscriber) dispatch(id, event, data string) error {
 		var d struct{ Reason string }
 		_ = json.Unmarshal([]byte(data), &d)
 		s.add(Event{Kind: Reset, At: now, EventID: id, Reason: d.Reason})
+	case "end":
+		// The server ends the stream on purpose (e.g. "replaced": the same
+		// connection resumed elsewhere); the client reconnects.
+		var d struct{ Reason string }
+		_ = json.Unmarshal([]byte(data), &d)
+		return fmt.Errorf("end: %s", d.Reason)
 	default:
 		var env struct {
 			ID   string
@@ -250,6 +303,10 @@ func (s *Subscriber) dispatch(id, event, data string) error {
 	}
 	return nil
 }
+
+// connectTimeout bounds how long a Subscriber with Idle waits for a
+// stream to open.
+const connectTimeout = 15 * time.Second
 
 // Subscribed reports whether the subscriber has had a stream open.
 func (s *Subscriber) Subscribed() bool {

@@ -13,10 +13,10 @@ type Outcome int
 const (
 	// OK: answered 2xx, the message is stored.
 	OK Outcome = iota + 1
-	// Failed: certainly not stored (never sent, a 4xx, a 507).
+	// Failed: certainly not stored (never sent, a 4xx, a 503, a 507).
 	Failed
 	// Unknown: may or may not be stored (a timeout, a connection lost
-	// after the request was sent, a 5xx other than 507).
+	// after the request was sent, a 504, a 5xx other than 503 and 507).
 	Unknown
 )
 
@@ -39,9 +39,14 @@ type Publish struct {
 	Outcome Outcome
 	Status  int    // HTTP status; 0 without an answer
 	ID      string // the message id when OK
+	Type    string // the problem type of an error answer
+	Node    int    // the node it was sent to (index in the cluster)
 	Start   time.Time
 	End     time.Time
 	Err     string
+	// Retried is, for an Unknown publish, the answer to its retry with the
+	// same id after the run (Retried.ID: where the one stored copy is).
+	Retried *Publish
 }
 
 // EventKind is what a subscriber saw.
@@ -84,6 +89,15 @@ type History struct {
 	Subscribers []SubscriberLog
 	// Stored is each room's history after the run, in order.
 	Stored map[string][]Stored
+	// NodeStored is each room's history read from each node after the run
+	// (nil on a single node): every node must serve the same.
+	NodeStored []map[string][]Stored
+	// Probes are the probers' /readyz and history requests (cluster runs).
+	Probes []Probe
+	// ReadyTolerance is how long /readyz may disagree with what publishes
+	// to its node meet before the checker reports it (the time a node
+	// takes to notice: --peer-timeout and a probe).
+	ReadyTolerance time.Duration
 }
 
 // Recorder collects publishes from concurrent publishers.

@@ -15,11 +15,15 @@ import (
 // Node is one roomcast server process: it keeps its address and data
 // directory across restarts, as a supervisor restarting it would.
 type Node struct {
+	Name string // its --node-name in a cluster ("" on a single node)
 	Bin  string
 	Args []string // besides --addr and --data
 	Data string
 	Addr string    // host:port, fixed at creation
 	Log  io.Writer // the server's stderr (nil: discarded)
+	// Exec runs the server through a command (e.g. ip netns exec NS): the
+	// process that is signalled is still the server (it execs).
+	Exec []string
 
 	cmd  *exec.Cmd
 	done chan error
@@ -42,10 +46,24 @@ func (n *Node) URL() string { return "http://" + n.Addr }
 // Start runs the server and waits until /readyz answers 200 (within
 // timeout); it fails if the process exits first.
 func (n *Node) Start(timeout time.Duration) error {
+	if err := n.Spawn(); err != nil {
+		return err
+	}
+	return n.WaitReady(timeout)
+}
+
+// Spawn starts the server process without waiting for it (nodes of a new
+// cluster wait for each other).
+func (n *Node) Spawn() error {
 	if n.cmd != nil {
 		return fmt.Errorf("node %s is running", n.Addr)
 	}
-	cmd := exec.Command(n.Bin, append([]string{"--addr", n.Addr, "--data", n.Data}, n.Args...)...)
+	args := append([]string{"--addr", n.Addr, "--data", n.Data}, n.Args...)
+	name := n.Bin
+	if len(n.Exec) > 0 {
+		name, args = n.Exec[0], append(append(append([]string(nil), n.Exec[1:]...), n.Bin), args...)
+	}
+	cmd := exec.Command(name, args...)
 	cmd.Stdout = io.Discard
 	cmd.Stderr = n.Log
 	if err := cmd.Start(); err != nil {
@@ -53,6 +71,15 @@ func (n *Node) Start(timeout time.Duration) error {
 	}
 	n.cmd, n.done = cmd, make(chan error, 1)
 	go func() { n.done <- cmd.Wait() }()
+	return nil
+}
+
+// WaitReady waits until /readyz answers 200 (within timeout); it fails if
+// the process exits first.
+func (n *Node) WaitReady(timeout time.Duration) error {
+	if n.cmd == nil {
+		return fmt.Errorf("node %s is not running", n.Addr)
+	}
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	for {
@@ -92,6 +119,20 @@ func (n *Node) Kill() {
 	n.signal(syscall.SIGKILL, time.Minute)
 }
 
+// Pause stops the process with SIGSTOP (it keeps its sockets: peers and
+// clients see a node that does not answer); Resume continues it.
+func (n *Node) Pause() error { return n.send(syscall.SIGSTOP) }
+
+// Resume sends SIGCONT.
+func (n *Node) Resume() error { return n.send(syscall.SIGCONT) }
+
+func (n *Node) send(sig os.Signal) error {
+	if n.cmd == nil {
+		return fmt.Errorf("node %s is not running", n.Addr)
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
 // Stop sends SIGTERM (a graceful shutdown) and waits for the exit; past
 // timeout it kills.
 func (n *Node) Stop(timeout time.Duration) {
@@ -114,10 +155,15 @@ func (n *Node) signal(sig os.Signal, wait time.Duration) bool {
 	}
 }
 
-// Cluster is the set of nodes a scenario runs. Today a single node; the
-// cluster issue adds several (routes between them) and their nemeses.
+// Cluster is the set of nodes a scenario runs: one node, several embedded
+// engines clustered by routes (cluster.go), in network namespaces of
+// their own when Net is set, or nodes on an external NATS.
 type Cluster struct {
 	Nodes []*Node
+	// Net is the network the nodes' routes go through (nil: loopback).
+	Net *Net
+	// NATS is the external NATS server the nodes use (nil: embedded).
+	NATS *NATSServer
 }
 
 // URLs are the nodes' base URLs, which clients use in turn.
@@ -129,10 +175,13 @@ func (c *Cluster) URLs() []string {
 	return urls
 }
 
-// Ready waits until every node answers /readyz 200.
+// Ready waits until every running node answers /readyz 200.
 func (c *Cluster) Ready(ctx context.Context) error {
 	client := &http.Client{Timeout: time.Second}
 	for _, n := range c.Nodes {
+		if !n.Running() {
+			continue
+		}
 		for {
 			resp, err := client.Get(n.URL() + "/readyz")
 			if err == nil {
@@ -151,9 +200,17 @@ func (c *Cluster) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Close kills every node still running.
+// Close kills every node still running (a paused one too), then the
+// external NATS server, and removes the network.
 func (c *Cluster) Close() {
 	for _, n := range c.Nodes {
+		_ = n.Resume()
 		n.Kill()
+	}
+	if c.NATS != nil {
+		c.NATS.Kill()
+	}
+	if c.Net != nil {
+		c.Net.Close()
 	}
 }

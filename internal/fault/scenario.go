@@ -2,6 +2,7 @@ package fault
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -37,6 +38,26 @@ type Scenario struct {
 	// Drain bounds how long subscribers may take to catch up after the
 	// run (default 30s).
 	Drain time.Duration
+
+	// Nodes is the cluster's size (default 1): several embedded engines
+	// clustered by routes (cluster.go). Isolated puts each in a network
+	// namespace of its own, so that links can be cut (root only).
+	// ExternalNATS runs the nodes on a nats-server process instead.
+	Nodes        int
+	Isolated     bool
+	ExternalNATS bool
+	// StartNodes is how many nodes start at first (default all); the
+	// nemesis starts the others.
+	StartNodes int
+	// Idle drops a subscriber's stream that was silent this long (0:
+	// never); pass --heartbeat well under it.
+	Idle time.Duration
+	// Probe runs a Prober: /readyz every 0.5 s and a history read every
+	// second on every node (on in cluster runs).
+	Probe bool
+	// ReadyTolerance: how long /readyz may disagree with publishes (see
+	// History).
+	ReadyTolerance time.Duration
 }
 
 // Nemesis injects faults.
@@ -56,6 +77,23 @@ type Env struct {
 	mu      sync.Mutex
 	figures []string
 	marks   map[string]time.Time
+	faults  []Fault
+}
+
+// Fault is one fault a nemesis injected: on Node (-1: not a node: the
+// external NATS server), from Start until End (the heal, zero if it
+// never healed within the run).
+type Fault struct {
+	Kind       string
+	Node       int
+	Start, End time.Time
+}
+
+// AddFault records a fault.
+func (e *Env) AddFault(f Fault) {
+	e.mu.Lock()
+	e.faults = append(e.faults, f)
+	e.mu.Unlock()
 }
 
 // Figure records a measurement for the run's report.
@@ -81,6 +119,7 @@ type Result struct {
 	Report  *Report
 	Figures []string
 	Marks   map[string]time.Time
+	Faults  []Fault
 }
 
 // Run plays sc with the server binary bin.
@@ -103,29 +142,7 @@ func Run(t testing.TB, bin string, sc Scenario) *Result {
 		data = t.TempDir()
 	}
 	args := append([]string{"--retry", "200ms", "--max-msgs-per-room", "-1", "--log-level", "warn"}, sc.Args...)
-	node, err := NewNode(bin, filepath.Join(data, "node1"), args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(t.TempDir(), "node1.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node.Log = logFile
-	cluster := &Cluster{Nodes: []*Node{node}}
-	t.Cleanup(func() {
-		cluster.Close()
-		logFile.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				t.Logf("server log (last 4 KiB):\n%s", tail(b, 4<<10))
-			}
-		}
-	})
-	if err := node.Start(30 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	cluster := newCluster(t, bin, sc, data, args)
 	env := &Env{T: t, Cluster: cluster, Rec: &Recorder{}}
 
 	rooms := make([]string, sc.Rooms)
@@ -137,8 +154,12 @@ func Run(t testing.TB, bin string, sc Scenario) *Result {
 	var subs []*Subscriber
 	for _, room := range rooms {
 		for j := 0; j < sc.SubscribersPerRoom; j++ {
+			// Subscribers start on different nodes.
+			urls := cluster.URLs()
+			k := len(subs) % len(urls)
+			urls = append(urls[k:], urls[:k]...)
 			s := &Subscriber{Name: fmt.Sprintf("%s/s%d", room, j), Room: room, NS: "default",
-				Client: NewClient(sc.SubscribeFrom, 0), URLs: cluster.URLs()}
+				Client: NewClient(sc.SubscribeFrom, 0), URLs: urls, Idle: sc.Idle}
 			subs = append(subs, s)
 			subWG.Add(1)
 			go func() { defer subWG.Done(); s.Run(subCtx) }()
@@ -154,11 +175,29 @@ func Run(t testing.TB, bin string, sc Scenario) *Result {
 		return true
 	})
 
+	var prober *Prober
+	probeCtx, stopProbes := context.WithCancel(context.Background())
+	var probeWG sync.WaitGroup
+	if sc.Probe {
+		prober = &Prober{URLs: cluster.URLs(), NS: "default", Room: rooms[0], ReadyEvery: 500 * time.Millisecond, ReadEvery: time.Second,
+			Epoch: func() string { return epochOf(env.Rec.Publishes()) }}
+		probeWG.Add(1)
+		go func() { defer probeWG.Done(); prober.Run(probeCtx) }()
+	}
+	defer func() { stopProbes(); probeWG.Wait() }()
+
 	pubCtx, stopPubs := context.WithCancel(context.Background())
 	var pubWG sync.WaitGroup
 	for i := 0; i < sc.Publishers; i++ {
-		p := &Publisher{Name: fmt.Sprintf("p%d", i), Client: NewClient(sc.PublishFrom, 10*time.Second), URLs: cluster.URLs(),
-			NS: "default", Rooms: rooms, Every: sc.PublishEvery, Rec: env.Rec, n: i}
+		// In a cluster each publisher keeps to one node (publishers are
+		// spread over the nodes), so that one node that does not answer
+		// holds up only its own.
+		node := -1
+		if len(cluster.Nodes) > 1 {
+			node = i % len(cluster.Nodes)
+		}
+		p := &Publisher{Name: fmt.Sprintf("p%d", i), Client: NewClient(sc.PublishFrom, 20*time.Second), URLs: cluster.URLs(),
+			NS: "default", Rooms: rooms, Every: sc.PublishEvery, Rec: env.Rec, n: i, Node: node}
 		pubWG.Add(1)
 		go func() { defer pubWG.Done(); p.Run(pubCtx) }()
 	}
@@ -181,14 +220,32 @@ func Run(t testing.TB, bin string, sc Scenario) *Result {
 		t.Fatalf("after the nemesis: %v", err)
 	}
 
+	// A publish whose outcome is unknown is retried with its id, as the
+	// publish contract says to: it must then be stored exactly once.
+	pubs := env.Rec.Publishes()
+	retryClient := NewClient("", 20*time.Second)
+	for i := range pubs {
+		p := &pubs[i]
+		if p.Outcome != Unknown {
+			continue
+		}
+		for try := 0; try < 5; try++ {
+			r := send(rctx, retryClient, cluster.URLs()[try%len(cluster.Nodes)], "default", p.Room, p.Key)
+			p.Retried = &r
+			if r.Outcome != Unknown {
+				break
+			}
+		}
+	}
+
 	// Drain: every subscriber gets what it is owed, or the checker says what
 	// it missed.
-	pubs := env.Rec.Publishes()
 	drained := waitFor(sc.Drain, func() bool {
 		for _, s := range subs {
 			owed := s.Owed()
 			for _, p := range pubs {
-				if p.Outcome == OK && p.Room == s.Room && !p.Start.Before(owed) && !s.Has(p.Key) {
+				stored := p.Outcome == OK || p.Retried != nil && p.Retried.Outcome == OK
+				if stored && p.Room == s.Room && !p.Start.Before(owed) && !s.Has(p.Key) {
 					return false
 				}
 			}
@@ -197,36 +254,74 @@ func Run(t testing.TB, bin string, sc Scenario) *Result {
 	})
 	stopSubs()
 	subWG.Wait()
+	stopProbes()
+	probeWG.Wait()
 
-	h := History{Publishes: pubs, Stored: map[string][]Stored{}}
+	h := History{Publishes: pubs, Stored: map[string][]Stored{}, ReadyTolerance: sc.ReadyTolerance}
+	if prober != nil {
+		h.Probes = prober.Probes()
+	}
 	for _, s := range subs {
 		h.Subscribers = append(h.Subscribers, s.Log())
 	}
-	epoch := ""
-	for _, p := range pubs {
-		if p.Outcome == OK {
-			epoch, _, _ = strings.Cut(p.ID, "-")
-			break
-		}
-	}
-	if epoch != "" {
+	if epoch := epochOf(pubs); epoch != "" {
 		client := NewClient("", time.Minute)
-		for _, room := range rooms {
-			stored, err := ReadHistory(rctx, client, cluster.URLs()[0], "default", room, epoch)
-			if err != nil {
-				t.Fatal(err)
+		for i, base := range cluster.URLs() {
+			if !cluster.Nodes[i].Running() {
+				continue
 			}
-			h.Stored[room] = stored
+			stored := map[string][]Stored{}
+			for _, room := range rooms {
+				// A node just healed may still be catching up: its reads
+				// answer 503 meanwhile; read again.
+				var err error
+				waitFor(30*time.Second, func() bool {
+					stored[room], err = ReadHistory(rctx, client, base, "default", room, epoch)
+					return err == nil
+				})
+				if err != nil {
+					t.Fatalf("node %d: %v", i+1, err)
+				}
+			}
+			if len(h.Stored) == 0 {
+				h.Stored = stored // the first node running
+			}
+			if len(cluster.Nodes) > 1 {
+				h.NodeStored = append(h.NodeStored, stored)
+			}
 		}
 	}
 	r := Check(h)
+	if dir := os.Getenv("FAULT_HISTORY_DIR"); dir != "" {
+		// The whole history, for reading a finding closely.
+		if b, err := json.Marshal(struct {
+			History History
+			Faults  []Fault
+		}{h, env.faults}); err == nil {
+			path := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".json")
+			if err := os.WriteFile(path, b, 0o644); err == nil {
+				t.Logf("history written to %s", path)
+			}
+		}
+	}
 	if !drained {
 		env.Figure("subscribers had not caught up %s after the run", sc.Drain)
 	}
 	env.Figure("%s: ran %s (nemesis %s)", sc.Name, time.Since(began).Round(time.Millisecond), sc.Nemesis.Name())
-	res := &Result{History: h, Report: r, Figures: env.figures, Marks: env.marks}
+	res := &Result{History: h, Report: r, Figures: env.figures, Marks: env.marks, Faults: env.faults}
 	t.Logf("%s\n%s\n  %s", sc.Name, r, strings.Join(res.Figures, "\n  "))
 	return res
+}
+
+// epochOf is the store's epoch, from the first message id answered.
+func epochOf(pubs []Publish) string {
+	for _, p := range pubs {
+		if p.Outcome == OK {
+			epoch, _, _ := strings.Cut(p.ID, "-")
+			return epoch
+		}
+	}
+	return ""
 }
 
 // Latencies summarizes the durations of the publishes keep selects.

@@ -30,6 +30,12 @@ var (
 	// ErrStorageFull: the store refuses writes (its volume is full); the
 	// message was not stored.
 	ErrStorageFull = errors.New("storage full")
+	// ErrOutcomeUnknown: a write was sent to the store but its answer did
+	// not come (a timeout, the engine's connection or its leader lost
+	// mid-request): it may or may not be stored. Only a retry with the
+	// same idempotency key is safe. ErrUnavailable, by contrast, means
+	// nothing was stored.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
 )
 
 // Reserved event names: sent by the server itself, never by a publisher.

@@ -46,10 +46,14 @@ type Config struct {
 	// member that takes its time to read is cut as a slow consumer (main
 	// sets it to the SSE queue size).
 	MaxInFlight int
+	// CatchUpWait bounds how long a resume waits for this node's live feed
+	// to reach its position (a node that is behind the cluster: catchup.go)
+	// before it is answered 503.
+	CatchUpWait time.Duration
 }
 
 // DefaultConfig is the hub's default bounds.
-var DefaultConfig = Config{ResumeBuffer: 1024}
+var DefaultConfig = Config{ResumeBuffer: 1024, CatchUpWait: 5 * time.Second}
 
 // NamespaceConfig holds one namespace's settings. Zero fields take
 // DefaultNamespaceConfig's.
@@ -120,6 +124,9 @@ func New(d Deps, cfg Config) (*Hub, error) {
 	}
 	if cfg.ResumeBuffer <= 0 {
 		cfg.ResumeBuffer = DefaultConfig.ResumeBuffer
+	}
+	if cfg.CatchUpWait <= 0 {
+		cfg.CatchUpWait = DefaultConfig.CatchUpWait
 	}
 	if d.Groups != nil && len(d.AckKey) < 16 {
 		return nil, errors.New("hub: consumer groups need an ack key of at least 16 bytes")

@@ -20,7 +20,10 @@ import (
 //   - Read sees what Publish answered: a message whose Publish returned is
 //     readable by the next Read on any node.
 //   - Errors wrap ErrNotFound (no such namespace) or ErrUnavailable (the
-//     store cannot answer now: retry later).
+//     store cannot answer now: retry later; from Publish: o was certainly
+//     not stored, and never will be); Publish's may also wrap
+//     ErrOutcomeUnknown (o was sent and no answer came: it may be stored;
+//     only a retry with the same Key is safe) or ErrStorageFull.
 type Log interface {
 	// OpenNamespace creates or updates namespace ns's log with r (its zero
 	// fields take DefaultRetention's) and returns its state.

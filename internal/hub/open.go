@@ -97,6 +97,9 @@ func (ns *Namespace) Open(ctx context.Context, req OpenRequest) (*Conn, error) {
 	c := &Conn{ns: ns, sink: req.Sink, Remote: req.Remote, Connected: time.Now(), rooms: map[string]uint64{},
 		Perms: req.Perms, User: req.User}
 	c.start.group = req.Group
+	if err := ns.catchUp(ctx, req.Resume); err != nil {
+		return nil, err
+	}
 
 	var restored map[string]uint64
 	opened := false
