@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -132,15 +133,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go streams.Run(hbCtx)
 	defer func() { hbCancel(); streams.Close() }()
 
-	ackKey, err := eng.AckKey(ctx)
-	if err != nil {
+	// Creating a replicated stream or bucket waits for its first leader
+	// election, about 5 s in a new cluster: the ack key's bucket, the
+	// namespaces' streams and the webhooks' are created at once, not one
+	// after the other (AddNamespace below then finds its stream made).
+	var ackKey []byte
+	var hooks *hooks
+	var wg sync.WaitGroup
+	errs := make([]error, 2+len(cfg.Namespaces))
+	wg.Go(func() { ackKey, errs[0] = eng.AckKey(ctx) })
+	wg.Go(func() { hooks, errs[1] = startWebhooks(ctx, cfg, eng, getenv, logger) }) // webhooks.go
+	for i, n := range cfg.Namespaces {
+		wg.Go(func() {
+			_, errs[2+i] = eng.OpenNamespace(ctx, n.Name, hub.Retention{MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, MaxMsgsPerRoom: n.MaxMsgsPerRoom, Dedupe: n.DedupeWindow})
+		})
+	}
+	wg.Wait()
+	if hooks != nil {
+		defer hooks.Stop() // after the handlers: their connections' leaves are stored
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	hooks, err := startWebhooks(ctx, cfg, eng, getenv, logger) // webhooks.go
-	if err != nil {
-		return err
-	}
-	defer hooks.Stop() // after the handlers: their connections' leaves are stored
 	deps := hub.Deps{Log: eng, Sessions: eng, Groups: eng, AckKey: ackKey, Logger: logger, Observer: hooks.observer(),
 		DecodePerms: func(b []byte) (hub.Perms, error) {
 			var g auth.Grants
