@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/roomcast/roomcast/internal/fault"
 )
 
 // clusterNode is one roomcast node of a test cluster, in its own process.
@@ -18,20 +21,20 @@ type clusterNode struct {
 	srv *testServer
 }
 
+// freePorts returns n free loopback ports for the nodes' routes, outside
+// the kernel's ephemeral range (fault.FreeAddr): a port another node's
+// NATS client listener (bound to :0) cannot have taken first.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ls []net.Listener
 	var out []int
 	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := fault.FreeAddr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+		_, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		out = append(out, p)
 	}
 	return out
 }

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +28,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/roomcast/roomcast/internal/fault"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "also write the README's screenshots to docs/screenshots")
@@ -284,12 +284,8 @@ func js(s string) string {
 // server that must come back on the same origin after a restart.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := fault.FreeAddr() // outside the ephemeral range: no :0 listener takes it first
 	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return addr

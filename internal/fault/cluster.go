@@ -2,7 +2,6 @@ package fault
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,13 +120,12 @@ func newCluster(t testing.TB, bin string, sc Scenario, data string, args []strin
 	return c
 }
 
-// freeAddr is a free loopback address.
+// freeAddr is a free loopback address (FreeAddr).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }

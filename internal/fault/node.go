@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,14 +28,12 @@ type Node struct {
 	done chan error
 }
 
-// NewNode prepares a node on a free loopback port.
+// NewNode prepares a node on a free loopback port (FreeAddr).
 func NewNode(bin, data string, args ...string) (*Node, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return &Node{Bin: bin, Args: args, Data: data, Addr: addr}, nil
 }
 
