@@ -97,10 +97,10 @@ func TestWebAccessibility(t *testing.T) {
 		vendorOrder(vendor, c)
 	}
 	driver.wait("three offers", `document.querySelectorAll("#jobs li.job[data-state=offered]").length === 3`)
-	driver.do(chromedp.Click(chromedp.CSS(`#jobs li.job[data-state=offered] button.pickup`)))
+	driver.click(`#jobs li.job[data-state=offered] button.pickup`)
 	driver.wait("one picked up", `document.querySelectorAll("#jobs li.job[data-state=picked]").length === 1`)
-	driver.do(chromedp.Click(chromedp.CSS(`#jobs li.job[data-state=picked] button.deliver`)))
-	driver.do(chromedp.Click(chromedp.CSS(`#jobs li.job[data-state=offered] button.pickup`)))
+	driver.click(`#jobs li.job[data-state=picked] button.deliver`)
+	driver.click(`#jobs li.job[data-state=offered] button.pickup`)
 	vendor.wait("orders delivered, in transit and requested", `document.querySelector("#orders tr[data-status=delivered]") &&
 		document.querySelector("#orders tr[data-status=in-transit]") && document.querySelector("#orders tr[data-status=requested]")`)
 

@@ -82,10 +82,10 @@ func TestWebParcelLeases(t *testing.T) {
 	card := fmt.Sprintf(`#jobs li.job[data-order=%q]`, first)
 	holder.wait("the countdown", `/Pick up within [12] s/.test(document.querySelector(`+js(card+" .countdown")+`).textContent)`)
 	for i := 0; i < 2; i++ {
-		holder.do(chromedp.Click(chromedp.CSS(card + " button.more")))
+		holder.click(card + " button.more")
 		holder.never("the offer withdrawn while extended", 1200*time.Millisecond, `document.querySelector(`+js(card)+`).dataset.state !== "offered"`)
 	}
-	holder.do(chromedp.Click(chromedp.CSS(card + " button.pickup")))
+	holder.click(card + " button.pickup")
 	holder.wait("picked up", `document.querySelector(`+js(card)+`).dataset.state === "picked"`)
 	if focused := holder.evalString(`document.activeElement.className`); !strings.Contains(focused, "deliver") {
 		t.Errorf("%s: after Pick up the focus is on %q, want the card's next action (Mark delivered)", holder.name, focused)
@@ -105,7 +105,7 @@ func TestWebParcelLeases(t *testing.T) {
 		t.Errorf("%s: the withdrawn card still offers Pick up", slow.name)
 	}
 	fast.wait("the offer at the other driver", `(document.querySelector(`+js(card2)+`) || {dataset: {}}).dataset.state === "offered"`)
-	fast.do(chromedp.Click(chromedp.CSS(card2 + " button.pickup")))
+	fast.click(card2 + " button.pickup")
 	fast.wait("picked up by the other driver", `document.querySelector(`+js(card2)+`).dataset.state === "picked"`)
 	vendor.wait("the second order in transit with the other driver", fmt.Sprintf(`(document.querySelector('#orders tr[data-order=%q]') || {dataset: {}}).dataset.status === "in-transit" &&
 		document.querySelector('#orders tr[data-order=%q]').textContent.includes(%q)`, second, second, strings.TrimPrefix(fast.name, "")))

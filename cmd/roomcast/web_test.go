@@ -174,6 +174,16 @@ func (tb *tab) do(actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the first element matching css once there is one, in one
+// step in the page: a chromedp.Click finds the node, then clicks it by its
+// node id, and fails if the page re-rendered that part in between (the
+// parcel page redraws its list when an offer changes state).
+func (tb *tab) click(css string) {
+	tb.t.Helper()
+	sel, _ := json.Marshal(css)
+	tb.wait("a "+css+" to click", `(() => { const el = document.querySelector(`+string(sel)+`); if (!el) return false; el.focus(); el.click(); return true })()`)
+}
+
 // eval evaluates a JavaScript expression and decodes its value into out.
 func (tb *tab) eval(expr string, out any) {
 	tb.t.Helper()
@@ -651,9 +661,9 @@ func TestWebParcelService(t *testing.T) {
 		if d.evalInt(`document.querySelectorAll(`+js(acmePickup)+`).length`) == 0 {
 			continue
 		}
-		d.do(chromedp.Click(chromedp.CSS(acmePickup)))
+		d.click(acmePickup)
 		if i < 2 {
-			d.do(chromedp.Click(chromedp.CSS(`#jobs button.deliver:enabled`)))
+			d.click(`#jobs button.deliver:enabled`)
 			staged["delivered"]++
 		} else {
 			staged["in-transit"]++
@@ -674,9 +684,9 @@ func TestWebParcelService(t *testing.T) {
 			left += st.Open
 			switch {
 			case st.Deliver > 0:
-				d.do(chromedp.Click(chromedp.CSS("#jobs button.deliver:enabled")))
+				d.click("#jobs button.deliver:enabled")
 			case st.Pickup > 0:
-				d.do(chromedp.Click(chromedp.CSS("#jobs button.pickup:enabled")))
+				d.click("#jobs button.pickup:enabled")
 			}
 		}
 		if left == 0 {
