@@ -24,16 +24,21 @@ type recMetrics struct {
 	mu             sync.Mutex
 	slow, parked   int
 	joined, left   int
+	fanned         []int
 	resumed        []bool
 	groupDelivered []bool
 }
 
-func (m *recMetrics) Published(time.Duration)      {}
-func (m *recMetrics) FannedOut(int, time.Duration) {}
-func (m *recMetrics) Joined()                      { m.mu.Lock(); m.joined++; m.mu.Unlock() }
-func (m *recMetrics) Left()                        { m.mu.Lock(); m.left++; m.mu.Unlock() }
-func (m *recMetrics) SlowConsumer()                { m.mu.Lock(); m.slow++; m.mu.Unlock() }
-func (m *recMetrics) Parked()                      { m.mu.Lock(); m.parked++; m.mu.Unlock() }
+func (m *recMetrics) Published(time.Duration) {}
+func (m *recMetrics) FannedOut(n int, _ time.Duration) {
+	m.mu.Lock()
+	m.fanned = append(m.fanned, n)
+	m.mu.Unlock()
+}
+func (m *recMetrics) Joined()       { m.mu.Lock(); m.joined++; m.mu.Unlock() }
+func (m *recMetrics) Left()         { m.mu.Lock(); m.left++; m.mu.Unlock() }
+func (m *recMetrics) SlowConsumer() { m.mu.Lock(); m.slow++; m.mu.Unlock() }
+func (m *recMetrics) Parked()       { m.mu.Lock(); m.parked++; m.mu.Unlock() }
 func (m *recMetrics) Resumed(reset bool) {
 	m.mu.Lock()
 	m.resumed = append(m.resumed, reset)
