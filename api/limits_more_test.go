@@ -1,12 +1,20 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/roomcast/roomcast/internal/auth"
 	"github.com/roomcast/roomcast/internal/hub"
+	"github.com/roomcast/roomcast/internal/hub/hubtest"
 )
 
 // TestHeaderBytesCountsTheWire: the request line and each header as sent,
@@ -156,5 +164,154 @@ func TestFieldErrorsWording(t *testing.T) {
 	}
 	if err := a.decodeBytes([]byte(`"x"`), &dst); err == nil || !strings.Contains(err.Error(), "cannot unmarshal string into Go value of type struct") || strings.Contains(err.Error(), "json: ") {
 		t.Fatalf("a string for an object: %v", err)
+	}
+}
+
+// TestClientIP: the peer's address without its port; an address without
+// a port as it is.
+func TestClientIP(t *testing.T) {
+	for addr, want := range map[string]string{"192.0.2.1:1234": "192.0.2.1", "[::1]:80": "::1", "pipe": "pipe"} {
+		if got := clientIP(&http.Request{RemoteAddr: addr}); got != want {
+			t.Errorf("clientIP(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+// TestCredentialAtItsLengthLimit: a credential of MaxTokenLen characters is
+// read (and refused for what it is); one more is too long.
+func TestCredentialAtItsLengthLimit(t *testing.T) {
+	rig := newAPIRig(t, rigOptions{})
+	for n, want := range map[int]string{auth.MaxTokenLen: "neither a JWT", auth.MaxTokenLen + 1: "credential too long"} {
+		p := wantProblem(t, rig.do("GET", "/ns/default/rooms", "", bearer(strings.Repeat("k", n))), 401, fmt.Sprint(n))
+		if !strings.Contains(p.Detail, want) {
+			t.Errorf("a credential of %d characters: %q, want %q", n, p.Detail, want)
+		}
+	}
+}
+
+// TestUnexpectedErrorWithoutALogger: a 500 written where no logger is at
+// hand (middleware) goes to the default logger and hides the error.
+func TestUnexpectedErrorWithoutALogger(t *testing.T) {
+	logs := &lockedBuffer{}
+	def := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, nil)))
+	defer slog.SetDefault(def)
+	rec := httptest.NewRecorder()
+	writeError(rec, httptest.NewRequest("GET", "/p", nil), nil, errors.New("secret detail"))
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "secret detail") || !strings.Contains(logs.String(), "secret detail") {
+		t.Fatalf("%d %s, logged %q", rec.Code, rec.Body, logs)
+	}
+}
+
+// fromAddr sends a request from addr through the rig's router.
+func (rig *apiRig) fromAddr(addr, method, path, body string, hdr ...string) *httptest.ResponseRecorder {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	req.RemoteAddr = addr
+	for _, h := range hdr {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Add(k, v)
+	}
+	rec := httptest.NewRecorder()
+	rig.router.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestRateLimitsPerAddressAndPerCredential: a rate holds per address and,
+// separately, per credential (a ticket counts as one) whatever address it
+// comes from; anonymous callers are limited by address alone.
+func TestRateLimitsPerAddressAndPerCredential(t *testing.T) {
+	rig := newAPIRig(t, rigOptions{sec: Security{Publish: Rate{N: 2, Per: time.Minute}, Connect: Rate{N: 2, Per: time.Minute}}})
+	pub := func(addr string, hdr ...string) int {
+		return rig.fromAddr(addr, "POST", "/ns/default/rooms/r1/messages", `{"event":"e"}`, append(hdr, "Content-Type: application/json")...).Code
+	}
+	tok := bearer(rigAPIKey)
+	if a, b := pub("192.0.2.1:1", tok), pub("192.0.2.1:2", tok); a != 202 || b != 202 {
+		t.Fatalf("two publishes with a key from one address: %d %d", a, b)
+	}
+	if c := pub("192.0.2.2:1", tok); c != 429 {
+		t.Fatalf("the key's third publish, from another address: %d, want 429", c)
+	}
+	// Anonymous callers: the address's limit, ports aside.
+	if a, b, c := pub("192.0.2.3:1"), pub("192.0.2.3:2"), pub("192.0.2.3:3"); a != 202 || b != 202 || c != 429 {
+		t.Fatalf("anonymous publishes from one address: %d %d %d, want 202 202 429", a, b, c)
+	}
+	if c := pub("192.0.2.4:1"); c != 202 {
+		t.Fatalf("an anonymous publish from another address: %d", c)
+	}
+	// A stream ticket is the credential of the stream routes.
+	stream := func(addr string) int { return rig.fromAddr(addr, "GET", "/ns/default/events?ticket=t1", "").Code }
+	if a, b, c := stream("192.0.2.5:1"), stream("192.0.2.6:1"), stream("192.0.2.7:1"); a != 401 || b != 401 || c != 429 {
+		t.Fatalf("one ticket from three addresses: %d %d %d, want 401 401 429", a, b, c)
+	}
+}
+
+// hookLog is a MemLog that runs hook during each publish.
+type hookLog struct {
+	*hubtest.MemLog
+	hook func()
+}
+
+func (l *hookLog) Publish(ctx context.Context, ns string, o *hub.Outgoing) (hub.Position, bool, error) {
+	if f := l.hook; f != nil {
+		l.hook = nil
+		f()
+	}
+	return l.MemLog.Publish(ctx, ns, o)
+}
+
+// TestRequestsInProgressAreCountedStreamsAside: while a request from an
+// address is in progress, its next request is refused at
+// MaxRequestsPerIP 1, but a stream is not (streams have their own limits).
+func TestRequestsInProgressAreCountedStreamsAside(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := &hookLog{MemLog: &hubtest.MemLog{}}
+	h := testHub(t, log, logger)
+	r, err := New(Config{Hub: h, Streams: &recStreams{}, Logger: logger, Limits: Limits{MaxRequestsPerIP: 1},
+		Namespaces: []Namespace{{Name: "default", MaxBody: 1024}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, body string) int {
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		rec := httptest.NewRecorder()
+		r.ServeHTTP(rec, httptest.NewRequest(method, path, rd))
+		return rec.Code
+	}
+	var stream, rooms int
+	log.hook = func() {
+		stream = do("GET", "/ns/default/events", "")
+		rooms = do("GET", "/ns/default/rooms", "")
+	}
+	if code := do("POST", "/ns/default/rooms/r1/messages", `{"event":"e"}`); code != 202 {
+		t.Fatalf("the publish: %d", code)
+	}
+	if stream != 200 || rooms != 429 {
+		t.Fatalf("during a publish: stream %d, rooms %d; want 200 and 429", stream, rooms)
+	}
+	if code := do("GET", "/ns/default/rooms", ""); code != 200 {
+		t.Fatalf("after the publish: %d", code)
+	}
+}
+
+// TestHeaderLimitIsInclusive: a request whose line and headers are exactly
+// MaxHeaderBytes passes; one byte more does not.
+func TestHeaderLimitIsInclusive(t *testing.T) {
+	req := httptest.NewRequest("GET", "/ns/default/rooms", nil)
+	req.Header.Set("X-Pad", "abc")
+	n := headerBytes(req)
+	for limit, want := range map[int]int{n: 200, n - 1: 431} {
+		rig := newAPIRig(t, rigOptions{config: func(c *Config) { c.Limits.MaxHeaderBytes = limit }})
+		rec := httptest.NewRecorder()
+		rig.router.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("headers of %d bytes, limit %d: %d, want %d", n, limit, rec.Code, want)
+		}
 	}
 }
