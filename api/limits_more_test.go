@@ -224,7 +224,7 @@ func (rig *apiRig) fromAddr(addr, method, path, body string, hdr ...string) *htt
 // separately, per credential (a ticket counts as one) whatever address it
 // comes from; anonymous callers are limited by address alone.
 func TestRateLimitsPerAddressAndPerCredential(t *testing.T) {
-	rig := newAPIRig(t, rigOptions{sec: Security{Publish: Rate{N: 2, Per: time.Minute}, Connect: Rate{N: 2, Per: time.Minute}}})
+	rig := newAPIRig(t, rigOptions{sec: Security{Publish: Rate{N: 2, Per: time.Minute}, Connect: Rate{N: 2, Per: time.Minute}, Join: Rate{N: 0, Per: time.Minute}}})
 	pub := func(addr string, hdr ...string) int {
 		return rig.fromAddr(addr, "POST", "/ns/default/rooms/r1/messages", `{"event":"e"}`, append(hdr, "Content-Type: application/json")...).Code
 	}
@@ -241,6 +241,12 @@ func TestRateLimitsPerAddressAndPerCredential(t *testing.T) {
 	}
 	if c := pub("192.0.2.4:1"); c != 202 {
 		t.Fatalf("an anonymous publish from another address: %d", c)
+	}
+	// N 0 is no limit, whatever Per says.
+	for i := range 5 {
+		if code := rig.fromAddr("192.0.2.9:1", "PUT", "/ns/default/rooms/r1/members/"+strings.Repeat("A", 22), "").Code; code != 401 {
+			t.Fatalf("join %d with a zero rate: %d, want 401 (an anonymous caller), not 429", i, code)
+		}
 	}
 	// A stream ticket is the credential of the stream routes.
 	stream := func(addr string) int { return rig.fromAddr(addr, "GET", "/ns/default/events?ticket=t1", "").Code }
