@@ -321,3 +321,23 @@ func TestHeaderLimitIsInclusive(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroBodyTimeoutIsOff: without a body timeout, a request body sent in
+// pieces over a real connection is read whole and served.
+func TestZeroBodyTimeoutIsOff(t *testing.T) {
+	srv, log := limitsServer(t, Limits{}, nil)
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = io.WriteString(pw, `{"event":`)
+		_, _ = io.WriteString(pw, `"e"}`)
+		_ = pw.Close()
+	}()
+	resp, err := http.Post(srv.URL+"/ns/default/rooms/lobby/messages", "application/json", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n, _ := log.last(); resp.StatusCode != http.StatusAccepted || n != 1 {
+		t.Fatalf("a chunked publish without a body timeout: %d, %d stored", resp.StatusCode, n)
+	}
+}
