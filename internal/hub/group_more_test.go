@@ -289,6 +289,10 @@ func TestGroupFullMemberIsCutAndItsDeliveryGoesToAnother(t *testing.T) {
 		if slow != 1 {
 			t.Errorf("%d slow consumers counted, want 1", slow)
 		}
+		// The lease a could not take ended with it: j1 (a), j2 and j3 (b).
+		if st, err := fx.ns.Group(ctx, "jobs", "g"); err != nil || st.InFlight != 3 {
+			t.Fatalf("in flight %d (%v), want 3", st.InFlight, err)
+		}
 		// a leaves: j1, which it held, goes back too.
 		if err := a.Detach(); err != nil {
 			t.Fatal(err)
