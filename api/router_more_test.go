@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/roomcast/roomcast/internal/hub"
@@ -337,4 +338,22 @@ func TestProblemTable(t *testing.T) {
 	if got := (&validationError{fields: []FieldError{{"a", "x"}, {"b", "y"}}}).Error(); got != "invalid request: a: x; b: y" {
 		t.Fatalf("validationError.Error() = %q", got)
 	}
+}
+
+// TestReadyzAsksWithADeadline: /readyz gives the engine's check 2 s.
+func TestReadyzAsksWithADeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var left time.Duration
+		rig := newAPIRig(t, rigOptions{config: func(c *Config) {
+			c.Ready = func(ctx context.Context) error {
+				if d, ok := ctx.Deadline(); ok {
+					left = time.Until(d)
+				}
+				return nil
+			}
+		}})
+		if rec := rig.do("GET", "/readyz", ""); rec.Code != 200 || left != 2*time.Second {
+			t.Fatalf("readyz %d, the check had %v, want 2s", rec.Code, left)
+		}
+	})
 }
