@@ -621,6 +621,9 @@ func (e *Engine) Park(ctx context.Context, ns string, g hub.GroupKey, d hub.Deli
 	msg.Header.Set(hdrOrigSeq, strconv.FormatUint(d.Msg.Pos.Seq, 10))
 	msg.Header.Set(hdrDelivered, strconv.FormatUint(d.Count-1, 10))
 	msg.Header.Set(hdrReason, reason)
+	// A park retried after an outcome it did not learn (a timeout, a
+	// member leaving) is stored once: a message is parked at most once.
+	msg.Header.Set(nats.MsgIdHdr, "park."+ns+"."+consumerName(g)+"."+strconv.FormatUint(d.Msg.Pos.Seq, 10))
 	// The stored body is the envelope without its id (WithID adds it back).
 	msg.Data = withoutID(d.Msg.Body)
 	if _, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(dead.CachedInfo().Config.Name)); err != nil {

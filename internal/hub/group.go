@@ -100,13 +100,14 @@ func (g *group) run() {
 		g.mu.Lock()
 		g.stopPull, g.pullDone = cancel, done
 		g.mu.Unlock()
-		err := g.q.Pull(pctx, g.ns.name, g.key, min(n, 256), pullWait, func(d Delivery) { g.dispatch(ctx, d) })
+		err := g.q.Pull(pctx, g.ns.name, g.key, min(n, 256), pullWait, func(d Delivery) { g.dispatch(ctx, pctx, d) })
 		g.mu.Lock()
 		g.stopPull, g.pullDone = nil, nil
 		g.mu.Unlock()
+		cut := pctx.Err() != nil // ended by stop or a leaving member, not by a failure
 		close(done)
 		cancel()
-		if err != nil && pctx.Err() == nil {
+		if err != nil && !cut {
 			g.logger.Warn("group pull", "ns", g.ns.name, "room", g.key.Room, "group", g.key.Name, "err", err)
 			select {
 			case <-ctx.Done():
@@ -137,14 +138,15 @@ func (g *group) poke() {
 
 // dispatch leases d to the member holding the fewest deliveries, or gives
 // it back when none has room (the pull then ends, and the next one asks
-// for what the members can take).
-func (g *group) dispatch(ctx context.Context, d Delivery) {
+// for what the members can take). pctx is the pull's context: a member
+// leaving ends it, and waits for it.
+func (g *group) dispatch(ctx, pctx context.Context, d Delivery) {
 	m := d.Msg
 	if d.Count == 1 && !m.GroupOnly {
 		g.checkGap(ctx, m.Pos.Seq)
 	}
 	if d.Count > uint64(g.cfg.MaxDeliver) {
-		g.park(ctx, d)
+		g.park(ctx, pctx, d)
 		return
 	}
 	g.mu.Lock()
@@ -262,26 +264,30 @@ func (g *group) expire(id string) {
 
 // park moves a message delivered MaxDeliver times to the group's dead
 // letters, tells the members and the room, and terminates it. A park that
-// fails is retried; one that cannot finish before the group stops gives the
-// delivery back (it is parked on its next delivery).
-func (g *group) park(ctx context.Context, d Delivery) {
+// fails is retried until the pull ends (the group stops, or a member leaves
+// and waits for the pull): then the delivery is given back, and parked on
+// its next delivery (the engine stores a park retried after an outcome it
+// did not learn once). Each attempt gets at most 5 s.
+func (g *group) park(ctx, pctx context.Context, d Delivery) {
 	times := "times"
 	if d.Count-1 == 1 {
 		times = "time"
 	}
 	reason := fmt.Sprintf("delivered %d %s without being acknowledged (max_deliver %d)", d.Count-1, times, g.cfg.MaxDeliver)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := g.q.Park(ctx, g.ns.name, g.key, d, reason)
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := g.q.Park(actx, g.ns.name, g.key, d, reason)
+		cancel()
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil {
+		if pctx.Err() != nil {
 			g.giveBack(d, 0)
 			return
 		}
 		g.logger.Warn("park dead letter; retrying", "ns", g.ns.name, "room", g.key.Room, "group", g.key.Name, "err", err)
 		select {
-		case <-ctx.Done():
+		case <-pctx.Done():
 			g.giveBack(d, 0)
 			return
 		case <-time.After(wait):

@@ -374,7 +374,6 @@ func (q *failingPulls) Pull(ctx context.Context, ns string, g GroupKey, n int, w
 // TestGroupFailedPullIsRetriedAfterAPause: a pull that fails is logged and
 // retried 250 ms later, not in a busy loop; deliveries then flow.
 func TestGroupFailedPullIsRetriedAfterAPause(t *testing.T) {
-	t.Skip("known bug (issue 20, mutation testing): group.run cancels the pull's context before testing pctx.Err(), so a failed pull is never logged nor paused: the loop pulls again at once")
 	synctest.Test(t, func(t *testing.T) {
 		var fq *failingPulls
 		logs := &lockedWriter{}
@@ -656,7 +655,6 @@ func TestGroupRedeliveriesAvoidTheirLastHolders(t *testing.T) {
 // being retried (the engine's dead letters unavailable) is not held up by
 // it.
 func TestGroupMemberLeavesWhileAParkRetries(t *testing.T) {
-	t.Skip("known bug (issue 20, mutation testing): park retries on the loop's context, which only Stop cancels, while leaveGroup waits for the pull that runs the park: the member's Detach blocks until a park succeeds")
 	synctest.Test(t, func(t *testing.T) {
 		fx := newGroupFixtureOn(t, GroupConfig{AckWait: time.Second, MaxDeliver: 1}, NamespaceConfig{}, func(q *fakeQueue) Groups {
 			return &failingParks{strictQueue: strictQueue{q}, fails: 1 << 30}
