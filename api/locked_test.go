@@ -206,6 +206,7 @@ var lockedRoutes = []struct{ method, path, body string }{
 	{"GET", "/ns/default/rooms/r1/events?group=g1", ""},
 	{"POST", "/ns/default/tickets", ""},
 	{"POST", "/ns/default/messages", `{"event":"e","data":1,"rooms":["r1"]}`},
+	{"POST", "/ns/default/messages/batch", `{"messages":[{"event":"e","data":1,"rooms":["r1"]}]}`},
 	{"GET", "/ns/default/rooms", ""},
 	{"GET", "/ns/default/rooms/r1", ""},
 	{"POST", "/ns/default/rooms/r1/messages", `{"event":"e","data":1}`},
@@ -524,4 +525,70 @@ func TestOpenNamespaceTakesNoCredential(t *testing.T) {
 	tok := rigToken(t, "erin", auth.Grants{Publish: []string{"chat"}}, time.Hour)
 	rec = rig.do("POST", "/ns/default/rooms/r1/messages", `{"event":"e","data":1}`, bearer(tok))
 	wantProblem(t, rec, 403, "a JWT without the room in an open namespace")
+}
+
+// TestLockedBatchRights: each message of a batch is authorized as a single
+// publish is (per room; no rooms: admin), with its own 403 beside the
+// others' ids; a credential that may publish none of them is refused as a
+// whole; a connection's token makes it the sender (except-sender works).
+func TestLockedBatchRights(t *testing.T) {
+	rig := newLockedRig(t, Security{Locked: true})
+	tok := rigToken(t, "alice", auth.Grants{Publish: []string{"orders.*"}, Subscribe: []string{"orders.>"}}, time.Hour)
+	rec := rig.do("POST", "/ns/default/messages/batch", `{"messages":[
+		{"event":"ok","rooms":["orders.eu"]},
+		{"event":"other-room","rooms":["chat"]},
+		{"event":"one-room-of-two","rooms":["orders.eu","chat"]},
+		{"event":"namespace-wide"},
+		{"event":"ok2","rooms":["orders.us"]}]}`, bearer(tok))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("batch: %d, want 200 (%s)", rec.Code, rec.Body)
+	}
+	var resp batchResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Results) != 5 {
+		t.Fatalf("%d results, want 5: %s", len(resp.Results), rec.Body)
+	}
+	for i, want := range []int{0, 403, 403, 403, 0} {
+		r := resp.Results[i]
+		switch {
+		case want == 0 && (r.ID == "" || r.Error != nil):
+			t.Errorf("result %d: %+v, want an id", i, r)
+		case want != 0 && (r.Error == nil || r.Error.Status != want || r.ID != ""):
+			t.Errorf("result %d: %+v, want a %d problem", i, r, want)
+		}
+	}
+	if n := rig.stored(t); n != 2 {
+		t.Fatalf("%d messages stored, want the 2 allowed", n)
+	}
+
+	// Nothing this credential may publish: the request fails as a whole.
+	rec = rig.do("POST", "/ns/default/messages/batch", `{"messages":[{"event":"a","rooms":["chat"]},{"event":"b"}]}`, bearer(tok))
+	wantProblem(t, rec, http.StatusForbidden, "a batch of messages none of which may be published")
+	// An admin may publish namespace-wide.
+	rec = rig.do("POST", "/ns/default/messages/batch", `{"messages":[{"event":"all"}]}`, bearer(rigAPIKey))
+	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `"error"`) {
+		t.Fatalf("admin batch: %d %s", rec.Code, rec.Body)
+	}
+	if n := rig.stored(t); n != 3 {
+		t.Fatalf("%d messages stored, want 3", n)
+	}
+
+	// A connection's token: the batch's messages come from it.
+	c := rig.open(t, "alice", auth.Grants{Publish: []string{"orders.*"}, Subscribe: []string{"orders.>"}}, "orders.eu")
+	rec = rig.do("POST", "/ns/default/messages/batch", `{"messages":[{"event":"mine","rooms":["orders.eu"]}]}`, bearer(c.Token))
+	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `"error"`) {
+		t.Fatalf("batch with a connection token: %d %s", rec.Code, rec.Body)
+	}
+	var from hub.ConnID
+	if err := rig.log.Read(context.Background(), "default", 4, 4, hub.Filter{Rooms: []string{"orders.eu"}}, func(m *hub.Message) bool {
+		from = m.From
+		return false
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if from != c.ID {
+		t.Fatalf("the batch's message is from %q, want the connection %s", from, c.ID)
+	}
 }
