@@ -109,7 +109,7 @@ type Engine struct {
 	dead      jetstream.Stream
 	tickets   jetstream.KeyValue
 	control   *nats.Subscription
-	settles   *settleMux // SettleAll's answers, made on first use
+	replies   *replyMux // the answers of SettleAll and of reads, made on first use
 	nodes     int        // nodes of the configured cluster (0: unknown)
 	// restarted is closed when JetStream restarts inside the embedded
 	// server (disk.go), then replaced: pulls in flight end at once instead
@@ -412,7 +412,7 @@ func (e *Engine) Close() {
 	e.follows = nil
 	control := e.control
 	e.control = nil
-	e.settles = nil // its subscription ends with the connection's Drain, answers in flight delivered
+	e.replies = nil // its subscription ends with the connection's Drain, answers in flight delivered
 	e.mu.Unlock()
 	if control != nil {
 		_ = control.Unsubscribe()

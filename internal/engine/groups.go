@@ -402,7 +402,7 @@ func (e *Engine) Settle(ctx context.Context, replies []string, op hub.Settle, de
 	unavailable := func(err error) ([]bool, error) {
 		return done, fmt.Errorf("engine: settle: %w: %w", hub.ErrUnavailable, err)
 	}
-	prefix, answers, release, err := e.settleBatch(len(sends))
+	prefix, answers, release, err := e.replyBatch(len(sends))
 	if err != nil {
 		return unavailable(err)
 	}
@@ -466,13 +466,15 @@ func (e *Engine) Settle(ctx context.Context, replies []string, op hub.Settle, de
 	return done, nil
 }
 
-// settleBatch registers a batch of n settles with the engine's settle
+// replyBatch registers a batch of up to n answers with the engine's
 // replies: one wildcard subscription for the engine's life (one per batch
-// would be a SUB and an UNSUB per ack request, sent to every node of a
-// cluster). A settle's reply subject is prefix+<its index>; its answer
-// arrives on answers. release unregisters the batch.
-func (e *Engine) settleBatch(n int) (prefix string, answers chan *nats.Msg, release func(), err error) {
-	mux, err := e.settleMux()
+// would be a SUB and an UNSUB per ack request or read, sent to every node
+// of a cluster). An answer to reply subject prefix+<anything> arrives on
+// answers, which holds n (more are dropped: size it to what is asked).
+// release unregisters the batch. SettleAll asks one answer per settle, a
+// direct get up to its batch and a status.
+func (e *Engine) replyBatch(n int) (prefix string, answers chan *nats.Msg, release func(), err error) {
+	mux, err := e.replyMux()
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -489,8 +491,8 @@ func (e *Engine) settleBatch(n int) (prefix string, answers chan *nats.Msg, rele
 	}, nil
 }
 
-// settleMux is the reply subscription behind settleBatch.
-type settleMux struct {
+// replyMux is the reply subscription behind replyBatch.
+type replyMux struct {
 	inbox string // its subscription ends with the connection (Engine.Close drains it)
 
 	mu      sync.Mutex
@@ -498,14 +500,14 @@ type settleMux struct {
 	batches map[string]chan *nats.Msg
 }
 
-func (e *Engine) settleMux() (*settleMux, error) {
+func (e *Engine) replyMux() (*replyMux, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.settles != nil {
-		return e.settles, nil
+	if e.replies != nil {
+		return e.replies, nil
 	}
-	mux := &settleMux{inbox: e.nc.NewInbox(), batches: map[string]chan *nats.Msg{}}
-	_, err := e.nc.Subscribe(mux.inbox+".>", func(m *nats.Msg) {
+	mux := &replyMux{inbox: e.nc.NewInbox(), batches: map[string]chan *nats.Msg{}}
+	sub, err := e.nc.Subscribe(mux.inbox+".>", func(m *nats.Msg) {
 		// <inbox>.<batch>.<index>
 		batch, _, ok := strings.Cut(strings.TrimPrefix(m.Subject, mux.inbox+"."), ".")
 		if !ok {
@@ -516,7 +518,7 @@ func (e *Engine) settleMux() (*settleMux, error) {
 		mux.mu.Unlock()
 		if ch != nil {
 			select {
-			case ch <- m: // room for one answer per settle
+			case ch <- m: // sized to what was asked
 			default:
 			}
 		}
@@ -524,7 +526,15 @@ func (e *Engine) settleMux() (*settleMux, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.settles = mux
+	// No answer is ever dropped by nats.go as a slow consumer's (a read
+	// missing a message in the middle of its batch would be a silent gap):
+	// this callback never blocks, so what waits here is what arrived in a
+	// burst, and it is bounded by the reads and settles in flight.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	e.replies = mux
 	return mux, nil
 }
 

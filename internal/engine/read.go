@@ -70,17 +70,16 @@ func (e *Engine) directGet(ctx context.Context, stream string, from uint64, subj
 	if err != nil {
 		return nil, false, err
 	}
-	// The answer is at most n messages and a status: a channel that holds
-	// them all is never full (a SubscribeSync's buffer is 64k pointers,
-	// allocated and cleared per read: most of a resume's CPU went there).
-	inbox := e.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, n+1)
-	sub, err := e.nc.ChanSubscribe(inbox, ch)
+	// The answer is at most n messages and a status, on the engine's reply
+	// subscription (a subscription per read cost a SUB and an UNSUB, and
+	// SubscribeSync's buffer of 64k pointers, allocated and cleared per
+	// read, was most of a resume's CPU).
+	prefix, ch, release, err := e.replyBatch(n + 1)
 	if err != nil {
 		return nil, false, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := e.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
+	defer release()
+	if err := e.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, prefix+"0", req); err != nil {
 		return nil, false, err
 	}
 	for {
