@@ -110,7 +110,7 @@ type Engine struct {
 	tickets   jetstream.KeyValue
 	control   *nats.Subscription
 	replies   *replyMux // the answers of SettleAll and of reads, made on first use
-	nodes     int        // nodes of the configured cluster (0: unknown)
+	nodes     int       // nodes of the configured cluster (0: unknown)
 	// restarted is closed when JetStream restarts inside the embedded
 	// server (disk.go), then replaced: pulls in flight end at once instead
 	// of waiting for a heartbeat that will never come.
