@@ -61,25 +61,32 @@ func (e *Engine) Ask(ctx context.Context, ns, op string, req []byte) ([]byte, er
 	}
 }
 
+// maxGatherNodes is how many answers a Gather takes when the cluster's
+// size is not configured (an external NATS): more nodes than that are not
+// heard.
+const maxGatherNodes = 256
+
 // Gather implements hub.Bus: it returns when every node of the configured
 // cluster answered, or when ctx ends (a node down only slows it).
 func (e *Engine) Gather(ctx context.Context, ns, op string, req []byte) ([][]byte, error) {
-	inbox := e.nc.NewRespInbox()
-	sub, err := e.nc.SubscribeSync(inbox)
+	// One answer per node, on the engine's reply subscription (not a
+	// subscription per request: a SUB and an UNSUB sent to every node).
+	prefix, answers, release, err := e.replyBatch(max(e.nodes, maxGatherNodes))
 	if err != nil {
 		return nil, fmt.Errorf("engine: gather: %w: %w", hub.ErrUnavailable, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := e.nc.PublishRequest(controlSubject(ns, op), inbox, req); err != nil {
+	defer release()
+	if err := e.nc.PublishRequest(controlSubject(ns, op), prefix+"0", req); err != nil {
 		return nil, fmt.Errorf("engine: gather: %w: %w", hub.ErrUnavailable, err)
 	}
 	var out [][]byte
 	for e.nodes == 0 || len(out) < e.nodes {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			break
+		select {
+		case m := <-answers:
+			out = append(out, m.Data)
+		case <-ctx.Done():
+			return out, nil
 		}
-		out = append(out, m.Data)
 	}
 	return out, nil
 }
