@@ -131,6 +131,16 @@ class Room {
       if (s > seq) { before = other; break; }
     }
     if (li.parentNode === this.list && (before ? li.nextElementSibling === before : !li.nextElementSibling)) return;
+    if (li.dataset.seq && !li.dataset.estimated) {
+      // A stored message's time bounds the estimated times of our own
+      // messages stored before it (see send).
+      const ts = li.querySelector("time").dateTime;
+      for (let p = before ? before.previousElementSibling : this.list.lastElementChild; p; p = p.previousElementSibling) {
+        if (p === li) continue;
+        if (!p.dataset.estimated && p.dataset.seq) break; // it bounded those before it
+        if (p.dataset.estimated && Number(p.dataset.seq) < seq && later(p.querySelector("time").dateTime, ts)) setTime(p, ts);
+      }
+    }
     const log = $("logs");
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     this.list.insertBefore(li, before);
@@ -298,20 +308,39 @@ function send(text) {
         li.dataset.id = res.id;
         li.dataset.seq = String(seqOf(res.id));
         // Its place and time are the stored message's: among the messages
-        // that arrived meanwhile, at the time it was stored (a message
-        // typed offline does not keep the time it was typed, which would
-        // run backwards among its neighbours).
-        const t = li.querySelector("time");
-        const now = new Date().toISOString();
-        t.dateTime = now;
-        t.textContent = timeOf(now);
+        // that arrived meanwhile, at about the time it was stored (a
+        // message typed offline does not keep the time it was typed, which
+        // would run backwards among its neighbours). The answer does not
+        // say when it was stored: it was by now, and before any message
+        // stored after it (those that come later lower it, in insert).
+        li.dataset.estimated = "1";
         r.insert(li);
+        let t = new Date().toISOString();
+        for (let n = li.nextElementSibling; n; n = n.nextElementSibling) {
+          if (n.dataset.seq && !n.dataset.estimated) {
+            if (later(t, n.querySelector("time").dateTime)) t = n.querySelector("time").dateTime;
+            break;
+          }
+        }
+        setTime(li, t);
       }
       markSent(li, "sent", "");
     }, (err) => {
       state.sending.delete(m);
       markSent(li, "failed", "not sent: " + err.message);
     });
+}
+
+// later compares two RFC 3339 times (to the millisecond: a local time
+// has no more, so one equal to a stored time's millisecond is not after it).
+function later(a, b) {
+  return Date.parse(a) > Date.parse(b);
+}
+
+function setTime(li, iso) {
+  const t = li.querySelector("time");
+  t.dateTime = iso;
+  t.textContent = timeOf(iso);
 }
 
 function markSent(li, st, text) {
