@@ -251,8 +251,8 @@ func (o *Occupancy) keepLease(ctx context.Context) {
 			continue // not read: compare next time
 		}
 		for n := range known {
-			if !now[n] {
-				o.askReap(ctx, n)
+			if !now[n] && o.askReap(ctx, n) != nil {
+				now[n] = true // not asked (an election, say): ask again next time
 			}
 		}
 		known = now
@@ -272,10 +272,12 @@ func (o *Occupancy) leases(ctx context.Context) map[string]bool {
 	return out
 }
 
-func (o *Occupancy) askReap(ctx context.Context, node string) {
-	if _, err := o.e.js.Publish(ctx, nodeReapSubject(node), nil); err != nil && ctx.Err() == nil {
-		o.e.logger.Warn("occupancy: ask to reap a node", "node", node, "err", err)
+func (o *Occupancy) askReap(ctx context.Context, node string) error {
+	_, err := o.e.js.Publish(ctx, nodeReapSubject(node), nil)
+	if err != nil && ctx.Err() == nil {
+		o.e.logger.Warn("occupancy: ask to reap a node; asking again", "node", node, "err", err)
 	}
+	return err
 }
 
 // sweep asks for the reaping of nodes with room keys and no lease (they
@@ -296,7 +298,7 @@ func (o *Occupancy) sweep(ctx context.Context) {
 		}
 	}
 	for n := range dead {
-		o.askReap(ctx, n)
+		_ = o.askReap(ctx, n) // a node left unasked is found again by the next start's sweep
 	}
 }
 
@@ -449,8 +451,15 @@ func (o *Occupancy) handle(ctx context.Context, msg jetstream.Msg, debounce func
 		return
 	}
 	if node, ok := strings.CutPrefix(msg.Subject(), nodeReapRoot); ok {
-		if node != o.node && !o.leased(ctx, node) {
-			if err := o.reap(ctx, node); err != nil {
+		if node != o.node {
+			leased, err := o.leased(ctx, node)
+			if err == nil && !leased {
+				err = o.reap(ctx, node)
+			}
+			if err != nil {
+				// Unsure (the lease unreadable during an election) or not
+				// reaped: again in a second, never dropped (its rooms
+				// would stay occupied).
 				_ = msg.NakWithDelay(time.Second)
 				return
 			}
@@ -501,9 +510,17 @@ func (o *Occupancy) Waiting(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
-func (o *Occupancy) leased(ctx context.Context, node string) bool {
+// leased reports whether node holds a lease; an error: unsure.
+func (o *Occupancy) leased(ctx context.Context, node string) (bool, error) {
 	_, err := o.nodes.Get(ctx, node)
-	return err == nil || !errors.Is(err, jetstream.ErrKeyNotFound) // unsure: do not reap
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
 }
 
 // settle announces ns/room's change if its occupancy differs from the
