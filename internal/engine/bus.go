@@ -71,7 +71,11 @@ const maxGatherNodes = 256
 func (e *Engine) Gather(ctx context.Context, ns, op string, req []byte) ([][]byte, error) {
 	// One answer per node, on the engine's reply subscription (not a
 	// subscription per request: a SUB and an UNSUB sent to every node).
-	prefix, answers, release, err := e.replyBatch(max(e.nodes, maxGatherNodes))
+	n := e.nodes
+	if n == 0 {
+		n = maxGatherNodes
+	}
+	prefix, answers, release, err := e.replyBatch(n)
 	if err != nil {
 		return nil, fmt.Errorf("engine: gather: %w: %w", hub.ErrUnavailable, err)
 	}

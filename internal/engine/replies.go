@@ -49,9 +49,14 @@ func (e *Engine) replyMux() (*replyMux, error) {
 		return e.replies, nil
 	}
 	mux := &replyMux{inbox: e.nc.NewInbox(), batches: map[string]chan *nats.Msg{}}
-	sub, err := e.nc.Subscribe(mux.inbox+".>", func(m *nats.Msg) {
+	prefix := mux.inbox + "." // built once: the callback runs per answer (each message a read replays)
+	sub, err := e.nc.Subscribe(prefix+">", func(m *nats.Msg) {
 		// <inbox>.<batch>.<index>
-		batch, _, ok := strings.Cut(strings.TrimPrefix(m.Subject, mux.inbox+"."), ".")
+		rest, ok := strings.CutPrefix(m.Subject, prefix)
+		if !ok {
+			return
+		}
+		batch, _, ok := strings.Cut(rest, ".")
 		if !ok {
 			return
 		}
